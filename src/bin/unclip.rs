@@ -1,0 +1,281 @@
+//! `unclip` — convert diffusers UnCLIP checkpoints, generate images, inspect model files.
+//! Errors print one sentence and exit with status 1.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use unclip::backend::cpu::Cpu;
+use unclip::backend::{Backend, Tensor};
+use unclip::convert::{convert, open_model_dir, parse_dtype};
+use unclip::gguf::GgufFile;
+use unclip::pipeline::{chw_to_hwc01, hwc_to_rgba8, Event, Flow, GenerateParams, Observer, Stage, UnCLIPPipeline};
+use unclip::{Error, Result};
+
+#[derive(Parser)]
+#[command(name = "unclip", version, about = "DALL·E 2 (unCLIP) in Rust: convert, generate, inspect")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendChoice {
+    Cpu,
+    Webgpu,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a diffusers UnCLIPPipeline folder into an unclip model directory.
+    Convert {
+        diffusers_dir: PathBuf,
+        out_dir: PathBuf,
+        /// Type of the Linear/Conv2d weights (norms and biases stay f32).
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+    },
+    /// Generate an image from a prompt.
+    Generate {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 25)]
+        prior_steps: usize,
+        #[arg(long, default_value_t = 25)]
+        decoder_steps: usize,
+        #[arg(long, default_value_t = 7)]
+        sr_steps: usize,
+        #[arg(long, default_value_t = 4.0)]
+        prior_guidance: f32,
+        #[arg(long, default_value_t = 8.0)]
+        decoder_guidance: f32,
+        /// Write the final image as a PNG.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the final image as float32 (1, H, W, 3) in [0, 1], as diffusers' output_type="np".
+        #[arg(long)]
+        out_npy: Option<PathBuf>,
+        /// Write every decoder and super-res step's x_t and predicted x̂0 as PNGs here.
+        #[arg(long)]
+        steps_dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+    },
+    /// Show a model directory's components or a GGUF file's tensors.
+    Info { path: PathBuf },
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error ({info}); please report it with the command you ran");
+    }));
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Convert { diffusers_dir, out_dir, dtype } => {
+            let dtype = parse_dtype(&dtype)?;
+            let m = convert(&diffusers_dir, &out_dir, dtype, |msg| eprintln!("{msg}"))?;
+            eprintln!("wrote {} ({} files, {:.1} MB)", out_dir.join("model.json").display(), m.files().len(), m.total_bytes() as f64 / 1e6);
+            Ok(())
+        }
+        Command::Generate {
+            model,
+            prompt,
+            seed,
+            prior_steps,
+            decoder_steps,
+            sr_steps,
+            prior_guidance,
+            decoder_guidance,
+            out,
+            out_npy,
+            steps_dir,
+            backend,
+        } => {
+            let params = GenerateParams { prompt, seed, prior_steps, decoder_steps, sr_steps, prior_guidance, decoder_guidance, image_embedding: None };
+            params.validate()?;
+            if out.is_none() && out_npy.is_none() && steps_dir.is_none() {
+                return Err(Error::Settings("nothing to write: give --out FILE.png, --out-npy FILE.npy or --steps-dir DIR".into()));
+            }
+            match backend {
+                BackendChoice::Cpu => generate(&Cpu, &model, &params, out, out_npy, steps_dir),
+                BackendChoice::Webgpu => Err(Error::Settings(
+                    "the webgpu backend is not part of this build yet; use --backend cpu".into(),
+                )),
+            }
+        }
+        Command::Info { path } => info(&path),
+    }
+}
+
+fn generate<B: Backend>(
+    be: &B,
+    model: &Path,
+    params: &GenerateParams,
+    out: Option<PathBuf>,
+    out_npy: Option<PathBuf>,
+    steps_dir: Option<PathBuf>,
+) -> Result<()> {
+    let (manifest, open) = open_model_dir(model)?;
+    let pipeline = UnCLIPPipeline::load(be, manifest, open)?;
+    if let Some(dir) = &steps_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut progress = ProgressBar { steps_dir, error: None };
+    let result = pollster::block_on(pipeline.generate(params, &mut progress));
+    if let Some(e) = progress.error {
+        return Err(e);
+    }
+    let output = result?;
+    if let Some(path) = out {
+        write_png(&path, &hwc_to_rgba8(&output.image), output.width, output.height)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = out_npy {
+        write_npy(&path, &output.image, &[1, output.height, output.width, 3])?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// A one-line progress bar per stage on stderr; optionally writes each step's images.
+struct ProgressBar {
+    steps_dir: Option<PathBuf>,
+    error: Option<Error>,
+}
+
+impl ProgressBar {
+    async fn write_step<T: Tensor>(&self, dir: &Path, stage: Stage, i: usize, t: usize, tensors: [(&str, &T); 2]) -> Result<()> {
+        for (what, x) in tensors {
+            let (c, h, w) = (x.dim(1), x.dim(2), x.dim(3));
+            let hwc = chw_to_hwc01(&x.to_vec().await?[..c * h * w], c, h, w);
+            let name = format!("{}_{i:03}_t{t:03}_{what}.png", stage_name(stage));
+            write_png(&dir.join(name), &hwc_to_rgba8(&hwc), w, h)?;
+        }
+        Ok(())
+    }
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Text => "text",
+        Stage::Prior => "prior",
+        Stage::Decoder => "decoder",
+        Stage::SuperRes => "super_res",
+    }
+}
+
+impl<T: Tensor> Observer<T> for ProgressBar {
+    async fn on_event(&mut self, event: Event<'_, T>) -> Flow {
+        match event {
+            Event::StageStart { stage, .. } if stage != Stage::Text => eprint!("{:>9} …", stage_name(stage)),
+            Event::Step(s) => {
+                let done = (s.i + 1) * 30 / s.n;
+                let rate = (s.i + 1) as f64 / (s.elapsed_ms / 1000.0).max(1e-9);
+                eprint!(
+                    "\r{:>9} [{}{}] {:>3}/{} t={:<3} {:.2} it/s ",
+                    stage_name(s.stage),
+                    "#".repeat(done),
+                    " ".repeat(30 - done),
+                    s.i + 1,
+                    s.n,
+                    s.t,
+                    rate
+                );
+                if let (Some(dir), true) = (&self.steps_dir, s.stage != Stage::Prior) {
+                    if let Err(e) = self.write_step(dir, s.stage, s.i, s.t, [("xt", s.sample), ("x0", s.pred_x0)]).await {
+                        self.error = Some(e);
+                        return Flow::Cancel;
+                    }
+                }
+            }
+            Event::StageEnd { stage, elapsed_ms } if stage != Stage::Text => eprintln!(" {:.1} s", elapsed_ms / 1000.0),
+            Event::Warning(w) => eprintln!("warning: {w}"),
+            _ => {}
+        }
+        let _ = std::io::stderr().flush();
+        Flow::Continue
+    }
+}
+
+fn write_png(path: &Path, rgba: &[u8], w: usize, h: usize) -> Result<()> {
+    image::save_buffer(path, rgba, w as u32, h as u32, image::ExtendedColorType::Rgba8)
+        .map_err(|e| Error::Settings(format!("could not write {}: {e}", path.display())))
+}
+
+/// NumPy .npy v1.0, little-endian float32, C order.
+fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> Result<()> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", dims.join(", "));
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+fn info(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        let (m, _) = open_model_dir(path)?;
+        println!("{} {} — licence: {}", m.name, m.version, m.license);
+        for a in &m.attribution {
+            println!("  credit: {} ({})", a.name, a.license);
+        }
+        println!("tokenizer: {} ({} bytes, pads to {} tokens)", m.tokenizer.file.file, m.tokenizer.file.bytes, m.tokenizer.max_length);
+        for (name, c) in m.components() {
+            let file = GgufFile::from_bytes(std::fs::read(path.join(&c.weights.file)).map_err(|e| Error::io(path.join(&c.weights.file), e))?)?;
+            let params: usize = file.tensors().map(|t| t.info.shape.iter().product::<usize>()).sum();
+            println!(
+                "{name:<16} {:<30} {:>10.2} MB  {:>11} params  {}  sha256 {}…",
+                c.class,
+                c.weights.bytes as f64 / 1e6,
+                params,
+                type_summary(&file),
+                &c.weights.sha256[..12]
+            );
+            println!("{:<16} config {}", "", c.config);
+        }
+        for (name, s) in [("prior_scheduler", &m.prior_scheduler), ("decoder_scheduler", &m.decoder_scheduler), ("super_res_scheduler", &m.super_res_scheduler)] {
+            println!("{name:<16} {} {}", s.class, s.config);
+        }
+        println!("total download {:.2} MB", m.total_bytes() as f64 / 1e6);
+    } else {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let file = GgufFile::from_bytes(bytes)?;
+        for (k, v) in &file.header().metadata {
+            println!("{k} = {v:?}");
+        }
+        for t in file.tensors() {
+            println!("{:<60} {:>20} {:?} {} bytes", t.info.name, format!("{:?}", t.info.shape), t.info.dtype, t.info.n_bytes);
+        }
+        println!("{} tensors, {}", file.header().tensors.len(), type_summary(&file));
+    }
+    Ok(())
+}
+
+fn type_summary(file: &GgufFile) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    for t in file.tensors() {
+        *counts.entry(format!("{:?}", t.info.dtype)).or_insert(0) += 1;
+    }
+    counts.iter().map(|(k, v)| format!("{v}×{k}")).collect::<Vec<_>>().join(" ")
+}

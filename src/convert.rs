@@ -1,0 +1,281 @@
+//! `unclip convert`: a diffusers `UnCLIPPipeline` folder (model_index.json, one folder per component
+//! with config.json + safetensors, tokenizer) → an unclip model directory (model.json, one GGUF per
+//! component, tokenizer.json). Tensor names are the state-dict keys verbatim.
+//!
+//! Tensor types: 1-D tensors (biases, norms) and parameters stay f32; embedding tables are f16 unless
+//! f32 is asked for; Linear and Conv2d weights take the requested type. Quantized blocks run along a
+//! weight's rows, so a quantized conv kernel (out, in, kh, kw) is stored as the (out, in·kh·kw) matrix
+//! of implicit-GEMM convolution; a row whose length is not a multiple of 32 falls back to f16.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::gguf::{GgmlType, GgufWriter, MetadataValue};
+use crate::manifest::{Attribution, Component, FileEntry, Manifest, SchedulerEntry, TokenizerEntry, FORMAT, FORMAT_VERSION};
+
+/// The components of an unCLIP pipeline folder, in pipeline order; `image_encoder` is optional.
+pub const COMPONENTS: [&str; 7] =
+    ["text_encoder", "prior", "text_proj", "decoder", "super_res_first", "super_res_last", "image_encoder"];
+pub const SCHEDULERS: [&str; 3] = ["prior_scheduler", "decoder_scheduler", "super_res_scheduler"];
+
+/// Optional `unclip.json` beside model_index.json: the name, version, licence and attribution a
+/// converted model carries into model.json.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ModelInfo {
+    name: Option<String>,
+    version: Option<String>,
+    license: Option<String>,
+    #[serde(default)]
+    attribution: Vec<Attribution>,
+}
+
+pub fn parse_dtype(s: &str) -> Result<GgmlType> {
+    match s {
+        "f32" => Ok(GgmlType::F32),
+        "f16" => Ok(GgmlType::F16),
+        "q8_0" => Ok(GgmlType::Q8_0),
+        "q4_0" => Ok(GgmlType::Q4_0),
+        other => Err(Error::Settings(format!("--dtype `{other}` is not one of f32, f16, q8_0, q4_0"))),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+fn read_json(path: &Path, what: &'static str) -> Result<Value> {
+    serde_json::from_slice(&read(path)?).map_err(|source| Error::Json { path: path.display().to_string(), what, source })
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+/// How a tensor is stored, from its name and shape.
+enum Role {
+    /// Biases, norms, parameters: f32.
+    Float,
+    /// Lookup tables: f16 unless f32 is requested.
+    Table,
+    /// Linear / Conv2d weights: the requested type.
+    Matrix,
+}
+
+fn role(name: &str, shape: &[usize]) -> Role {
+    let Some(stem) = name.strip_suffix(".weight") else { return Role::Float };
+    match shape.len() {
+        4 => Role::Matrix,
+        2 if stem.ends_with("embedding") || stem.ends_with("embeddings") => Role::Table,
+        2 => Role::Matrix,
+        _ => Role::Float,
+    }
+}
+
+/// The stored (type, shape) of a tensor for the requested dtype.
+fn storage(name: &str, shape: &[usize], dtype: GgmlType) -> (GgmlType, Vec<usize>) {
+    let half = if dtype == GgmlType::F32 { GgmlType::F32 } else { GgmlType::F16 };
+    match role(name, shape) {
+        Role::Float => (GgmlType::F32, shape.to_vec()),
+        Role::Table => (half, shape.to_vec()),
+        Role::Matrix if matches!(dtype, GgmlType::F32 | GgmlType::F16) => (dtype, shape.to_vec()),
+        Role::Matrix => {
+            let row: usize = shape[1..].iter().product();
+            if row % 32 == 0 {
+                (dtype, vec![shape[0], row])
+            } else {
+                (half, shape.to_vec())
+            }
+        }
+    }
+}
+
+/// Reads every tensor of a safetensors file as f32 (F32, F16 and BF16 are accepted).
+fn read_safetensors(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    let bytes = read(path)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::Weights(format!("{} is not a valid safetensors file: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            safetensors::Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            safetensors::Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            safetensors::Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => {
+                return Err(Error::Weights(format!(
+                    "{}: tensor `{name}` is {other:?}; only F32, F16 and BF16 weights can be converted",
+                    path.display()
+                )))
+            }
+        };
+        out.push((name, view.shape().to_vec(), values));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+fn component_weights(dir: &Path) -> Result<std::path::PathBuf> {
+    ["diffusion_pytorch_model.safetensors", "model.safetensors"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            Error::Model(format!(
+                "{} has no diffusion_pytorch_model.safetensors or model.safetensors (PyTorch .bin files are not read: re-save with safe_serialization=True)",
+                dir.display()
+            ))
+        })
+}
+
+/// Converts one component folder to GGUF bytes.
+fn convert_component(dir: &Path, name: &str, class: &str, config: &Value, dtype: GgmlType) -> Result<Vec<u8>> {
+    let mut w = GgufWriter::new();
+    w.add_metadata("general.architecture", MetadataValue::String("unclip".into()))?;
+    w.add_metadata("unclip.component", MetadataValue::String(name.into()))?;
+    w.add_metadata("unclip.class", MetadataValue::String(class.into()))?;
+    w.add_metadata("unclip.config", MetadataValue::String(config.to_string()))?;
+    for (tensor, shape, values) in read_safetensors(&component_weights(dir)?)? {
+        let (ty, stored) = storage(&tensor, &shape, dtype);
+        w.add_tensor(&tensor, &stored, ty, &values)?;
+    }
+    let mut bytes = Vec::new();
+    w.write(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The CLIP BPE `tokenizer.json` equivalent to `CLIPTokenizer(vocab.json, merges.txt)` padded and
+/// truncated to `max_length` (spec §2).
+fn clip_tokenizer_json(tok_dir: &Path, max_length: usize) -> Result<Vec<u8>> {
+    let vocab = read_json(&tok_dir.join("vocab.json"), "a CLIP vocab")?;
+    let merges_path = tok_dir.join("merges.txt");
+    let merges_text = String::from_utf8(read(&merges_path)?)
+        .map_err(|_| Error::Tokenizer(format!("{} is not UTF-8", merges_path.display())))?;
+    let merges: Vec<&str> = merges_text.lines().filter(|l| !l.starts_with("#version") && !l.trim().is_empty()).collect();
+    let config_path = tok_dir.join("tokenizer_config.json");
+    let config = if config_path.exists() { read_json(&config_path, "a tokenizer config")? } else { Value::Null };
+    let token = |key: &str, default: &str| -> String {
+        match &config[key] {
+            Value::String(s) => s.clone(),
+            Value::Object(o) => o.get("content").and_then(Value::as_str).unwrap_or(default).to_string(),
+            _ => default.to_string(),
+        }
+    };
+    let (bos, eos, pad, unk) =
+        (token("bos_token", "<|startoftext|>"), token("eos_token", "<|endoftext|>"), token("pad_token", "<|endoftext|>"), token("unk_token", "<|endoftext|>"));
+    let id = |t: &str| -> Result<u64> {
+        vocab[t].as_u64().ok_or_else(|| Error::Tokenizer(format!("{} has no token `{t}`", tok_dir.join("vocab.json").display())))
+    };
+    let special = |t: &str| -> Result<Value> {
+        Ok(serde_json::json!({"id": id(t)?, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+    };
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": {"direction": "Right", "max_length": max_length, "strategy": "LongestFirst", "stride": 0},
+        "padding": {"strategy": {"Fixed": max_length}, "direction": "Right", "pad_to_multiple_of": null, "pad_id": id(&pad)?, "pad_type_id": 0, "pad_token": pad},
+        "added_tokens": [special(&bos)?, special(&eos)?],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFC"}, {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "}, {"type": "Lowercase"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+"}, "behavior": "Removed", "invert": true},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}]},
+        "post_processor": {"type": "RobertaProcessing", "sep": [eos, id(&eos)?], "cls": [bos, id(&bos)?], "trim_offsets": false, "add_prefix_space": false},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": "", "end_of_word_suffix": "</w>",
+                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": merges},
+    });
+    Ok(serde_json::to_vec(&json).expect("JSON values serialize"))
+}
+
+/// Converts `src` (a diffusers UnCLIP folder) into the model directory `out`.
+pub fn convert(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut(&str)) -> Result<Manifest> {
+    let index = read_json(&src.join("model_index.json"), "a diffusers model_index.json")?;
+    let info: ModelInfo = match src.join("unclip.json") {
+        p if p.exists() => serde_json::from_value(read_json(&p, "unclip.json")?)
+            .map_err(|source| Error::Json { path: p.display().to_string(), what: "unclip.json", source })?,
+        _ => ModelInfo::default(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+
+    let mut components = serde_json::Map::new();
+    for name in COMPONENTS {
+        let dir = src.join(name);
+        let Some(class) = index[name].get(1).and_then(Value::as_str) else {
+            if name == "image_encoder" {
+                continue;
+            }
+            return Err(Error::Model(format!("{}/model_index.json has no `{name}` component", src.display())));
+        };
+        progress(&format!("converting {name} ({class})"));
+        let mut config = read_json(&dir.join("config.json"), "a component config")?;
+        if let Value::Object(o) = &mut config {
+            o.retain(|k, _| !k.starts_with('_') && k != "architectures" && k != "transformers_version");
+        }
+        let bytes = convert_component(&dir, name, class, &config, dtype)?;
+        let file = format!("{name}.gguf");
+        write(&out.join(&file), &bytes)?;
+        let entry = Component { class: class.to_string(), config, weights: FileEntry::describe(&file, &bytes) };
+        components.insert(name.to_string(), serde_json::to_value(entry).expect("components serialize"));
+    }
+    for name in SCHEDULERS {
+        let mut config = read_json(&src.join(name).join("scheduler_config.json"), "a scheduler config")?;
+        let class = config["_class_name"].as_str().unwrap_or("UnCLIPScheduler").to_string();
+        if let Value::Object(o) = &mut config {
+            o.retain(|k, _| !k.starts_with('_'));
+        }
+        components.insert(name.to_string(), serde_json::to_value(SchedulerEntry { class, config }).expect("schedulers serialize"));
+    }
+
+    // The tokenizer pads to the prior's token count.
+    let max_length = components["prior"]["config"]["num_embeddings"]
+        .as_u64()
+        .ok_or_else(|| Error::Model("the prior config has no num_embeddings".into()))? as usize;
+    let tok_dir = src.join("tokenizer");
+    let tokenizer_json = if tok_dir.join("tokenizer.json").exists() {
+        read(&tok_dir.join("tokenizer.json"))?
+    } else if tok_dir.join("vocab.json").exists() && tok_dir.join("merges.txt").exists() {
+        clip_tokenizer_json(&tok_dir, max_length)?
+    } else {
+        return Err(Error::Model(format!(
+            "{} has neither tokenizer.json nor vocab.json + merges.txt",
+            tok_dir.display()
+        )));
+    };
+    crate::tokenizer::Tokenizer::from_json(&tokenizer_json, max_length)?; // it must load
+    write(&out.join("tokenizer.json"), &tokenizer_json)?;
+
+    let dir_name = src.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "unclip-model".into());
+    let mut manifest = serde_json::json!({
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": info.name.unwrap_or(dir_name),
+        "version": info.version.unwrap_or_else(|| "0".into()),
+        "license": info.license.unwrap_or_else(|| "see the licence of the source checkpoint".into()),
+        "attribution": info.attribution,
+        "tokenizer": TokenizerEntry { file: FileEntry::describe("tokenizer.json", &tokenizer_json), max_length },
+    });
+    manifest.as_object_mut().expect("an object").extend(components);
+    let manifest: Manifest = serde_json::from_value(manifest)
+        .map_err(|e| Error::Model(format!("the converted manifest is incomplete: {e}")))?;
+    write(&out.join("model.json"), manifest.to_json().as_bytes())?;
+    Ok(manifest)
+}
+
+/// Reads a model directory: its manifest, and every listed file verified against its size and hash.
+pub fn open_model_dir(dir: &Path) -> Result<(Manifest, impl FnMut(&FileEntry) -> Result<Vec<u8>>)> {
+    let manifest_path = dir.join("model.json");
+    if !manifest_path.exists() {
+        return Err(Error::Model(format!(
+            "{} has no model.json: point --model at a directory made by `unclip convert`",
+            dir.display()
+        )));
+    }
+    let manifest = Manifest::from_json(&read(&manifest_path)?)?;
+    let dir = dir.to_path_buf();
+    Ok((manifest, move |f: &FileEntry| {
+        let bytes = read(&dir.join(&f.file))?;
+        f.verify(&bytes)?;
+        Ok(bytes)
+    }))
+}

@@ -1,0 +1,20 @@
+//! unclip — DALL·E 2 (unCLIP) in Rust: text → prior → decoder → super-res, on WebGPU or the CPU,
+//! natively and in the browser. See `docs/` and the spec for the math.
+
+pub mod backend;
+pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod convert;
+pub mod error;
+pub mod gguf;
+pub mod manifest;
+pub mod models;
+pub mod nn;
+pub mod pipeline;
+pub mod rng;
+pub mod schedulers;
+pub mod time;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use pipeline::{Event, Flow, GenerateOutput, GenerateParams, Observer, Stage, UnCLIPPipeline};

@@ -1,0 +1,94 @@
+//! diffusers `UNet2DConditionModel` as the unCLIP decoder uses it (spec §8): scale-shift resnets,
+//! SimpleCrossAttn blocks over [extra image tokens; text tokens], `class_embed_type = "identity"`
+//! (text_proj's additive time embedding), 6 output channels (ε̂ and the learned-variance v).
+
+use super::resnet::{ResnetSettings, TimeConditioning};
+use super::unet_2d_blocks::{CrossAttnInput, UNetBody, UNetLayout};
+use crate::backend::{Activation, Backend, Tensor};
+use crate::config::UNet2DConditionConfig;
+use crate::error::{Error, Result};
+use crate::nn::{mask_bias, timestep_embedding, Conv2d, GroupNorm, TimestepEmbedding, Weights};
+
+pub struct UNet2DConditionModel<B: Backend> {
+    be: B,
+    time_embedding: TimestepEmbedding<B>,
+    conv_in: Conv2d<B>,
+    body: UNetBody<B>,
+    conv_norm_out: GroupNorm<B>,
+    conv_out: Conv2d<B>,
+    pub config: UNet2DConditionConfig,
+}
+
+impl<B: Backend> UNet2DConditionModel<B> {
+    pub fn new(w: &Weights<B>, config: UNet2DConditionConfig) -> Result<Self> {
+        let c = &config;
+        let check = |ok: bool, what: String| if ok { Ok(()) } else { Err(Error::Model(format!("UNet2DConditionModel: {what} is not supported"))) };
+        check(c.class_embed_type.as_deref() == Some("identity"), format!("class_embed_type {:?} (unCLIP uses \"identity\")", c.class_embed_type))?;
+        check(c.time_embedding_type == "positional", format!("time_embedding_type {}", c.time_embedding_type))?;
+        check(c.encoder_hid_dim.is_none(), "encoder_hid_dim".into())?;
+        check(c.addition_embed_type.is_none(), "addition_embed_type".into())?;
+        check(c.time_embedding_act_fn.is_none() && c.timestep_post_act.is_none(), "extra time-embedding activations".into())?;
+        check(c.cross_attention_norm.is_none(), "cross_attention_norm".into())?;
+        check(c.act_fn == "silu" && !c.resnet_skip_time_act && !c.center_input_sample, "act_fn/resnet_skip_time_act/center_input_sample other than the defaults".into())?;
+        check(c.conv_in_kernel % 2 == 1 && c.conv_out_kernel % 2 == 1, "even conv kernels".into())?;
+        check(matches!(c.only_cross_attention, serde_json::Value::Bool(false) | serde_json::Value::Null), "only_cross_attention".into())?;
+        check(c.mid_block_type.as_deref() == Some("UNetMidBlock2DSimpleCrossAttn"), format!("mid_block_type {:?}", c.mid_block_type))?;
+
+        let boc = &c.block_out_channels;
+        let temb = boc[0] * 4;
+        let s = ResnetSettings {
+            temb_channels: temb,
+            groups: c.norm_num_groups,
+            eps: c.norm_eps,
+            time: TimeConditioning::from_config(&c.resnet_time_scale_shift)?,
+            output_scale_factor: c.resnet_out_scale_factor as f32,
+        };
+        if c.mid_block_scale_factor != 1.0 {
+            return Err(Error::Model("UNet2DConditionModel: mid_block_scale_factor ≠ 1 is not supported".into()));
+        }
+        let head_dim = |i: usize| c.attention_head_dim.get(i);
+        let layout = UNetLayout {
+            block_out_channels: boc,
+            down_block_types: &c.down_block_types,
+            up_block_types: &c.up_block_types,
+            layers_per_block: c.layers_per_block,
+            head_dim: &head_dim,
+            cross_attention_dim: c.cross_attention_dim,
+            mid_attention: Some(true),
+            mid_head_dim: c.attention_head_dim.get(boc.len() - 1),
+            mid_attn_groups: c.norm_num_groups,
+        };
+        Ok(UNet2DConditionModel {
+            be: w.backend().clone(),
+            time_embedding: TimestepEmbedding::new(&w.pp("time_embedding"), boc[0], temb, Activation::Silu)?,
+            conv_in: Conv2d::new(&w.pp("conv_in"), c.in_channels, boc[0], c.conv_in_kernel)?,
+            body: UNetBody::new(w, &layout, s)?,
+            conv_norm_out: GroupNorm::new(&w.pp("conv_norm_out"), c.norm_num_groups, boc[0], c.norm_eps)?,
+            conv_out: Conv2d::new(&w.pp("conv_out"), boc[0], c.out_channels, c.conv_out_kernel)?,
+            config,
+        })
+    }
+
+    /// sample (N, Cin, H, W); encoder_hidden_states (N, L, X); class_labels (N, T) (text_proj's
+    /// additive time embedding); attention_mask N rows of L → (N, Cout, H, W).
+    pub fn forward(
+        &self,
+        sample: &B::Tensor,
+        t: usize,
+        encoder_hidden_states: &B::Tensor,
+        class_labels: &B::Tensor,
+        attention_mask: &[bool],
+    ) -> Result<B::Tensor> {
+        let c = &self.config;
+        let n = sample.dim(0);
+        let temb: Vec<f32> = (0..n).flat_map(|_| timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift)).collect();
+        let temb = self.be.tensor(temb, &[n, c.block_out_channels[0]])?;
+        let emb = self.time_embedding.forward(&temb)?.add(class_labels)?; // (N, T)
+        let emb_act = emb.activation(Activation::Silu)?; // every resnet's time_emb_proj sees silu(emb)
+        let bias = mask_bias(&self.be, attention_mask, n)?; // (N, 1, L)
+        let ctx = CrossAttnInput { encoder_hidden_states: Some(encoder_hidden_states), text_bias: Some(&bias) };
+        let h = self.conv_in.forward(sample)?;
+        let h = self.body.forward(&h, &emb_act, &ctx)?;
+        self.conv_out.forward(&self.conv_norm_out.forward_act(&h, Activation::Silu)?)
+    }
+}

@@ -1,0 +1,210 @@
+//! Layers shared by every model: weight loading by state-dict key, Linear, Conv2d, norms, and the
+//! sinusoidal timestep embedding. Each layer holds its weights on the backend and calls the op table.
+
+pub mod resize;
+
+use crate::backend::{Activation, Backend, Tensor};
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+
+type Matrix<B> = <<B as Backend>::Tensor as Tensor>::Matrix;
+
+/// Weights of one component, addressed by diffusers/transformers state-dict keys (candle's
+/// `VarBuilder` idiom: `w.pp("down_blocks").pp(0).tensor("conv1.bias", &[c])`).
+pub struct Weights<'a, B: Backend> {
+    file: &'a GgufFile,
+    be: &'a B,
+    component: &'a str,
+    prefix: String,
+}
+
+impl<B: Backend> Clone for Weights<'_, B> {
+    fn clone(&self) -> Self {
+        Weights { file: self.file, be: self.be, component: self.component, prefix: self.prefix.clone() }
+    }
+}
+
+impl<'a, B: Backend> Weights<'a, B> {
+    pub fn new(file: &'a GgufFile, be: &'a B, component: &'a str) -> Self {
+        Weights { file, be, component, prefix: String::new() }
+    }
+
+    pub fn backend(&self) -> &'a B {
+        self.be
+    }
+
+    /// The same weights under `prefix.name`.
+    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };
+        Weights { prefix, ..self.clone() }
+    }
+
+    fn key(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.file.tensor(&self.key(name)).is_some()
+    }
+
+    /// The stored tensor; `flat_ok` accepts a kernel stored as the (out, in·kh·kw) matrix.
+    fn view(&self, name: &str, shape: &[usize], flat_ok: bool) -> Result<crate::gguf::TensorView<'a>> {
+        let key = self.key(name);
+        let view = self.file.tensor(&key).ok_or_else(|| {
+            Error::Weights(format!(
+                "{}: the weight `{key}` (shape {shape:?}) is missing; the file does not match its config",
+                self.component
+            ))
+        })?;
+        let flat = [shape[0], shape[1..].iter().product()];
+        if view.info.shape != shape && !(flat_ok && shape.len() > 2 && view.info.shape == flat) {
+            return Err(Error::Weights(format!(
+                "{}: `{key}` has shape {:?}, the config needs {shape:?}",
+                self.component, view.info.shape
+            )));
+        }
+        Ok(view)
+    }
+
+    /// A dense tensor (norm, bias, embedding table).
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<B::Tensor> {
+        self.be.weight(&self.view(name, shape, false)?)
+    }
+
+    /// A weight of `linear` / `conv2d`, possibly kept quantized by the backend.
+    pub fn matrix(&self, name: &str, shape: &[usize]) -> Result<Matrix<B>> {
+        self.be.matrix(&self.view(name, shape, true)?, shape)
+    }
+}
+
+/// `torch.nn.Linear`: y = x·Wᵀ + b, W stored (out, in).
+pub struct Linear<B: Backend> {
+    weight: Matrix<B>,
+    bias: Option<B::Tensor>,
+}
+
+impl<B: Backend> Linear<B> {
+    pub fn new(w: &Weights<B>, in_dim: usize, out_dim: usize) -> Result<Self> {
+        Ok(Linear { weight: w.matrix("weight", &[out_dim, in_dim])?, bias: Some(w.tensor("bias", &[out_dim])?) })
+    }
+
+    pub fn no_bias(w: &Weights<B>, in_dim: usize, out_dim: usize) -> Result<Self> {
+        Ok(Linear { weight: w.matrix("weight", &[out_dim, in_dim])?, bias: None })
+    }
+
+    pub fn forward(&self, x: &B::Tensor) -> Result<B::Tensor> {
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+}
+
+/// `torch.nn.Conv2d`, stride 1, "same" padding for odd kernels.
+pub struct Conv2d<B: Backend> {
+    weight: Matrix<B>,
+    bias: B::Tensor,
+    padding: usize,
+}
+
+impl<B: Backend> Conv2d<B> {
+    pub fn new(w: &Weights<B>, in_ch: usize, out_ch: usize, kernel: usize) -> Result<Self> {
+        Ok(Conv2d {
+            weight: w.matrix("weight", &[out_ch, in_ch, kernel, kernel])?,
+            bias: w.tensor("bias", &[out_ch])?,
+            padding: kernel / 2,
+        })
+    }
+
+    pub fn forward(&self, x: &B::Tensor) -> Result<B::Tensor> {
+        x.conv2d(&self.weight, Some(&self.bias), self.padding)
+    }
+}
+
+/// `torch.nn.GroupNorm` (affine).
+pub struct GroupNorm<B: Backend> {
+    gamma: B::Tensor,
+    beta: B::Tensor,
+    groups: usize,
+    eps: f32,
+}
+
+impl<B: Backend> GroupNorm<B> {
+    pub fn new(w: &Weights<B>, groups: usize, channels: usize, eps: f64) -> Result<Self> {
+        if groups == 0 || channels % groups != 0 {
+            return Err(Error::Model(format!(
+                "{}: GroupNorm of {channels} channels cannot use {groups} groups",
+                w.component
+            )));
+        }
+        Ok(GroupNorm { gamma: w.tensor("weight", &[channels])?, beta: w.tensor("bias", &[channels])?, groups, eps: eps as f32 })
+    }
+
+    pub fn forward(&self, x: &B::Tensor) -> Result<B::Tensor> {
+        x.group_norm(self.groups, &self.gamma, &self.beta, self.eps, None)
+    }
+
+    /// GroupNorm followed by an activation, fused where the backend can.
+    pub fn forward_act(&self, x: &B::Tensor, act: Activation) -> Result<B::Tensor> {
+        x.group_norm(self.groups, &self.gamma, &self.beta, self.eps, Some(act))
+    }
+}
+
+/// `torch.nn.LayerNorm` over the last dim (affine).
+pub struct LayerNorm<B: Backend> {
+    gamma: B::Tensor,
+    beta: B::Tensor,
+    eps: f32,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    pub fn new(w: &Weights<B>, dim: usize, eps: f64) -> Result<Self> {
+        Ok(LayerNorm { gamma: w.tensor("weight", &[dim])?, beta: w.tensor("bias", &[dim])?, eps: eps as f32 })
+    }
+
+    pub fn forward(&self, x: &B::Tensor) -> Result<B::Tensor> {
+        x.layer_norm(&self.gamma, &self.beta, self.eps)
+    }
+}
+
+/// diffusers `get_timestep_embedding` (spec §9.1) for one integer timestep, computed in f32 as torch
+/// does: freq_k = exp(−ln(10000)·k / (half − shift)), emb = [sin | cos] (or [cos | sin] flipped).
+pub fn timestep_embedding(t: usize, dim: usize, flip_sin_to_cos: bool, shift: f64) -> Vec<f32> {
+    let half = dim / 2;
+    let ln = -(10000f64.ln()) as f32;
+    let args: Vec<f32> =
+        (0..half).map(|k| t as f32 * ((ln * k as f32) / (half as f32 - shift as f32)).exp()).collect();
+    let (sin, cos): (Vec<f32>, Vec<f32>) = args.iter().map(|a| (a.sin(), a.cos())).unzip();
+    let mut emb = if flip_sin_to_cos { [cos, sin].concat() } else { [sin, cos].concat() };
+    emb.resize(dim, 0.0); // odd dim → zero-pad one
+    emb
+}
+
+/// diffusers `TimestepEmbedding`: linear_1 → act → linear_2.
+pub struct TimestepEmbedding<B: Backend> {
+    linear_1: Linear<B>,
+    linear_2: Linear<B>,
+    act: Activation,
+}
+
+impl<B: Backend> TimestepEmbedding<B> {
+    pub fn new(w: &Weights<B>, in_dim: usize, dim: usize, act: Activation) -> Result<Self> {
+        Ok(TimestepEmbedding {
+            linear_1: Linear::new(&w.pp("linear_1"), in_dim, dim)?,
+            linear_2: Linear::new(&w.pp("linear_2"), dim, dim)?,
+            act,
+        })
+    }
+
+    pub fn forward(&self, x: &B::Tensor) -> Result<B::Tensor> {
+        self.linear_2.forward(&self.linear_1.forward(x)?.activation(self.act)?)
+    }
+}
+
+/// Additive attention bias from a boolean key mask: 0 where `mask` is true, −10000 elsewhere
+/// (diffusers' convention, spec §0). Returns (N, 1, L).
+pub fn mask_bias<B: Backend>(be: &B, mask: &[bool], n: usize) -> Result<B::Tensor> {
+    let bias = mask.iter().map(|&m| if m { 0.0 } else { -10000.0 }).collect();
+    be.tensor(bias, &[n, 1, mask.len() / n.max(1)])
+}

@@ -1,0 +1,479 @@
+//! The unCLIP loop (diffusers `UnCLIPPipeline.__call__`, spec §4–§12):
+//!
+//!   prompt → tokenizer → text encoder → PRIOR (CFG) → image embedding → text_proj
+//!          → DECODER (CFG, learned variance) → bicubic-AA upsample → SUPER-RES → image
+//!
+//! with the same RNG draw order as diffusers, so a seed reproduces `torch.Generator().manual_seed`.
+//! Every step reports x_t, the model's prediction and x̂0 to an [`Observer`], which may cancel.
+
+use std::future::Future;
+
+use crate::backend::{Backend, Tensor};
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::manifest::{Component, FileEntry, Manifest, SchedulerEntry};
+use crate::models::*;
+use crate::nn::{resize::resize_bicubic_aa, Weights};
+use crate::rng::TorchGenerator;
+use crate::schedulers::{UnCLIPScheduler, UnCLIPSchedulerConfig, VarianceType};
+use crate::time::now_ms;
+use crate::tokenizer::{Tokenizer, Tokens};
+
+/// The stages a generation goes through, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Text,
+    Prior,
+    Decoder,
+    SuperRes,
+}
+
+/// One denoising step.
+pub struct StepEvent<'a, T> {
+    pub stage: Stage,
+    /// 0-based step index of `n`.
+    pub i: usize,
+    pub n: usize,
+    /// The training timestep of this step.
+    pub t: usize,
+    /// The sample fed to the model at t (x_t).
+    pub sample: &'a T,
+    /// The (guided) model output: ε̂ for the decoder and super-res, x̂0 for the prior.
+    pub model_output: &'a T,
+    /// The predicted clean sample x̂0 (clipped).
+    pub pred_x0: &'a T,
+    /// The sample after the step (x_{t-1}).
+    pub prev_sample: &'a T,
+    /// Milliseconds since the stage started.
+    pub elapsed_ms: f64,
+}
+
+pub enum Event<'a, T> {
+    StageStart { stage: Stage, steps: usize },
+    Step(StepEvent<'a, T>),
+    StageEnd { stage: Stage, elapsed_ms: f64 },
+    Warning(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Cancel,
+}
+
+/// Receives every event; returning `Flow::Cancel` stops the generation before the next step.
+pub trait Observer<T> {
+    fn on_event(&mut self, event: Event<'_, T>) -> impl Future<Output = Flow>;
+}
+
+/// Ignores every event.
+pub struct Silent;
+
+impl<T> Observer<T> for Silent {
+    async fn on_event(&mut self, _: Event<'_, T>) -> Flow {
+        Flow::Continue
+    }
+}
+
+/// What to generate. Defaults are diffusers' (25/25/7 steps, guidance 4.0/8.0, seed 0).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct GenerateParams {
+    pub prompt: String,
+    pub seed: u64,
+    pub prior_steps: usize,
+    pub decoder_steps: usize,
+    pub sr_steps: usize,
+    pub prior_guidance: f32,
+    pub decoder_guidance: f32,
+    /// An image embedding to decode instead of running the prior (variations, interpolation).
+    pub image_embedding: Option<Vec<f32>>,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        GenerateParams {
+            prompt: String::new(),
+            seed: 0,
+            prior_steps: 25,
+            decoder_steps: 25,
+            sr_steps: 7,
+            prior_guidance: 4.0,
+            decoder_guidance: 8.0,
+            image_embedding: None,
+        }
+    }
+}
+
+pub const MAX_STEPS: usize = 1000;
+pub const MAX_GUIDANCE: f32 = 100.0;
+
+impl GenerateParams {
+    /// Refuses settings that cannot run or would produce NaN, with a sentence saying why.
+    pub fn validate(&self) -> Result<()> {
+        if self.prompt.trim().is_empty() && self.image_embedding.is_none() {
+            return Err(Error::Settings("the prompt is empty: type what the picture should show".into()));
+        }
+        for (name, steps) in [("prior", self.prior_steps), ("decoder", self.decoder_steps), ("super-res", self.sr_steps)] {
+            if !(2..=MAX_STEPS).contains(&steps) {
+                return Err(Error::Settings(format!(
+                    "{name} steps must be between 2 and {MAX_STEPS} (got {steps}): the unCLIP scheduler spaces steps from t=999 to t=0"
+                )));
+            }
+        }
+        for (name, g) in [("prior", self.prior_guidance), ("decoder", self.decoder_guidance)] {
+            if !g.is_finite() || !(0.0..=MAX_GUIDANCE).contains(&g) {
+                return Err(Error::Settings(format!(
+                    "{name} guidance must be a number from 0 to {MAX_GUIDANCE} (got {g}); 1 turns guidance off"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn do_classifier_free_guidance(&self) -> bool {
+        self.prior_guidance > 1.0 || self.decoder_guidance > 1.0
+    }
+}
+
+/// The result: the image as diffusers returns it with `output_type="np"` (H, W, 3) in [0, 1].
+pub struct GenerateOutput {
+    pub image: Vec<f32>,
+    pub height: usize,
+    pub width: usize,
+    /// The image embedding the decoder used (the prior's output, de-normalised).
+    pub image_embedding: Vec<f32>,
+}
+
+impl GenerateOutput {
+    /// 8-bit RGBA as PIL would save it: round-half-even of x·255.
+    pub fn to_rgba8(&self) -> Vec<u8> {
+        hwc_to_rgba8(&self.image)
+    }
+}
+
+/// (H·W·3) in [0, 1] → RGBA bytes.
+pub fn hwc_to_rgba8(hwc: &[f32]) -> Vec<u8> {
+    hwc.chunks(3).flat_map(|p| [to_u8(p[0]), to_u8(p[1]), to_u8(p[2]), 255]).collect()
+}
+
+fn to_u8(v: f32) -> u8 {
+    (v.clamp(0.0, 1.0) * 255.0).round_ties_even() as u8
+}
+
+/// A CHW image in [-1, 1] (one sample) → HWC in [0, 1]: (x·0.5 + 0.5).clamp(0, 1).
+pub fn chw_to_hwc01(chw: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut out = vec![0f32; h * w * c];
+    for ch in 0..c {
+        for p in 0..h * w {
+            out[p * c + ch] = (chw[ch * h * w + p] * 0.5 + 0.5).clamp(0.0, 1.0);
+        }
+    }
+    out
+}
+
+pub enum TextEncoder<B: Backend> {
+    Clip(ClipTextModelWithProjection<B>),
+    Bert(BertModel<B>),
+}
+
+impl<B: Backend> TextEncoder<B> {
+    /// N prompts' tokens → text embeddings (N, E) and hidden states (N, L, E).
+    pub fn encode(&self, tokens: &[&Tokens]) -> Result<TextEncoding<B::Tensor>> {
+        let ids: Vec<u32> = tokens.iter().flat_map(|t| t.ids.iter().copied()).collect();
+        match self {
+            TextEncoder::Clip(m) => m.forward(&ids, tokens.len()),
+            TextEncoder::Bert(m) => {
+                let mask: Vec<bool> = tokens.iter().flat_map(|t| t.mask.iter().copied()).collect();
+                m.forward(&ids, &mask, tokens.len())
+            }
+        }
+    }
+}
+
+/// A loaded unCLIP model on one backend.
+pub struct UnCLIPPipeline<B: Backend> {
+    be: B,
+    pub manifest: Manifest,
+    pub tokenizer: Tokenizer,
+    pub text_encoder: TextEncoder<B>,
+    pub prior: PriorTransformer<B>,
+    pub text_proj: UnCLIPTextProjModel<B>,
+    pub decoder: UNet2DConditionModel<B>,
+    pub super_res_first: UNet2DModel<B>,
+    pub super_res_last: UNet2DModel<B>,
+    pub prior_scheduler: UnCLIPScheduler,
+    pub decoder_scheduler: UnCLIPScheduler,
+    pub super_res_scheduler: UnCLIPScheduler,
+}
+
+fn config<T: serde::de::DeserializeOwned>(name: &str, c: &Component, expected_class: &[&str]) -> Result<T> {
+    if !expected_class.contains(&c.class.as_str()) {
+        return Err(Error::Model(format!("model.json: {name} is a {}, expected {}", c.class, expected_class.join(" or "))));
+    }
+    serde_json::from_value(c.config.clone())
+        .map_err(|e| Error::Model(format!("model.json: the {name} config is not a valid {} config: {e}", c.class)))
+}
+
+fn scheduler(name: &str, s: &SchedulerEntry) -> Result<UnCLIPScheduler> {
+    if s.class != "UnCLIPScheduler" {
+        return Err(Error::Model(format!("model.json: {name} is a {}, expected UnCLIPScheduler", s.class)));
+    }
+    let cfg: UnCLIPSchedulerConfig = serde_json::from_value(s.config.clone())
+        .map_err(|e| Error::Model(format!("model.json: the {name} config is not a valid UnCLIPScheduler config: {e}")))?;
+    Ok(UnCLIPScheduler::new(cfg)?)
+}
+
+impl<B: Backend> UnCLIPPipeline<B> {
+    /// Builds every component. `open` returns the bytes of a file listed in the manifest (already
+    /// verified against its hash); it is called once per file.
+    pub fn load(be: &B, manifest: Manifest, mut open: impl FnMut(&FileEntry) -> Result<Vec<u8>>) -> Result<Self> {
+        let tokenizer = Tokenizer::from_json(&open(&manifest.tokenizer.file)?, manifest.tokenizer.max_length)?;
+        let mut gguf = |c: &Component| -> Result<GgufFile> { Ok(GgufFile::from_bytes(open(&c.weights)?)?) };
+        let m = &manifest;
+
+        let file = gguf(&m.text_encoder)?;
+        let w = Weights::new(&file, be, "text_encoder");
+        let text_encoder = match m.text_encoder.class.as_str() {
+            "BertModel" => TextEncoder::Bert(BertModel::new(&w, config("text_encoder", &m.text_encoder, &["BertModel"])?)?),
+            _ => TextEncoder::Clip(ClipTextModelWithProjection::new(
+                &w,
+                config("text_encoder", &m.text_encoder, &["CLIPTextModelWithProjection"])?,
+            )?),
+        };
+        let file = gguf(&m.prior)?;
+        let prior = PriorTransformer::new(&Weights::new(&file, be, "prior"), config("prior", &m.prior, &["PriorTransformer"])?)?;
+        let file = gguf(&m.text_proj)?;
+        let text_proj =
+            UnCLIPTextProjModel::new(&Weights::new(&file, be, "text_proj"), config("text_proj", &m.text_proj, &["UnCLIPTextProjModel"])?)?;
+        let file = gguf(&m.decoder)?;
+        let decoder =
+            UNet2DConditionModel::new(&Weights::new(&file, be, "decoder"), config("decoder", &m.decoder, &["UNet2DConditionModel"])?)?;
+        let file = gguf(&m.super_res_first)?;
+        let super_res_first = UNet2DModel::new(
+            &Weights::new(&file, be, "super_res_first"),
+            config("super_res_first", &m.super_res_first, &["UNet2DModel"])?,
+        )?;
+        let file = gguf(&m.super_res_last)?;
+        let super_res_last = UNet2DModel::new(
+            &Weights::new(&file, be, "super_res_last"),
+            config("super_res_last", &m.super_res_last, &["UNet2DModel"])?,
+        )?;
+        let pipeline = UnCLIPPipeline {
+            be: be.clone(),
+            tokenizer,
+            text_encoder,
+            prior,
+            text_proj,
+            decoder,
+            super_res_first,
+            super_res_last,
+            prior_scheduler: scheduler("prior_scheduler", &m.prior_scheduler)?,
+            decoder_scheduler: scheduler("decoder_scheduler", &m.decoder_scheduler)?,
+            super_res_scheduler: scheduler("super_res_scheduler", &m.super_res_scheduler)?,
+            manifest,
+        };
+        pipeline.check_shapes_agree()?;
+        Ok(pipeline)
+    }
+
+    /// The components must fit together (embedding sizes, token counts, channels).
+    fn check_shapes_agree(&self) -> Result<()> {
+        let e = self.prior.config.embedding_dim;
+        let tp = &self.text_proj.config;
+        let dc = &self.decoder.config;
+        let sr = &self.super_res_first.config;
+        let mismatch = |what: String| Err(Error::Model(format!("the model's components do not fit together: {what}")));
+        if self.prior.config.num_embeddings != self.tokenizer.max_length() {
+            return mismatch(format!(
+                "the prior reads {} text tokens but the tokenizer pads to {}",
+                self.prior.config.num_embeddings,
+                self.tokenizer.max_length()
+            ));
+        }
+        if tp.clip_embeddings_dim != e {
+            return mismatch(format!("text_proj takes {}-d embeddings, the prior makes {e}-d", tp.clip_embeddings_dim));
+        }
+        if dc.cross_attention_dim != tp.cross_attention_dim || dc.block_out_channels[0] * 4 != tp.time_embed_dim {
+            return mismatch("the decoder's cross_attention_dim / time embedding do not match text_proj".into());
+        }
+        if sr.in_channels != 2 * dc.in_channels || self.super_res_last.config.in_channels != sr.in_channels {
+            return mismatch(format!("super-res takes {} channels, expected 2 × {}", sr.in_channels, dc.in_channels));
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.be
+    }
+
+    /// (height, width) of the final image.
+    pub fn output_size(&self) -> (usize, usize) {
+        (self.super_res_first.config.sample_size, self.super_res_first.config.sample_size)
+    }
+
+    fn randn(&self, rng: &mut TorchGenerator, shape: &[usize]) -> Result<B::Tensor> {
+        self.be.tensor(rng.randn(shape.iter().product()), shape)
+    }
+
+    /// u + g·(c − u) over the [uncond; cond] halves of `out` (first `channels` channels).
+    fn guide(out: &B::Tensor, b: usize, channels: usize, g: f32) -> Result<B::Tensor> {
+        let u = out.narrow(0, 0, b)?.narrow(1, 0, channels)?;
+        let c = out.narrow(0, b, b)?.narrow(1, 0, channels)?;
+        u.add(&c.sub(&u)?.affine(g, 0.0)?)
+    }
+
+    pub async fn generate<O: Observer<B::Tensor>>(&self, p: &GenerateParams, obs: &mut O) -> Result<GenerateOutput> {
+        p.validate()?;
+        let b = 1; // images per prompt
+        let do_cfg = p.do_classifier_free_guidance();
+        let mut rng = TorchGenerator::new(p.seed);
+        macro_rules! emit {
+            ($e:expr) => {
+                if obs.on_event($e).await == Flow::Cancel {
+                    return Err(Error::Cancelled);
+                }
+            };
+        }
+
+        // 1. text: [uncond; cond] under CFG (spec §4)
+        let start = now_ms();
+        emit!(Event::StageStart { stage: Stage::Text, steps: 1 });
+        let cond = self.tokenizer.encode(&p.prompt)?;
+        if cond.truncated {
+            emit!(Event::Warning(format!(
+                "the prompt is longer than the {} tokens the text encoder reads; the end was cut off",
+                self.tokenizer.max_length()
+            )));
+        }
+        let uncond = self.tokenizer.encode("")?;
+        let tokens: Vec<&Tokens> = if do_cfg { vec![&uncond, &cond] } else { vec![&cond] };
+        let text = self.text_encoder.encode(&tokens)?;
+        let mask: Vec<bool> = tokens.iter().flat_map(|t| t.mask.iter().copied()).collect();
+        emit!(Event::StageEnd { stage: Stage::Text, elapsed_ms: now_ms() - start });
+
+        // 2. prior: noise → normalised image embedding (x0-prediction), then de-normalised (spec §6)
+        let e = self.prior.config.embedding_dim;
+        let image_embeddings = match &p.image_embedding {
+            Some(given) => {
+                if given.len() != e || given.iter().any(|v| !v.is_finite()) {
+                    return Err(Error::Settings(format!(
+                        "the image embedding must be {e} finite numbers (got {} values)",
+                        given.len()
+                    )));
+                }
+                self.be.tensor(given.clone(), &[b, e])?
+            }
+            None => {
+                let timesteps = self.prior_scheduler.set_timesteps(p.prior_steps)?;
+                let start = now_ms();
+                emit!(Event::StageStart { stage: Stage::Prior, steps: timesteps.len() });
+                let mut x = self.randn(&mut rng, &[b, e])?;
+                for (i, &t) in timesteps.iter().enumerate() {
+                    let input = if do_cfg { B::Tensor::cat(&[&x, &x], 0)? } else { x.clone() };
+                    let out = self.prior.forward(&input, t, &text.text_embeds, &text.last_hidden_state, &mask)?;
+                    let pred = if do_cfg { Self::guide(&out, b, e, p.prior_guidance)? } else { out };
+                    let c = self.prior_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
+                    let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, e])?) } else { None };
+                    let (prev, x0) = B::Tensor::scheduler_step(&pred, None, &x, noise.as_ref(), &c)?;
+                    emit!(Event::Step(StepEvent {
+                        stage: Stage::Prior,
+                        i,
+                        n: timesteps.len(),
+                        t,
+                        sample: &x,
+                        model_output: &pred,
+                        pred_x0: &x0,
+                        prev_sample: &prev,
+                        elapsed_ms: now_ms() - start,
+                    }));
+                    x = prev;
+                }
+                emit!(Event::StageEnd { stage: Stage::Prior, elapsed_ms: now_ms() - start });
+                self.prior.post_process_latents(&x)?
+            }
+        };
+
+        // 3. decoder: text_proj conditioning, CFG on ε, learned variance from the cond half (spec §7, §8.5)
+        let cond = self.text_proj.forward(&image_embeddings, &text.text_embeds, &text.last_hidden_state, do_cfg)?;
+        let k = self.text_proj.config.clip_extra_context_tokens;
+        let l = self.tokenizer.max_length();
+        let decoder_mask: Vec<bool> =
+            mask.chunks(l).flat_map(|row| std::iter::repeat_n(true, k).chain(row.iter().copied())).collect();
+        let dc = &self.decoder.config;
+        let (ch, size) = (dc.in_channels, dc.sample_size);
+        let learned_variance = self.decoder_scheduler.variance_type() == VarianceType::LearnedRange;
+        if learned_variance && dc.out_channels != 2 * ch {
+            return Err(Error::Model(format!(
+                "the decoder scheduler uses learned_range variance but the decoder outputs {} channels, not 2 × {ch}",
+                dc.out_channels
+            )));
+        }
+        let timesteps = self.decoder_scheduler.set_timesteps(p.decoder_steps)?;
+        let start = now_ms();
+        emit!(Event::StageStart { stage: Stage::Decoder, steps: timesteps.len() });
+        let mut x = self.randn(&mut rng, &[b, ch, size, size])?;
+        for (i, &t) in timesteps.iter().enumerate() {
+            let input = if do_cfg { B::Tensor::cat(&[&x, &x], 0)? } else { x.clone() };
+            let out = self.decoder.forward(&input, t, &cond.encoder_hidden_states, &cond.additive_time_emb, &decoder_mask)?;
+            let (eps, var) = if do_cfg {
+                let var = out.narrow(0, b, b)?.narrow(1, ch, out.dim(1) - ch)?; // the cond half's v
+                (Self::guide(&out, b, ch, p.decoder_guidance)?, var)
+            } else {
+                (out.narrow(1, 0, ch)?, out.narrow(1, ch, out.dim(1) - ch)?)
+            };
+            let c = self.decoder_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
+            let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, ch, size, size])?) } else { None };
+            let var = if learned_variance { Some(&var) } else { None };
+            let (prev, x0) = B::Tensor::scheduler_step(&eps, var, &x, noise.as_ref(), &c)?;
+            emit!(Event::Step(StepEvent {
+                stage: Stage::Decoder,
+                i,
+                n: timesteps.len(),
+                t,
+                sample: &x,
+                model_output: &eps,
+                pred_x0: &x0,
+                prev_sample: &prev,
+                elapsed_ms: now_ms() - start,
+            }));
+            x = prev;
+        }
+        emit!(Event::StageEnd { stage: Stage::Decoder, elapsed_ms: now_ms() - start });
+        let image_small = x.clamp(-1.0, 1.0)?;
+
+        // 4. super-res: bicubic-AA upsample as the condition; `super_res_last` only for the last step (spec §10)
+        let sr = &self.super_res_first.config;
+        let (sr_ch, sr_size) = (sr.in_channels / 2, sr.sample_size);
+        let upscaled = resize_bicubic_aa(&self.be, &image_small, sr_size, sr_size)?;
+        let timesteps = self.super_res_scheduler.set_timesteps(p.sr_steps)?;
+        let start = now_ms();
+        emit!(Event::StageStart { stage: Stage::SuperRes, steps: timesteps.len() });
+        let mut x = self.randn(&mut rng, &[b, sr_ch, sr_size, sr_size])?;
+        for (i, &t) in timesteps.iter().enumerate() {
+            let unet = if i + 1 == timesteps.len() { &self.super_res_last } else { &self.super_res_first };
+            let eps = unet.forward(&B::Tensor::cat(&[&x, &upscaled], 1)?, t)?;
+            let c = self.super_res_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
+            let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, sr_ch, sr_size, sr_size])?) } else { None };
+            let (prev, x0) = B::Tensor::scheduler_step(&eps, None, &x, noise.as_ref(), &c)?;
+            emit!(Event::Step(StepEvent {
+                stage: Stage::SuperRes,
+                i,
+                n: timesteps.len(),
+                t,
+                sample: &x,
+                model_output: &eps,
+                pred_x0: &x0,
+                prev_sample: &prev,
+                elapsed_ms: now_ms() - start,
+            }));
+            x = prev;
+        }
+        emit!(Event::StageEnd { stage: Stage::SuperRes, elapsed_ms: now_ms() - start });
+
+        // 5. post-process: (x·0.5 + 0.5).clamp(0, 1), NHWC (spec §12)
+        let image = chw_to_hwc01(&x.to_vec().await?, sr_ch, sr_size, sr_size);
+        Ok(GenerateOutput { image, height: sr_size, width: sr_size, image_embedding: image_embeddings.to_vec().await? })
+    }
+}

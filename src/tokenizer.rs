@@ -1,0 +1,70 @@
+//! The prompt tokenizer: a HuggingFace `tokenizer.json` (CLIP byte-level BPE for Karlo, WordPiece for
+//! the MiniLM text encoder) run by the `tokenizers` crate, always padded and truncated to the fixed
+//! length the text encoder and prior were built for (spec §2).
+
+use tokenizers::{PaddingParams, PaddingStrategy, TruncationParams};
+
+use crate::error::{Error, Result};
+
+/// Prompts longer than this are refused before tokenizing: no caption needs it, and the encoder
+/// would drop everything after its first `max_length` tokens anyway.
+pub const MAX_PROMPT_CHARS: usize = 2000;
+
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    max_length: usize,
+}
+
+/// One tokenized prompt, padded to `max_length`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tokens {
+    pub ids: Vec<u32>,
+    /// true for real tokens (incl. BOS/EOS), false for padding.
+    pub mask: Vec<bool>,
+    /// True when the prompt had more tokens than fit and its end was cut off.
+    pub truncated: bool,
+}
+
+impl Tokenizer {
+    /// Parses `tokenizer.json`. Padding is forced to `Fixed(max_length)` (keeping the file's pad
+    /// token, or `[PAD]`/id 0 when it has none) and truncation to `max_length`.
+    pub fn from_json(json: &[u8], max_length: usize) -> Result<Self> {
+        let mut inner = tokenizers::Tokenizer::from_bytes(json)
+            .map_err(|e| Error::Tokenizer(format!("tokenizer.json could not be parsed: {e}")))?;
+        let mut padding = inner.get_padding().cloned().unwrap_or_else(|| {
+            let pad_token = ["[PAD]", "<pad>", "<|endoftext|>"]
+                .into_iter()
+                .find(|t| inner.token_to_id(t).is_some())
+                .unwrap_or("[PAD]");
+            PaddingParams { pad_id: inner.token_to_id(pad_token).unwrap_or(0), pad_token: pad_token.into(), ..Default::default() }
+        });
+        padding.strategy = PaddingStrategy::Fixed(max_length);
+        inner.with_padding(Some(padding));
+        inner
+            .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
+            .map_err(|e| Error::Tokenizer(format!("cannot truncate to {max_length} tokens: {e}")))?;
+        Ok(Tokenizer { inner, max_length })
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// Tokenizes one prompt ("" gives the unconditional prompt: BOS, EOS, padding).
+    pub fn encode(&self, text: &str) -> Result<Tokens> {
+        if text.chars().count() > MAX_PROMPT_CHARS {
+            return Err(Error::Settings(format!(
+                "the prompt is {} characters long; at most {MAX_PROMPT_CHARS} are accepted (the text encoder reads only its first {} tokens)",
+                text.chars().count(),
+                self.max_length
+            )));
+        }
+        let enc = self.inner.encode(text, true).map_err(|e| Error::Tokenizer(format!("the prompt could not be tokenized: {e}")))?;
+        let truncated = !enc.get_overflowing().is_empty();
+        Ok(Tokens {
+            ids: enc.get_ids().to_vec(),
+            mask: enc.get_attention_mask().iter().map(|&m| m == 1).collect(),
+            truncated,
+        })
+    }
+}
