@@ -64,16 +64,17 @@ impl GgufFile {
     }
 
     fn view<'a>(&'a self, info: &'a TensorInfo) -> TensorView<'a> {
-        // from_bytes checked that data_offset + offset + n_bytes <= bytes.len(),
-        // so these fit in usize; `get` keeps a bad sum from panicking anyway.
+        // The header checked that these sums do not overflow, and from_bytes
+        // that the range is within `bytes`.
         let start = self.header.data_offset as u64 + info.offset;
-        let data = usize::try_from(start).ok().and_then(|start| {
-            self.bytes
-                .get(start..start.checked_add(info.n_bytes as usize)?)
-        });
+        let end = start + info.n_bytes;
+        let data = match (usize::try_from(start), usize::try_from(end)) {
+            (Ok(start), Ok(end)) => self.bytes.get(start..end),
+            _ => None,
+        };
         TensorView {
             info,
-            data: data.unwrap_or(&[]),
+            data: data.unwrap_or_default(),
         }
     }
 

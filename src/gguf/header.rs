@@ -473,7 +473,7 @@ impl<'a> Reader<'a> {
     }
 
     fn header(&mut self) -> Parsed<GgufHeader> {
-        // Reject a foreign file from its first bytes, before all 4 arrive.
+        // Reject a foreign file from its first bytes (an HTML error page, say).
         let seen = &self.bytes[..self.bytes.len().min(MAGIC.len())];
         if !MAGIC.starts_with(seen) {
             let start = &self.bytes[..self.bytes.len().min(8)];
@@ -482,7 +482,11 @@ impl<'a> Reader<'a> {
             }
             .into());
         }
-        self.take(MAGIC.len())?;
+        // Each byte of the magic can reject the file, so ask for them one by one.
+        if seen.len() < MAGIC.len() {
+            return Err(Stop::Need(seen.len() + 1));
+        }
+        self.pos = MAGIC.len();
 
         let version = self.u32()?;
         if version != VERSION && version != 2 {
@@ -542,12 +546,12 @@ impl<'a> Reader<'a> {
             for _ in 0..n_dims {
                 dims.push(self.u64()?);
             }
-            dims.reverse();
+            dims.reverse(); // to PyTorch order
             let dtype =
                 GgmlType::from_id(self.u32()?).map_err(|e| tensor_error(&name, &e.to_string()))?;
             let (shape, n_bytes) = check_tensor(&name, &dims, dtype)?;
             let offset = self.u64()?;
-            if offset % alignment as u64 != 0 {
+            if !offset.is_multiple_of(alignment as u64) {
                 let problem =
                     format!("offset {offset} is not a multiple of the alignment {alignment}");
                 return Err(tensor_error(&name, &problem));
@@ -796,11 +800,11 @@ mod tests {
         assert!(Raw(b"GGUX".to_vec()).err().starts_with("not a GGUF file"));
         assert_eq!(
             Raw(b"GG".to_vec()).parse().unwrap(),
-            HeaderStatus::Incomplete { need: 4 }
+            HeaderStatus::Incomplete { need: 3 }
         );
         assert_eq!(
             Raw(vec![]).parse().unwrap(),
-            HeaderStatus::Incomplete { need: 4 }
+            HeaderStatus::Incomplete { need: 1 }
         );
 
         assert_eq!(Raw::new(2, 0, 0).header().version, 2);

@@ -20,8 +20,11 @@
 //! the header or says how many bytes it needs before it can get further, so
 //! the app can validate the file, show what it holds and size its buffers
 //! before the (large) tensor data has arrived. The header is untrusted input:
-//! every count is capped, every size is computed with checked arithmetic and
-//! nothing is allocated for a count before the bytes behind it exist.
+//! every count is capped (see the `MAX_*` constants), every size is computed
+//! with checked arithmetic and nothing is allocated for a count before the
+//! bytes behind it exist, so memory stays proportional to the bytes received.
+//! Tensors must be named uniquely in under 64 bytes, have 1 to 4 dimensions,
+//! sit at aligned offsets and not overlap.
 //!
 //! Only the tensor types this crate uses are supported: F32, F16, Q8_0 and
 //! Q4_0, with quantizers that match ggml's reference ones bit for bit.

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod bench;
+
 use unclip::backend::cpu::Cpu;
 use unclip::backend::{Backend, Tensor};
 use unclip::convert::{convert, open_model_dir, parse_dtype};
@@ -69,6 +71,20 @@ enum Command {
     },
     /// Show a model directory's components or a GGUF file's tensors.
     Info { path: PathBuf },
+    /// Time the pipeline on the CPU against diffusers/PyTorch on the same weights; writes docs/benchmarks.md.
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        /// The diffusers folder the model was converted from (the PyTorch peer runs it).
+        #[arg(long)]
+        diffusers: Option<PathBuf>,
+        #[arg(long, default_value = "25,25,7", value_delimiter = ',', num_args = 3)]
+        steps: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -120,6 +136,13 @@ fn run(command: Command) -> Result<()> {
             }
         }
         Command::Info { path } => info(&path),
+        Command::Bench { model, diffusers, steps, runs, out } => bench::bench(bench::BenchArgs {
+            model,
+            diffusers,
+            steps: [steps[0], steps[1], steps[2]],
+            runs: runs.max(1),
+            out,
+        }),
     }
 }
 

@@ -1,0 +1,83 @@
+"""The peer of `unclip bench`: diffusers' UnCLIPPipeline on the same checkpoint, same prompt, seed and
+steps, on the CPU with 2 threads. Prints one JSON line: per-stage milliseconds (model calls plus
+scheduler steps), the total, and the peak resident memory.
+
+    python bench/diffusers_bench.py DIFFUSERS_DIR --steps 25,25,7 --runs 3 --prompt horse --seed 0
+"""
+import argparse
+import json
+import resource
+import time
+import warnings
+
+import torch
+from diffusers import PriorTransformer, UnCLIPPipeline, UnCLIPScheduler, UNet2DConditionModel, UNet2DModel
+from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
+from transformers import CLIPTokenizer, CLIPTextModelWithProjection
+
+STAGE = {"text_encoder": "text", "prior": "prior", "prior_scheduler": "prior", "text_proj": "decoder", "decoder": "decoder",
+         "decoder_scheduler": "decoder", "super_res_first": "super_res", "super_res_last": "super_res", "super_res_scheduler": "super_res"}
+
+
+def load(d):
+    # model_index.json names a class diffusers no longer exports: load component by component (spec §14.15)
+    return UnCLIPPipeline(
+        prior=PriorTransformer.from_pretrained(d, subfolder="prior"),
+        decoder=UNet2DConditionModel.from_pretrained(d, subfolder="decoder"),
+        text_proj=UnCLIPTextProjModel.from_pretrained(d, subfolder="text_proj"),
+        text_encoder=CLIPTextModelWithProjection.from_pretrained(d, subfolder="text_encoder"),
+        tokenizer=CLIPTokenizer.from_pretrained(d, subfolder="tokenizer"),
+        super_res_first=UNet2DModel.from_pretrained(d, subfolder="super_res_first"),
+        super_res_last=UNet2DModel.from_pretrained(d, subfolder="super_res_last"),
+        prior_scheduler=UnCLIPScheduler.from_pretrained(d, subfolder="prior_scheduler"),
+        decoder_scheduler=UnCLIPScheduler.from_pretrained(d, subfolder="decoder_scheduler"),
+        super_res_scheduler=UnCLIPScheduler.from_pretrained(d, subfolder="super_res_scheduler"),
+    )
+
+
+def timed(obj, attr, name, acc):
+    f = getattr(obj, attr)
+
+    def wrapper(*a, **k):
+        t0 = time.perf_counter()
+        out = f(*a, **k)
+        acc[STAGE[name]] += (time.perf_counter() - t0) * 1000
+        return out
+    setattr(obj, attr, wrapper)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--steps", default="25,25,7")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--prompt", default="horse")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(2)
+    steps = [int(s) for s in args.steps.split(",")]
+    pipe = load(args.model)
+    pipe.set_progress_bar_config(disable=True)
+    acc = {"text": 0.0, "prior": 0.0, "decoder": 0.0, "super_res": 0.0}
+    for name in ["text_encoder", "prior", "text_proj", "decoder", "super_res_first", "super_res_last"]:
+        timed(getattr(pipe, name), "forward", name, acc)
+    for name in ["prior_scheduler", "decoder_scheduler", "super_res_scheduler"]:
+        timed(getattr(pipe, name), "step", name, acc)
+    runs = []
+    with torch.no_grad():
+        for _ in range(args.runs + 1):  # the first run warms up
+            for k in acc:
+                acc[k] = 0.0
+            t0 = time.perf_counter()
+            pipe(args.prompt, generator=torch.Generator().manual_seed(args.seed), prior_num_inference_steps=steps[0],
+                 decoder_num_inference_steps=steps[1], super_res_num_inference_steps=steps[2], output_type="np")
+            runs.append(dict(acc, total=(time.perf_counter() - t0) * 1000))
+    best = min(runs[1:], key=lambda r: r["total"])
+    best["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    best["torch"] = torch.__version__
+    print(json.dumps(best))
+
+
+if __name__ == "__main__":
+    main()

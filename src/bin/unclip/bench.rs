@@ -1,0 +1,129 @@
+//! `unclip bench`: the whole pipeline natively, and diffusers/PyTorch on the same checkpoint in the
+//! same run (bench/diffusers_bench.py, with the project's venv when there is one). Writes per-stage
+//! milliseconds, the ratio ours / PyTorch and peak memory into a section of docs/benchmarks.md.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use unclip::backend::cpu::Cpu;
+use unclip::convert::open_model_dir;
+use unclip::pipeline::{Event, Flow, GenerateParams, Observer, Stage, UnCLIPPipeline};
+use unclip::{Error, Result};
+
+pub struct BenchArgs {
+    pub model: PathBuf,
+    pub diffusers: Option<PathBuf>,
+    pub steps: [usize; 3],
+    pub runs: usize,
+    pub out: PathBuf,
+}
+
+const STAGES: [(Stage, &str); 4] =
+    [(Stage::Text, "text"), (Stage::Prior, "prior"), (Stage::Decoder, "decoder"), (Stage::SuperRes, "super_res")];
+
+#[derive(Default)]
+struct StageTimes([f64; 4]);
+
+impl<T> Observer<T> for StageTimes {
+    async fn on_event(&mut self, event: Event<'_, T>) -> Flow {
+        if let Event::StageEnd { stage, elapsed_ms } = event {
+            let i = STAGES.iter().position(|(s, _)| *s == stage).expect("every stage is listed");
+            self.0[i] = elapsed_ms;
+        }
+        Flow::Continue
+    }
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
+}
+
+fn python() -> String {
+    let venv = Path::new(".venv/bin/python");
+    if venv.exists() { venv.display().to_string() } else { "python3".into() }
+}
+
+/// Runs the peer; None (with the reason) when PyTorch/diffusers are not installed.
+fn run_peer(diffusers: &Path, a: &BenchArgs) -> std::result::Result<serde_json::Value, String> {
+    let steps = format!("{},{},{}", a.steps[0], a.steps[1], a.steps[2]);
+    let out = Command::new(python())
+        .args(["bench/diffusers_bench.py", &diffusers.display().to_string(), "--steps", &steps, "--runs", &a.runs.to_string()])
+        .output()
+        .map_err(|e| format!("could not start {}: {e}", python()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("the PyTorch peer failed: {}", err.lines().last().unwrap_or("no output")));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).map_err(|e| format!("the PyTorch peer printed no JSON: {e}"))
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    let (manifest, open) = open_model_dir(&a.model)?;
+    let name = manifest.name.clone();
+    let pipeline = UnCLIPPipeline::load(&Cpu, manifest, open)?;
+    let params = GenerateParams {
+        prompt: "horse".into(),
+        prior_steps: a.steps[0],
+        decoder_steps: a.steps[1],
+        sr_steps: a.steps[2],
+        ..Default::default()
+    };
+    let mut best: Option<(f64, StageTimes)> = None;
+    for run in 0..=a.runs {
+        let mut times = StageTimes::default();
+        let start = unclip::time::now_ms();
+        pollster::block_on(pipeline.generate(&params, &mut times))?;
+        let total = unclip::time::now_ms() - start;
+        eprintln!("ours run {run}: {total:.0} ms{}", if run == 0 { " (warm-up)" } else { "" });
+        if run > 0 && best.as_ref().is_none_or(|(t, _)| total < *t) {
+            best = Some((total, times));
+        }
+    }
+    let (total, times) = best.expect("at least one timed run");
+    let rss = peak_rss_mb();
+    let peer = match &a.diffusers {
+        Some(d) => run_peer(d, &a),
+        None => Err("no --diffusers folder given".into()),
+    };
+
+    let mut md = format!(
+        "### {name}, {}/{}/{} steps, CPU (best of {})\n\n| stage | ours (ms) | PyTorch (ms) | ours / PyTorch |\n|---|---|---|---|\n",
+        a.steps[0], a.steps[1], a.steps[2], a.runs
+    );
+    let cell = |ours: f64, key: &str| match &peer {
+        Ok(p) => match p[key].as_f64() {
+            Some(theirs) => format!("{ours:.1} | {theirs:.1} | **{:.2}×**", ours / theirs),
+            None => format!("{ours:.1} | – | –"),
+        },
+        Err(_) => format!("{ours:.1} | – | –"),
+    };
+    for (i, (_, key)) in STAGES.iter().enumerate() {
+        md += &format!("| {key} | {} |\n", cell(times.0[i], key));
+    }
+    md += &format!("| **total** | {} |\n", cell(total, "total"));
+    md += &format!(
+        "\nPeak resident memory: ours {}, PyTorch {}.",
+        rss.map_or("n/a".into(), |m| format!("{m:.0} MB")),
+        match &peer {
+            Ok(p) => format!("{:.0} MB (torch {})", p["peak_rss_mb"].as_f64().unwrap_or(0.0), p["torch"].as_str().unwrap_or("?")),
+            Err(why) => format!("not measured: {why}"),
+        }
+    );
+    println!("{md}");
+    write_section(&a.out, &format!("cpu-{name}"), &md)
+}
+
+/// Replaces (or appends) the section between `<!-- bench:KEY -->` markers.
+fn write_section(path: &Path, key: &str, body: &str) -> Result<()> {
+    let (open, close) = (format!("<!-- bench:{key} -->"), format!("<!-- /bench:{key} -->"));
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let section = format!("{open}\n{body}\n{close}");
+    let new = match (old.find(&open), old.find(&close)) {
+        (Some(s), Some(e)) if e > s => format!("{}{section}{}", &old[..s], &old[e + close.len()..]),
+        _ => format!("{}\n{section}\n", old.trim_end()),
+    };
+    std::fs::write(path, new).map_err(|e| Error::io(path, e))
+}
