@@ -129,8 +129,8 @@ fn component_weights(dir: &Path) -> Result<std::path::PathBuf> {
         })
 }
 
-/// Converts one component folder to GGUF bytes.
-fn convert_component(dir: &Path, name: &str, class: &str, config: &Value, dtype: GgmlType) -> Result<Vec<u8>> {
+/// Converts one component folder (config + safetensors) to GGUF bytes.
+pub fn convert_component(dir: &Path, name: &str, class: &str, config: &Value, dtype: GgmlType) -> Result<Vec<u8>> {
     let mut w = GgufWriter::new();
     w.add_metadata("general.architecture", MetadataValue::String("unclip".into()))?;
     w.add_metadata("unclip.component", MetadataValue::String(name.into()))?;

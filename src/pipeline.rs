@@ -203,6 +203,8 @@ pub struct UnCLIPPipeline<B: Backend> {
     pub decoder: UNet2DConditionModel<B>,
     pub super_res_first: UNet2DModel<B>,
     pub super_res_last: UNet2DModel<B>,
+    /// The image tower ("CLIP image encoder"), when the model ships one (image variations).
+    pub image_encoder: Option<ClipVisionModelWithProjection<B>>,
     pub prior_scheduler: UnCLIPScheduler,
     pub decoder_scheduler: UnCLIPScheduler,
     pub super_res_scheduler: UnCLIPScheduler,
@@ -260,6 +262,14 @@ impl<B: Backend> UnCLIPPipeline<B> {
             &Weights::new(&file, be, "super_res_last"),
             config("super_res_last", &m.super_res_last, &["UNet2DModel"])?,
         )?;
+        let image_encoder = match &m.image_encoder {
+            Some(c) => {
+                let file = gguf(c)?;
+                let w = Weights::new(&file, be, "image_encoder");
+                Some(ClipVisionModelWithProjection::new(&w, config("image_encoder", c, &["CLIPVisionModelWithProjection"])?)?)
+            }
+            None => None,
+        };
         let pipeline = UnCLIPPipeline {
             be: be.clone(),
             tokenizer,
@@ -269,6 +279,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
             decoder,
             super_res_first,
             super_res_last,
+            image_encoder,
             prior_scheduler: scheduler("prior_scheduler", &m.prior_scheduler)?,
             decoder_scheduler: scheduler("decoder_scheduler", &m.decoder_scheduler)?,
             super_res_scheduler: scheduler("super_res_scheduler", &m.super_res_scheduler)?,

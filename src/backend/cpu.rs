@@ -48,6 +48,16 @@ impl CpuTensor {
         Ok(self.0.flatten_all()?.to_vec1::<f32>()?)
     }
 
+    /// Runs `f` on the tensor's data without copying (it is made contiguous first if needed).
+    fn with_data<R>(&self, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        let t = self.0.contiguous()?;
+        let (storage, layout) = t.storage_and_layout();
+        match &*storage {
+            candle_core::Storage::Cpu(cpu) => Ok(f(&cpu.as_slice::<f32>()?[layout.start_offset()..][..t.elem_count()])),
+            _ => Err(Error::Model("the CPU backend was handed a tensor that is not in CPU memory".into())),
+        }
+    }
+
     fn from_host(data: Vec<f32>, shape: &[usize]) -> Result<Self> {
         Ok(CpuTensor(Candle::from_vec(data, shape, &Device::Cpu)?))
     }
@@ -145,12 +155,26 @@ impl Tensor for CpuTensor {
         self.map(|t| t.broadcast_matmul(&rhs.0))
     }
 
+    /// Implicit GEMM: a k×k kernel unrolls the input into (C·k·k, H'·W') columns (im2col), then one
+    /// (O, C·k·k) · (C·k·k, H'·W') matmul per image gives NCHW directly; 1×1 is the matmul alone.
     fn conv2d(&self, w: &CpuTensor, b: Option<&Self>, padding: usize) -> Result<Self> {
-        let mut y = self.0.conv2d(&w.0, padding, 1, 1, 1)?;
-        if let Some(b) = b {
-            y = y.broadcast_add(&b.0.reshape((1, b.elem_count(), 1, 1))?)?;
+        let (n, c, h, wd) = self.0.dims4()?;
+        let (o, ci, kh, kw) = w.0.dims4()?;
+        if ci != c {
+            return Err(Error::Model(format!("a conv over {ci} channels was given {c} channels")));
         }
-        Ok(CpuTensor(y))
+        let (oh, ow) = ((h + 2 * padding + 1).saturating_sub(kh), (wd + 2 * padding + 1).saturating_sub(kw));
+        let cols = if kh == 1 && kw == 1 && padding == 0 {
+            self.0.reshape((n, c, h * wd))?
+        } else {
+            let data = self.with_data(|x| im2col(x, n, c, h, wd, kh, kw, padding, oh, ow))?;
+            Candle::from_vec(data, (n, c * kh * kw, oh * ow), &Device::Cpu)?
+        };
+        let mut y = w.0.reshape((o, c * kh * kw))?.broadcast_matmul(&cols)?; // (N, O, H'·W')
+        if let Some(b) = b {
+            y = y.broadcast_add(&b.0.reshape((1, o, 1))?)?;
+        }
+        Ok(CpuTensor(y.reshape((n, o, oh, ow))?))
     }
 
     fn group_norm(&self, groups: usize, gamma: &Self, beta: &Self, eps: f32, act: Option<Activation>) -> Result<Self> {
@@ -253,4 +277,27 @@ impl Tensor for CpuTensor {
         let dims = sample.dims();
         Ok((Self::from_host(prev, dims)?, Self::from_host(x0, dims)?))
     }
+}
+
+/// Unrolls NCHW `x` into (N, C·kh·kw, oh·ow) columns for a stride-1 convolution with zero padding.
+#[allow(clippy::too_many_arguments)]
+fn im2col(x: &[f32], n: usize, c: usize, h: usize, w: usize, kh: usize, kw: usize, pad: usize, oh: usize, ow: usize) -> Vec<f32> {
+    let mut cols = vec![0f32; n * c * kh * kw * oh * ow];
+    for (row, out) in cols.chunks_mut(oh * ow).enumerate() {
+        let (img, kx) = (row / (c * kh * kw), row % kw);
+        let (ch, ky) = ((row / (kh * kw)) % c, (row / kw) % kh);
+        let plane = &x[(img * c + ch) * h * w..][..h * w];
+        // output column ox reads input column ox + kx − pad; keep the in-range span
+        let x0 = pad.saturating_sub(kx);
+        let x1 = (w + pad).saturating_sub(kx).min(ow);
+        for oy in 0..oh {
+            let iy = oy + ky;
+            if iy < pad || iy - pad >= h || x0 >= x1 {
+                continue; // a padding row stays zero
+            }
+            let src = &plane[(iy - pad) * w..][..w];
+            out[oy * ow + x0..oy * ow + x1].copy_from_slice(&src[x0 + kx - pad..x1 + kx - pad]);
+        }
+    }
+    cols
 }

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod bert;
 pub mod clip_text;
+pub mod clip_vision;
 pub mod prior_transformer;
 pub mod resnet;
 pub mod text_proj;
@@ -13,6 +14,7 @@ pub mod unet_2d_condition;
 
 pub use bert::BertModel;
 pub use clip_text::{ClipTextModelWithProjection, TextEncoding};
+pub use clip_vision::ClipVisionModelWithProjection;
 pub use prior_transformer::PriorTransformer;
 pub use text_proj::{DecoderConditioning, UnCLIPTextProjModel};
 pub use unet_2d::UNet2DModel;

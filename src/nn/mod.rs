@@ -75,6 +75,12 @@ impl<'a, B: Backend> Weights<'a, B> {
         self.be.weight(&self.view(name, shape, false)?)
     }
 
+    /// A conv kernel (out, in, kh, kw) as the (out, in·kh·kw) matrix of a Linear over flattened patches.
+    pub fn kernel_matrix(&self, name: &str, shape: &[usize]) -> Result<Matrix<B>> {
+        let flat = [shape[0], shape[1..].iter().product()];
+        self.be.matrix(&self.view(name, shape, true)?, &flat)
+    }
+
     /// A weight of `linear` / `conv2d`, possibly kept quantized by the backend.
     pub fn matrix(&self, name: &str, shape: &[usize]) -> Result<Matrix<B>> {
         self.be.matrix(&self.view(name, shape, true)?, shape)
@@ -94,6 +100,11 @@ impl<B: Backend> Linear<B> {
 
     pub fn no_bias(w: &Weights<B>, in_dim: usize, out_dim: usize) -> Result<Self> {
         Ok(Linear { weight: w.matrix("weight", &[out_dim, in_dim])?, bias: None })
+    }
+
+    /// A bias-free convolution whose stride equals its kernel, applied to flattened patches.
+    pub fn from_kernel(w: &Weights<B>, shape: &[usize]) -> Result<Self> {
+        Ok(Linear { weight: w.kernel_matrix("weight", shape)?, bias: None })
     }
 
     pub fn forward(&self, x: &B::Tensor) -> Result<B::Tensor> {

@@ -61,7 +61,11 @@ pub struct Golden(HashMap<String, G>);
 
 impl Golden {
     pub fn open(name: &str) -> Golden {
-        let bytes = std::fs::read(fixtures().join("golden").join(name)).unwrap();
+        Golden::open_at(&fixtures().join("golden").join(name))
+    }
+
+    pub fn open_at(path: &Path) -> Golden {
+        let bytes = std::fs::read(path).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let mut map = HashMap::new();
         for (k, v) in st.tensors() {
