@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, GgufWriter, MetadataValue};
-use crate::manifest::{Attribution, Component, FileEntry, Manifest, SchedulerEntry, TokenizerEntry, FORMAT, FORMAT_VERSION};
+use crate::manifest::{
+    Attribution, Component, FileEntry, Manifest, SchedulerEntry, TokenizerEntry, FORMAT, FORMAT_VERSION,
+};
 
 /// The components of an unCLIP pipeline folder, in pipeline order; `image_encoder` is optional.
 pub const COMPONENTS: [&str; 7] =
@@ -46,7 +48,11 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn read_json(path: &Path, what: &'static str) -> Result<Value> {
-    serde_json::from_slice(&read(path)?).map_err(|source| Error::Json { path: path.display().to_string(), what, source })
+    serde_json::from_slice(&read(path)?).map_err(|source| Error::Json {
+        path: path.display().to_string(),
+        what,
+        source,
+    })
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -100,9 +106,15 @@ fn read_safetensors(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> 
     for (name, view) in st.tensors() {
         let data = view.data();
         let values: Vec<f32> = match view.dtype() {
-            safetensors::Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            safetensors::Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            safetensors::Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            safetensors::Dtype::F32 => {
+                data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            }
+            safetensors::Dtype::F16 => {
+                data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
+            safetensors::Dtype::BF16 => {
+                data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
             other => {
                 return Err(Error::Weights(format!(
                     "{}: tensor `{name}` is {other:?}; only F32, F16 and BF16 weights can be converted",
@@ -152,7 +164,8 @@ fn clip_tokenizer_json(tok_dir: &Path, max_length: usize) -> Result<Vec<u8>> {
     let merges_path = tok_dir.join("merges.txt");
     let merges_text = String::from_utf8(read(&merges_path)?)
         .map_err(|_| Error::Tokenizer(format!("{} is not UTF-8", merges_path.display())))?;
-    let merges: Vec<&str> = merges_text.lines().filter(|l| !l.starts_with("#version") && !l.trim().is_empty()).collect();
+    let merges: Vec<&str> =
+        merges_text.lines().filter(|l| !l.starts_with("#version") && !l.trim().is_empty()).collect();
     let config_path = tok_dir.join("tokenizer_config.json");
     let config = if config_path.exists() { read_json(&config_path, "a tokenizer config")? } else { Value::Null };
     let token = |key: &str, default: &str| -> String {
@@ -162,13 +175,21 @@ fn clip_tokenizer_json(tok_dir: &Path, max_length: usize) -> Result<Vec<u8>> {
             _ => default.to_string(),
         }
     };
-    let (bos, eos, pad, unk) =
-        (token("bos_token", "<|startoftext|>"), token("eos_token", "<|endoftext|>"), token("pad_token", "<|endoftext|>"), token("unk_token", "<|endoftext|>"));
+    let (bos, eos, pad, unk) = (
+        token("bos_token", "<|startoftext|>"),
+        token("eos_token", "<|endoftext|>"),
+        token("pad_token", "<|endoftext|>"),
+        token("unk_token", "<|endoftext|>"),
+    );
     let id = |t: &str| -> Result<u64> {
-        vocab[t].as_u64().ok_or_else(|| Error::Tokenizer(format!("{} has no token `{t}`", tok_dir.join("vocab.json").display())))
+        vocab[t]
+            .as_u64()
+            .ok_or_else(|| Error::Tokenizer(format!("{} has no token `{t}`", tok_dir.join("vocab.json").display())))
     };
     let special = |t: &str| -> Result<Value> {
-        Ok(serde_json::json!({"id": id(t)?, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+        Ok(
+            serde_json::json!({"id": id(t)?, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}),
+        )
     };
     let json = serde_json::json!({
         "version": "1.0",
@@ -192,8 +213,11 @@ fn clip_tokenizer_json(tok_dir: &Path, max_length: usize) -> Result<Vec<u8>> {
 pub fn convert(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut(&str)) -> Result<Manifest> {
     let index = read_json(&src.join("model_index.json"), "a diffusers model_index.json")?;
     let info: ModelInfo = match src.join("unclip.json") {
-        p if p.exists() => serde_json::from_value(read_json(&p, "unclip.json")?)
-            .map_err(|source| Error::Json { path: p.display().to_string(), what: "unclip.json", source })?,
+        p if p.exists() => serde_json::from_value(read_json(&p, "unclip.json")?).map_err(|source| Error::Json {
+            path: p.display().to_string(),
+            what: "unclip.json",
+            source,
+        })?,
         _ => ModelInfo::default(),
     };
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -224,7 +248,10 @@ pub fn convert(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut
         if let Value::Object(o) = &mut config {
             o.retain(|k, _| !k.starts_with('_'));
         }
-        components.insert(name.to_string(), serde_json::to_value(SchedulerEntry { class, config }).expect("schedulers serialize"));
+        components.insert(
+            name.to_string(),
+            serde_json::to_value(SchedulerEntry { class, config }).expect("schedulers serialize"),
+        );
     }
 
     // The tokenizer pads to the prior's token count.

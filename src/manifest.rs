@@ -125,7 +125,10 @@ impl Manifest {
             f.validate()?;
         }
         if !(1..=512).contains(&self.tokenizer.max_length) {
-            return Err(Error::Model(format!("model.json: tokenizer max_length {} is outside 1..=512", self.tokenizer.max_length)));
+            return Err(Error::Model(format!(
+                "model.json: tokenizer max_length {} is outside 1..=512",
+                self.tokenizer.max_length
+            )));
         }
         Ok(())
     }
@@ -149,7 +152,10 @@ impl FileEntry {
             )));
         }
         if self.sha256.len() != 64 || !self.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Error::Model(format!("model.json: `{}` has sha256 `{}`, expected 64 hex digits", self.file, self.sha256)));
+            return Err(Error::Model(format!(
+                "model.json: `{}` has sha256 `{}`, expected 64 hex digits",
+                self.file, self.sha256
+            )));
         }
         Ok(())
     }

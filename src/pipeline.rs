@@ -115,7 +115,9 @@ impl GenerateParams {
         if self.prompt.trim().is_empty() && self.image_embedding.is_none() {
             return Err(Error::Settings("the prompt is empty: type what the picture should show".into()));
         }
-        for (name, steps) in [("prior", self.prior_steps), ("decoder", self.decoder_steps), ("super-res", self.sr_steps)] {
+        for (name, steps) in
+            [("prior", self.prior_steps), ("decoder", self.decoder_steps), ("super-res", self.sr_steps)]
+        {
             if !(2..=MAX_STEPS).contains(&steps) {
                 return Err(Error::Settings(format!(
                     "{name} steps must be between 2 and {MAX_STEPS} (got {steps}): the unCLIP scheduler spaces steps from t=999 to t=0"
@@ -212,7 +214,11 @@ pub struct UnCLIPPipeline<B: Backend> {
 
 fn config<T: serde::de::DeserializeOwned>(name: &str, c: &Component, expected_class: &[&str]) -> Result<T> {
     if !expected_class.contains(&c.class.as_str()) {
-        return Err(Error::Model(format!("model.json: {name} is a {}, expected {}", c.class, expected_class.join(" or "))));
+        return Err(Error::Model(format!(
+            "model.json: {name} is a {}, expected {}",
+            c.class,
+            expected_class.join(" or ")
+        )));
     }
     serde_json::from_value(c.config.clone())
         .map_err(|e| Error::Model(format!("model.json: the {name} config is not a valid {} config: {e}", c.class)))
@@ -222,8 +228,9 @@ fn scheduler(name: &str, s: &SchedulerEntry) -> Result<UnCLIPScheduler> {
     if s.class != "UnCLIPScheduler" {
         return Err(Error::Model(format!("model.json: {name} is a {}, expected UnCLIPScheduler", s.class)));
     }
-    let cfg: UnCLIPSchedulerConfig = serde_json::from_value(s.config.clone())
-        .map_err(|e| Error::Model(format!("model.json: the {name} config is not a valid UnCLIPScheduler config: {e}")))?;
+    let cfg: UnCLIPSchedulerConfig = serde_json::from_value(s.config.clone()).map_err(|e| {
+        Error::Model(format!("model.json: the {name} config is not a valid UnCLIPScheduler config: {e}"))
+    })?;
     Ok(UnCLIPScheduler::new(cfg)?)
 }
 
@@ -238,20 +245,29 @@ impl<B: Backend> UnCLIPPipeline<B> {
         let file = gguf(&m.text_encoder)?;
         let w = Weights::new(&file, be, "text_encoder");
         let text_encoder = match m.text_encoder.class.as_str() {
-            "BertModel" => TextEncoder::Bert(BertModel::new(&w, config("text_encoder", &m.text_encoder, &["BertModel"])?)?),
+            "BertModel" => {
+                TextEncoder::Bert(BertModel::new(&w, config("text_encoder", &m.text_encoder, &["BertModel"])?)?)
+            }
             _ => TextEncoder::Clip(ClipTextModelWithProjection::new(
                 &w,
                 config("text_encoder", &m.text_encoder, &["CLIPTextModelWithProjection"])?,
             )?),
         };
         let file = gguf(&m.prior)?;
-        let prior = PriorTransformer::new(&Weights::new(&file, be, "prior"), config("prior", &m.prior, &["PriorTransformer"])?)?;
+        let prior = PriorTransformer::new(
+            &Weights::new(&file, be, "prior"),
+            config("prior", &m.prior, &["PriorTransformer"])?,
+        )?;
         let file = gguf(&m.text_proj)?;
-        let text_proj =
-            UnCLIPTextProjModel::new(&Weights::new(&file, be, "text_proj"), config("text_proj", &m.text_proj, &["UnCLIPTextProjModel"])?)?;
+        let text_proj = UnCLIPTextProjModel::new(
+            &Weights::new(&file, be, "text_proj"),
+            config("text_proj", &m.text_proj, &["UnCLIPTextProjModel"])?,
+        )?;
         let file = gguf(&m.decoder)?;
-        let decoder =
-            UNet2DConditionModel::new(&Weights::new(&file, be, "decoder"), config("decoder", &m.decoder, &["UNet2DConditionModel"])?)?;
+        let decoder = UNet2DConditionModel::new(
+            &Weights::new(&file, be, "decoder"),
+            config("decoder", &m.decoder, &["UNet2DConditionModel"])?,
+        )?;
         let file = gguf(&m.super_res_first)?;
         let super_res_first = UNet2DModel::new(
             &Weights::new(&file, be, "super_res_first"),
@@ -266,7 +282,10 @@ impl<B: Backend> UnCLIPPipeline<B> {
             Some(c) => {
                 let file = gguf(c)?;
                 let w = Weights::new(&file, be, "image_encoder");
-                Some(ClipVisionModelWithProjection::new(&w, config("image_encoder", c, &["CLIPVisionModelWithProjection"])?)?)
+                Some(ClipVisionModelWithProjection::new(
+                    &w,
+                    config("image_encoder", c, &["CLIPVisionModelWithProjection"])?,
+                )?)
             }
             None => None,
         };
@@ -427,7 +446,8 @@ impl<B: Backend> UnCLIPPipeline<B> {
         let mut x = self.randn(&mut rng, &[b, ch, size, size])?;
         for (i, &t) in timesteps.iter().enumerate() {
             let input = if do_cfg { B::Tensor::cat(&[&x, &x], 0)? } else { x.clone() };
-            let out = self.decoder.forward(&input, t, &cond.encoder_hidden_states, &cond.additive_time_emb, &decoder_mask)?;
+            let out =
+                self.decoder.forward(&input, t, &cond.encoder_hidden_states, &cond.additive_time_emb, &decoder_mask)?;
             let (eps, var) = if do_cfg {
                 let var = out.narrow(0, b, b)?.narrow(1, ch, out.dim(1) - ch)?; // the cond half's v
                 (Self::guide(&out, b, ch, p.decoder_guidance)?, var)
@@ -466,7 +486,8 @@ impl<B: Backend> UnCLIPPipeline<B> {
             let unet = if i + 1 == timesteps.len() { &self.super_res_last } else { &self.super_res_first };
             let eps = unet.forward(&B::Tensor::cat(&[&x, &upscaled], 1)?, t)?;
             let c = self.super_res_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
-            let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, sr_ch, sr_size, sr_size])?) } else { None };
+            let noise =
+                if c.noise.is_some() { Some(self.randn(&mut rng, &[b, sr_ch, sr_size, sr_size])?) } else { None };
             let (prev, x0) = B::Tensor::scheduler_step(&eps, None, &x, noise.as_ref(), &c)?;
             emit!(Event::Step(StepEvent {
                 stage: Stage::SuperRes,

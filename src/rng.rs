@@ -59,15 +59,9 @@ impl TorchGenerator {
         state[0] = (seed & 0xffff_ffff) as u32;
         for i in 1..STATE_LEN {
             let prev = state[i - 1];
-            state[i] = 1_812_433_253u32
-                .wrapping_mul(prev ^ (prev >> 30))
-                .wrapping_add(i as u32);
+            state[i] = 1_812_433_253u32.wrapping_mul(prev ^ (prev >> 30)).wrapping_add(i as u32);
         }
-        Self {
-            state,
-            next: STATE_LEN,
-            next_double_normal: None,
-        }
+        Self { state, next: STATE_LEN, next_double_normal: None }
     }
 
     /// The next 32-bit output of the engine (`CPUGeneratorImpl::random()`).
@@ -188,10 +182,7 @@ mod tests {
         // std::mt19937 with the default seed 5489: the C++ standard fixes the 10000th output too.
         let mut g = TorchGenerator::new(5489);
         let first: Vec<u32> = (0..5).map(|_| g.next_u32()).collect();
-        assert_eq!(
-            first,
-            [3499211612, 581869302, 3890346734, 3586334585, 545404204]
-        );
+        assert_eq!(first, [3499211612, 581869302, 3890346734, 3586334585, 545404204]);
         let mut g = TorchGenerator::new(5489);
         let ten_thousandth = (0..10_000).map(|_| g.next_u32()).last();
         assert_eq!(ten_thousandth, Some(4123659995));
@@ -207,26 +198,14 @@ mod tests {
     // Values printed by torch: `torch.manual_seed(0); torch.randn(n)` (4 decimals).
     #[test]
     fn randn_matches_torch_printouts_at_block_boundaries() {
-        assert_close(
-            &TorchGenerator::new(0).randn(16)[..5],
-            &[-1.1258, -1.1524, -0.2506, -0.4339, 0.8487],
-            1e-4,
-        );
-        assert_close(
-            &TorchGenerator::new(0).randn(17)[..5],
-            &[-1.1258, -1.6959, 0.5667, 0.7935, 0.5988],
-            1e-4,
-        );
-        assert_close(
-            &TorchGenerator::new(0).randn(20)[..5],
-            &[-1.1258, -1.1524, -0.2506, -0.4339, 0.5988],
-            1e-4,
-        );
+        assert_close(&TorchGenerator::new(0).randn(16)[..5], &[-1.1258, -1.1524, -0.2506, -0.4339, 0.8487], 1e-4);
+        assert_close(&TorchGenerator::new(0).randn(17)[..5], &[-1.1258, -1.6959, 0.5667, 0.7935, 0.5988], 1e-4);
+        assert_close(&TorchGenerator::new(0).randn(20)[..5], &[-1.1258, -1.1524, -0.2506, -0.4339, 0.5988], 1e-4);
         assert_close(
             &TorchGenerator::new(0).randn(16),
             &[
-                -1.1258, -1.1524, -0.2506, -0.4339, 0.8487, 0.6920, -0.3160, -2.1152, 0.3223,
-                -1.2633, 0.3500, 0.3081, 0.1198, 1.2377, 1.1168, -0.2473,
+                -1.1258, -1.1524, -0.2506, -0.4339, 0.8487, 0.6920, -0.3160, -2.1152, 0.3223, -1.2633, 0.3500, 0.3081,
+                0.1198, 1.2377, 1.1168, -0.2473,
             ],
             1e-4,
         );

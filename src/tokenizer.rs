@@ -36,7 +36,11 @@ impl Tokenizer {
                 .into_iter()
                 .find(|t| inner.token_to_id(t).is_some())
                 .unwrap_or("[PAD]");
-            PaddingParams { pad_id: inner.token_to_id(pad_token).unwrap_or(0), pad_token: pad_token.into(), ..Default::default() }
+            PaddingParams {
+                pad_id: inner.token_to_id(pad_token).unwrap_or(0),
+                pad_token: pad_token.into(),
+                ..Default::default()
+            }
         });
         padding.strategy = PaddingStrategy::Fixed(max_length);
         inner.with_padding(Some(padding));
@@ -59,7 +63,10 @@ impl Tokenizer {
                 self.max_length
             )));
         }
-        let enc = self.inner.encode(text, true).map_err(|e| Error::Tokenizer(format!("the prompt could not be tokenized: {e}")))?;
+        let enc = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::Tokenizer(format!("the prompt could not be tokenized: {e}")))?;
         let truncated = !enc.get_overflowing().is_empty();
         Ok(Tokens {
             ids: enc.get_ids().to_vec(),

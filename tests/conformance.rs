@@ -24,7 +24,9 @@ fn tokenizer_ids_and_masks_match_diffusers() {
     }
     // vocab.json + merges.txt (converted) and the saved tokenizer.json agree on harder prompts
     let saved = Tokenizer::from_json(&std::fs::read(fixtures().join("tiny_clip_tokenizer.json")).unwrap(), 77).unwrap();
-    for prompt in ["this is a prompt example", "A  Horse, riding   an astronaut!!", "日本の旗 🇯🇵 123", &"long ".repeat(200)] {
+    for prompt in
+        ["this is a prompt example", "A  Horse, riding   an astronaut!!", "日本の旗 🇯🇵 123", &"long ".repeat(200)]
+    {
         assert_eq!(p.tokenizer.encode(prompt).unwrap(), saved.encode(prompt).unwrap(), "{prompt:?}");
     }
     assert_eq!(p.tokenizer.encode("this is a prompt example").unwrap().ids[..7], [998, 889, 615, 320, 855, 750, 999]);
@@ -40,7 +42,10 @@ fn text_encoder_matches() {
         let tokens = unclip::tokenizer::Tokens { ids, mask: vec![], truncated: false };
         let out = p.text_encoder.encode(&[&tokens]).unwrap();
         let e = max_abs_diff(&host(&out.text_embeds), &g.get(&format!("text_encoder.{i}.out.text_embeds")).data);
-        let h = max_abs_diff(&host(&out.last_hidden_state), &g.get(&format!("text_encoder.{i}.out.last_hidden_state")).data);
+        let h = max_abs_diff(
+            &host(&out.last_hidden_state),
+            &g.get(&format!("text_encoder.{i}.out.last_hidden_state")).data,
+        );
         assert!(e < 1e-5 && h < 1e-5, "text_encoder.{i}: embeds {e}, hidden {h}");
     }
 }
@@ -98,7 +103,9 @@ fn prior_text_proj_and_unets_match_every_call() {
             assert!(e < 1e-4, "{file} decoder.{i}: {e}");
         }
         for (unet, key) in [(&p.super_res_first, "super_res_first.0"), (&p.super_res_last, "super_res_last.0")] {
-            let out = unet.forward(&g.get(&format!("{key}.in.sample")).cpu(), g.get(&format!("{key}.in.timestep")).scalar()).unwrap();
+            let out = unet
+                .forward(&g.get(&format!("{key}.in.sample")).cpu(), g.get(&format!("{key}.in.timestep")).scalar())
+                .unwrap();
             let e = max_abs_diff(&host(&out), &g.get(&format!("{key}.out")).data);
             assert!(e < 1e-4, "{file} {key}: {e}");
         }
@@ -146,7 +153,14 @@ fn quantized_models_stay_close_to_f32() {
 fn same_seed_same_image_other_seed_other_image() {
     let p = tiny_pipeline(GgmlType::F32);
     let run = |seed| {
-        let params = GenerateParams { prompt: "horse".into(), seed, prior_steps: 2, decoder_steps: 2, sr_steps: 2, ..Default::default() };
+        let params = GenerateParams {
+            prompt: "horse".into(),
+            seed,
+            prior_steps: 2,
+            decoder_steps: 2,
+            sr_steps: 2,
+            ..Default::default()
+        };
         pollster::block_on(p.generate(&params, &mut Silent)).unwrap().image
     };
     assert_eq!(run(7), run(7));

@@ -40,7 +40,11 @@ fn bert_sentence_embedding_matches_transformers() {
 #[test]
 fn clip_vision_matches_transformers() {
     let (file, config, g) = load("clip_vision", "CLIPVisionModelWithProjection");
-    let m = ClipVisionModelWithProjection::new(&Weights::new(&file, &Cpu, "clip_vision"), serde_json::from_value(config).unwrap()).unwrap();
+    let m = ClipVisionModelWithProjection::new(
+        &Weights::new(&file, &Cpu, "clip_vision"),
+        serde_json::from_value(config).unwrap(),
+    )
+    .unwrap();
     let out = m.forward(&g.get("pixel_values").cpu()).unwrap();
     let e = max_abs_diff(&host(&out), &g.get("image_embeds").data);
     assert!(e < 1e-5, "image_embeds {e}");

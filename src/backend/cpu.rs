@@ -26,10 +26,7 @@ impl Backend for Cpu {
     fn tensor(&self, data: Vec<f32>, shape: &[usize]) -> Result<CpuTensor> {
         let n: usize = shape.iter().product();
         if data.len() != n {
-            return Err(Error::Model(format!(
-                "a tensor of shape {shape:?} needs {n} values, got {}",
-                data.len()
-            )));
+            return Err(Error::Model(format!("a tensor of shape {shape:?} needs {n} values, got {}", data.len())));
         }
         Ok(CpuTensor(Candle::from_vec(data, shape, &Device::Cpu)?))
     }
@@ -49,11 +46,11 @@ impl CpuTensor {
     }
 
     /// Runs `f` on the tensor's data without copying (it is made contiguous first if needed).
-    fn with_data<R>(&self, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    fn with_data<R>(&self, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
         let t = self.0.contiguous()?;
         let (storage, layout) = t.storage_and_layout();
         match &*storage {
-            candle_core::Storage::Cpu(cpu) => Ok(f(&cpu.as_slice::<f32>()?[layout.start_offset()..][..t.elem_count()])),
+            candle_core::Storage::Cpu(cpu) => f(&cpu.as_slice::<f32>()?[layout.start_offset()..][..t.elem_count()]),
             _ => Err(Error::Model("the CPU backend was handed a tensor that is not in CPU memory".into())),
         }
     }
@@ -141,40 +138,50 @@ impl Tensor for CpuTensor {
     fn linear(&self, w: &CpuTensor, b: Option<&Self>) -> Result<Self> {
         let dims = self.dims().to_vec();
         let (k, out) = (dims[dims.len() - 1], w.dim(0));
-        let m = self.elem_count() / k.max(1);
-        let mut y = self.0.reshape((m, k))?.matmul(&w.0.t()?)?;
-        if let Some(b) = b {
-            y = y.broadcast_add(&b.0)?;
+        if w.dims() != [out, k] {
+            return Err(Error::Model(format!("a linear layer with weight {:?} was given inputs {dims:?}", w.dims())));
         }
+        let m = self.elem_count() / k.max(1);
+        let bias = b.map(|b| b.host()).transpose()?;
+        let y = self.with_data(|x| w.with_data(|wd| linear_rows(x, wd, bias.as_deref(), m, k, out)))?;
         let mut shape = dims;
         *shape.last_mut().expect("linear input has at least one dim") = out;
-        Ok(CpuTensor(y.reshape(shape)?))
+        Self::from_host(y, &shape)
     }
 
     fn matmul(&self, rhs: &Self) -> Result<Self> {
         self.map(|t| t.broadcast_matmul(&rhs.0))
     }
 
-    /// Implicit GEMM: a k×k kernel unrolls the input into (C·k·k, H'·W') columns (im2col), then one
-    /// (O, C·k·k) · (C·k·k, H'·W') matmul per image gives NCHW directly; 1×1 is the matmul alone.
+    /// Implicit GEMM: a k×k kernel unrolls each image into (C·k·k, H'·W') columns (im2col), then
+    /// (O, C·k·k) · (C·k·k, H'·W') gives the NCHW output directly; a 1×1 kernel needs no unrolling.
     fn conv2d(&self, w: &CpuTensor, b: Option<&Self>, padding: usize) -> Result<Self> {
-        let (n, c, h, wd) = self.0.dims4()?;
+        let (n, c, h, wid) = self.0.dims4()?;
         let (o, ci, kh, kw) = w.0.dims4()?;
         if ci != c {
             return Err(Error::Model(format!("a conv over {ci} channels was given {c} channels")));
         }
-        let (oh, ow) = ((h + 2 * padding + 1).saturating_sub(kh), (wd + 2 * padding + 1).saturating_sub(kw));
-        let cols = if kh == 1 && kw == 1 && padding == 0 {
-            self.0.reshape((n, c, h * wd))?
-        } else {
-            let data = self.with_data(|x| im2col(x, n, c, h, wd, kh, kw, padding, oh, ow))?;
-            Candle::from_vec(data, (n, c * kh * kw, oh * ow), &Device::Cpu)?
-        };
-        let mut y = w.0.reshape((o, c * kh * kw))?.broadcast_matmul(&cols)?; // (N, O, H'·W')
-        if let Some(b) = b {
-            y = y.broadcast_add(&b.0.reshape((1, o, 1))?)?;
-        }
-        Ok(CpuTensor(y.reshape((n, o, oh, ow))?))
+        let (oh, ow) = ((h + 2 * padding + 1).saturating_sub(kh), (wid + 2 * padding + 1).saturating_sub(kw));
+        let (ck, hw) = (c * kh * kw, oh * ow);
+        let bias = b.map(|b| b.host()).transpose()?;
+        let y = self.with_data(|x| {
+            w.with_data(|kernel| {
+                let mut y = vec![0f32; n * o * hw];
+                for (img, out) in y.chunks_mut(o * hw).enumerate() {
+                    let image = &x[img * c * h * wid..][..c * h * wid];
+                    let unrolled;
+                    let cols = if kh == 1 && kw == 1 && padding == 0 {
+                        image
+                    } else {
+                        unrolled = im2col(image, c, h, wid, kh, kw, padding, oh, ow);
+                        &unrolled[..]
+                    };
+                    conv_rows(kernel, cols, bias.as_deref(), out, ck, hw)?;
+                }
+                Ok(y)
+            })
+        })?;
+        Self::from_host(y, &[n, o, oh, ow])
     }
 
     fn group_norm(&self, groups: usize, gamma: &Self, beta: &Self, eps: f32, act: Option<Activation>) -> Result<Self> {
@@ -218,17 +225,36 @@ impl Tensor for CpuTensor {
     fn attention(q: &Self, k: &Self, v: &Self, heads: usize, bias: Option<&Self>) -> Result<Self> {
         let (n, lq, c) = q.0.dims3()?;
         let lk = k.dim(1);
-        let d = c / heads;
-        // (N, L, H·d) → (N, H, L, d)
-        let split = |t: &Candle, l: usize| t.reshape((n, l, heads, d))?.transpose(1, 2)?.contiguous();
-        let (qh, kh, vh) = (split(&q.0, lq)?, split(&k.0, lk)?, split(&v.0, lk)?);
-        let mut scores = (qh.matmul(&kh.t()?)? * (d as f64).powf(-0.5))?; // (N, H, Lq, Lk)
-        if let Some(bias) = bias {
-            scores = scores.broadcast_add(&bias.0.unsqueeze(1)?)?;
+        if k.dims() != [n, lk, c] || v.dims() != [n, lk, c] || heads == 0 || c % heads != 0 {
+            return Err(Error::Model(format!(
+                "attention needs q (N, Lq, C), k and v (N, Lk, C) with C divisible by {heads} heads; got {:?}, {:?}, {:?}",
+                q.dims(),
+                k.dims(),
+                v.dims()
+            )));
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&vh)?.transpose(1, 2)?.reshape((n, lq, c))?; // (N, Lq, H·d)
-        Ok(CpuTensor(out))
+        let bias = match bias {
+            Some(b) => {
+                let (bn, bq, bk) = b.0.dims3()?;
+                if bk != lk || !(bn == 1 || bn == n) || !(bq == 1 || bq == lq) {
+                    return Err(Error::Model(format!(
+                        "an attention bias {:?} does not broadcast to ({n}, {lq}, {lk})",
+                        b.dims()
+                    )));
+                }
+                Some((b.host()?, bn, bq))
+            }
+            None => None,
+        };
+        let (qd, kd, vd) = (q.host()?, k.host()?, v.host()?);
+        let out = fused_attention(
+            &qd,
+            &kd,
+            &vd,
+            AttentionShape { n, lq, lk, c, heads },
+            bias.as_ref().map(|(b, bn, bq)| (&b[..], *bn, *bq)),
+        )?;
+        Self::from_host(out, &[n, lq, c])
     }
 
     fn avg_pool2x2(&self) -> Result<Self> {
@@ -279,14 +305,13 @@ impl Tensor for CpuTensor {
     }
 }
 
-/// Unrolls NCHW `x` into (N, C·kh·kw, oh·ow) columns for a stride-1 convolution with zero padding.
+/// Unrolls one CHW image into (C·kh·kw, oh·ow) columns for a stride-1 convolution with zero padding.
 #[allow(clippy::too_many_arguments)]
-fn im2col(x: &[f32], n: usize, c: usize, h: usize, w: usize, kh: usize, kw: usize, pad: usize, oh: usize, ow: usize) -> Vec<f32> {
-    let mut cols = vec![0f32; n * c * kh * kw * oh * ow];
+fn im2col(x: &[f32], c: usize, h: usize, w: usize, kh: usize, kw: usize, pad: usize, oh: usize, ow: usize) -> Vec<f32> {
+    let mut cols = vec![0f32; c * kh * kw * oh * ow];
     for (row, out) in cols.chunks_mut(oh * ow).enumerate() {
-        let (img, kx) = (row / (c * kh * kw), row % kw);
-        let (ch, ky) = ((row / (kh * kw)) % c, (row / kw) % kh);
-        let plane = &x[(img * c + ch) * h * w..][..h * w];
+        let (ch, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
+        let plane = &x[ch * h * w..][..h * w];
         // output column ox reads input column ox + kx − pad; keep the in-range span
         let x0 = pad.saturating_sub(kx);
         let x1 = (w + pad).saturating_sub(kx).min(ow);
@@ -300,4 +325,218 @@ fn im2col(x: &[f32], n: usize, c: usize, h: usize, w: usize, kh: usize, kw: usiz
         }
     }
     cols
+}
+
+/// out (O, hw) = kernel (O, ck) · cols (ck, hw) + bias, blocks of output channels in parallel.
+fn conv_rows(kernel: &[f32], cols: &[f32], bias: Option<&[f32]>, out: &mut [f32], ck: usize, hw: usize) -> Result<()> {
+    let rows_per_task = (CONV_TASK_ELEMS / hw.max(1)).max(1);
+    par_chunks(out, rows_per_task * hw, |i, chunk| {
+        let rows = chunk.len() / hw;
+        let o0 = i * rows_per_task;
+        let kernel = &kernel[o0 * ck..][..rows * ck];
+        sgemm(
+            Gemm {
+                m: rows,
+                n: hw,
+                k: ck,
+                a: kernel,
+                a_rs: ck,
+                a_cs: 1,
+                b: cols,
+                b_rs: hw,
+                b_cs: 1,
+                c_rs: hw,
+                scale: 1.0,
+            },
+            chunk,
+        )?;
+        if let Some(bias) = bias {
+            for (r, row) in chunk.chunks_mut(hw).enumerate() {
+                row.iter_mut().for_each(|y| *y += bias[o0 + r]);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Output elements per parallel conv task.
+const CONV_TASK_ELEMS: usize = 16 * 1024;
+
+#[derive(Clone, Copy)]
+struct AttentionShape {
+    n: usize,
+    lq: usize,
+    lk: usize,
+    c: usize,
+    heads: usize,
+}
+
+/// Queries per block: a (64, Lk) score block stays in cache while softmax runs over it.
+const QUERY_BLOCK: usize = 64;
+
+/// softmax(q·kᵀ/√d + bias)·v without materialising all scores: per (batch, head), blocks of
+/// queries go through two GEMMs with the row softmax between them (flash attention's tiling, with
+/// the whole key range in one tile). Heads run in parallel natively.
+fn fused_attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttentionShape,
+    bias: Option<(&[f32], usize, usize)>,
+) -> Result<Vec<f32>> {
+    let AttentionShape { n, lq, lk, c, heads } = s;
+    let d = c / heads;
+    let scale = (d as f32).powf(-0.5);
+    let head = |nh: usize| -> Result<Vec<f32>> {
+        let (b, h) = (nh / heads, nh % heads);
+        let mut out = vec![0f32; lq * d];
+        let mut scores = vec![0f32; QUERY_BLOCK * lk];
+        for q0 in (0..lq).step_by(QUERY_BLOCK) {
+            let bq = QUERY_BLOCK.min(lq - q0);
+            let sc = &mut scores[..bq * lk];
+            // S = scale · Q_blk · K_hᵀ        Q rows have stride C, Kᵀ is K read column-wise
+            let qb = &q[(b * lq + q0) * c + h * d..];
+            let kh = &k[b * lk * c + h * d..];
+            sgemm(Gemm { m: bq, n: lk, k: d, a: qb, a_rs: c, a_cs: 1, b: kh, b_rs: 1, b_cs: c, c_rs: lk, scale }, sc)?;
+            for (i, row) in sc.chunks_mut(lk).enumerate() {
+                if let Some((bias, bn, bqn)) = bias {
+                    let bias_row =
+                        &bias[((if bn == 1 { 0 } else { b }) * bqn + if bqn == 1 { 0 } else { q0 + i }) * lk..][..lk];
+                    row.iter_mut().zip(bias_row).for_each(|(s, b)| *s += b);
+                }
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for s in row.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                row.iter_mut().for_each(|s| *s *= inv);
+            }
+            // O_blk = P · V_h
+            let vh = &v[b * lk * c + h * d..];
+            sgemm(
+                Gemm { m: bq, n: d, k: lk, a: sc, a_rs: lk, a_cs: 1, b: vh, b_rs: c, b_cs: 1, c_rs: d, scale: 1.0 },
+                &mut out[q0 * d..(q0 + bq) * d],
+            )?;
+        }
+        Ok(out)
+    };
+    let per_head: Vec<Vec<f32>> = par_map(n * heads, head)?;
+    let mut out = vec![0f32; n * lq * c];
+    for (nh, o) in per_head.iter().enumerate() {
+        let (b, h) = (nh / heads, nh % heads);
+        for (i, row) in o.chunks(d).enumerate() {
+            out[(b * lq + i) * c + h * d..][..d].copy_from_slice(row);
+        }
+    }
+    Ok(out)
+}
+
+/// Y (m, out) = X (m, k) · Wᵀ + b, with W stored (out, k); blocks of rows run in parallel.
+fn linear_rows(x: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, k: usize, out: usize) -> Result<Vec<f32>> {
+    let mut y = vec![0f32; m * out];
+    par_chunks(&mut y, LINEAR_ROWS * out, |i, chunk| {
+        let rows = chunk.len() / out;
+        let xs = &x[i * LINEAR_ROWS * k..][..rows * k];
+        sgemm(
+            Gemm { m: rows, n: out, k, a: xs, a_rs: k, a_cs: 1, b: w, b_rs: 1, b_cs: k, c_rs: out, scale: 1.0 },
+            chunk,
+        )?;
+        if let Some(bias) = bias {
+            chunk.chunks_mut(out).for_each(|r| r.iter_mut().zip(bias).for_each(|(y, b)| *y += b));
+        }
+        Ok(())
+    })?;
+    Ok(y)
+}
+
+/// Rows of a linear layer's output per parallel task.
+const LINEAR_ROWS: usize = 128;
+
+/// Runs `f(i, chunk)` over `chunk_len`-sized chunks of `data`, in parallel where threads exist.
+fn par_chunks(
+    data: &mut [f32],
+    chunk_len: usize,
+    f: impl Fn(usize, &mut [f32]) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    let chunk_len = chunk_len.max(1);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        data.par_chunks_mut(chunk_len).enumerate().try_for_each(|(i, c)| f(i, c))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        data.chunks_mut(chunk_len).enumerate().try_for_each(|(i, c)| f(i, c))
+    }
+}
+
+/// Maps 0..n through `f`, in parallel where threads exist.
+fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> Result<T> + Sync + Send) -> Result<Vec<T>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().map(f).collect()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        (0..n).map(f).collect()
+    }
+}
+
+/// C (m×n, row stride c_rs) = scale · A (m×k) · B (k×n), operands given by slices and strides.
+struct Gemm<'a> {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &'a [f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &'a [f32],
+    b_rs: usize,
+    b_cs: usize,
+    c_rs: usize,
+    scale: f32,
+}
+
+/// A bounds-checked call of the `gemm` crate's strided single-threaded kernel.
+fn sgemm(g: Gemm<'_>, c: &mut [f32]) -> Result<()> {
+    let last = |rows: usize, rs: usize, cols: usize, cs: usize| (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs;
+    if g.m == 0 || g.n == 0 || g.k == 0 {
+        return Ok(());
+    }
+    if last(g.m, g.a_rs, g.k, g.a_cs) >= g.a.len()
+        || last(g.k, g.b_rs, g.n, g.b_cs) >= g.b.len()
+        || last(g.m, g.c_rs, g.n, 1) >= c.len()
+    {
+        return Err(Error::Model("an internal matrix product was given operands that are too small".into()));
+    }
+    // SAFETY: every element the kernel reads (A: m×k, B: k×n with the given strides) or writes
+    // (C: m×n, row stride c_rs) lies inside the slices, checked just above; C does not alias A or B
+    // (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            g.m,
+            g.n,
+            g.k,
+            c.as_mut_ptr(),
+            1,
+            g.c_rs as isize,
+            false,
+            g.a.as_ptr(),
+            g.a_cs as isize,
+            g.a_rs as isize,
+            g.b.as_ptr(),
+            g.b_cs as isize,
+            g.b_rs as isize,
+            0.0,
+            g.scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    Ok(())
 }

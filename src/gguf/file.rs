@@ -32,20 +32,12 @@ impl GgufFile {
         let header = match parse_header(&bytes)? {
             HeaderStatus::Complete(header) => header,
             HeaderStatus::Incomplete { need } => {
-                return Err(GgufError::Truncated {
-                    what: "the header",
-                    expected: need as u64,
-                    found,
-                })
+                return Err(GgufError::Truncated { what: "the header", expected: need as u64, found })
             }
         };
         let expected = header.required_file_size();
         if found < expected {
-            return Err(GgufError::Truncated {
-                what: "the tensor data",
-                expected,
-                found,
-            });
+            return Err(GgufError::Truncated { what: "the tensor data", expected, found });
         }
         Ok(Self { header, bytes })
     }
@@ -72,10 +64,7 @@ impl GgufFile {
             (Ok(start), Ok(end)) => self.bytes.get(start..end),
             _ => None,
         };
-        TensorView {
-            info,
-            data: data.unwrap_or_default(),
-        }
+        TensorView { info, data: data.unwrap_or_default() }
     }
 
     pub fn metadata(&self, key: &str) -> Option<&MetadataValue> {
@@ -99,21 +88,15 @@ mod tests {
 
     #[test]
     fn tensors_round_trip() {
-        let xs: Vec<f32> = (0..2 * 96)
-            .map(|i| ((i * 37) % 101) as f32 / 10.0 - 5.0)
-            .collect();
+        let xs: Vec<f32> = (0..2 * 96).map(|i| ((i * 37) % 101) as f32 / 10.0 - 5.0).collect();
         let types = [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0];
         let mut w = GgufWriter::new();
         for dtype in types {
-            w.add_tensor(&format!("w.{dtype}"), &[2, 96], dtype, &xs)
-                .unwrap();
+            w.add_tensor(&format!("w.{dtype}"), &[2, 96], dtype, &xs).unwrap();
         }
         let file = GgufFile::from_bytes(w.to_bytes().unwrap()).unwrap();
         for (view, dtype) in file.tensors().zip(types) {
-            assert_eq!(
-                (view.info.dtype, view.info.shape.as_slice()),
-                (dtype, &[2, 96][..])
-            );
+            assert_eq!((view.info.dtype, view.info.shape.as_slice()), (dtype, &[2, 96][..]));
             let expected = dequantize(dtype, &quantize(dtype, &xs).unwrap(), xs.len()).unwrap();
             assert_eq!(view.to_f32().unwrap(), expected);
         }
@@ -124,10 +107,7 @@ mod tests {
     #[test]
     fn sample_file_reads_back() {
         let file = GgufFile::from_bytes(sample_file()).unwrap();
-        assert_eq!(
-            file.metadata_str("general.architecture").unwrap(),
-            "unclip-test"
-        );
+        assert_eq!(file.metadata_str("general.architecture").unwrap(), "unclip-test");
         assert_eq!(file.metadata_u32("t.u32").unwrap(), 4_000_000_000);
         assert_eq!(file.metadata("t.u8"), Some(&MetadataValue::U8(200)));
         let a = file.tensor("a.f32").unwrap().to_f32().unwrap();
@@ -155,15 +135,9 @@ mod tests {
         let err = GgufFile::from_bytes(bytes[..required as usize - 1].to_vec()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!(
-                "truncated GGUF file: the tensor data needs {required} bytes; found {}",
-                required - 1
-            )
+            format!("truncated GGUF file: the tensor data needs {required} bytes; found {}", required - 1)
         );
         let err = GgufFile::from_bytes(bytes[..30].to_vec()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "truncated GGUF file: the header needs 32 bytes; found 30"
-        );
+        assert_eq!(err.to_string(), "truncated GGUF file: the header needs 32 bytes; found 30");
     }
 }

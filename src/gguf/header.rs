@@ -165,9 +165,8 @@ impl MetadataArray {
     }
 }
 
-const TYPE_NAMES: [&str; 13] = [
-    "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64",
-];
+const TYPE_NAMES: [&str; 13] =
+    ["u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"];
 
 /// One tensor's entry in the header.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,10 +212,7 @@ pub enum HeaderStatus {
 impl GgufHeader {
     /// Bytes of the data section that the tensors use.
     pub fn data_len(&self) -> u64 {
-        let ends = self
-            .tensors
-            .iter()
-            .map(|t| t.offset.saturating_add(t.n_bytes));
+        let ends = self.tensors.iter().map(|t| t.offset.saturating_add(t.n_bytes));
         ends.max().unwrap_or(0)
     }
 
@@ -268,29 +264,18 @@ impl GgufHeader {
         })
     }
 
-    fn typed<'a, T>(
-        &'a self,
-        key: &str,
-        expected: &str,
-        get: impl Fn(&'a MetadataValue) -> Option<T>,
-    ) -> Result<T> {
+    fn typed<'a, T>(&'a self, key: &str, expected: &str, get: impl Fn(&'a MetadataValue) -> Option<T>) -> Result<T> {
         let problem = match self.metadata(key) {
             None => format!("missing; expected {expected}"),
             Some(value) => match get(value) {
                 Some(v) => return Ok(v),
                 None => match value.as_array() {
-                    Some(a) => format!(
-                        "expected {expected}, found array of {}",
-                        TYPE_NAMES[a.elem_type_id() as usize]
-                    ),
+                    Some(a) => format!("expected {expected}, found array of {}", TYPE_NAMES[a.elem_type_id() as usize]),
                     None => format!("expected {expected}, found {}", value.type_name()),
                 },
             },
         };
-        Err(GgufError::Metadata {
-            key: key.to_string(),
-            problem,
-        })
+        Err(GgufError::Metadata { key: key.to_string(), problem })
     }
 }
 
@@ -300,10 +285,7 @@ impl GgufHeader {
 /// [`HeaderStatus::Incomplete`]; it answers an error as soon as the bytes it
 /// has are invalid, so a wrong file is rejected before it is downloaded.
 pub fn parse_header(prefix: &[u8]) -> Result<HeaderStatus> {
-    let mut reader = Reader {
-        bytes: prefix,
-        pos: 0,
-    };
+    let mut reader = Reader { bytes: prefix, pos: 0 };
     match reader.header() {
         Ok(header) => Ok(HeaderStatus::Complete(header)),
         Err(Stop::Need(need)) => Ok(HeaderStatus::Incomplete { need }),
@@ -362,12 +344,7 @@ impl<'a> Reader<'a> {
     fn count(&mut self, what: impl FnOnce() -> String, max: u64) -> Parsed<usize> {
         let n = self.u64()?;
         if n > max {
-            return Err(GgufError::Limit {
-                what: what(),
-                found: n,
-                max,
-            }
-            .into());
+            return Err(GgufError::Limit { what: what(), found: n, max }.into());
         }
         // max <= 2^24 fits in usize on every target.
         Ok(n as usize)
@@ -398,10 +375,9 @@ impl<'a> Reader<'a> {
         match byte {
             0 => Ok(false),
             1 => Ok(true),
-            _ => Err(GgufError::Metadata {
-                key: shorten(key),
-                problem: format!("bool byte is {byte}; expected 0 or 1"),
-            }),
+            _ => {
+                Err(GgufError::Metadata { key: shorten(key), problem: format!("bool byte is {byte}; expected 0 or 1") })
+            }
         }
     }
 
@@ -442,12 +418,7 @@ impl<'a> Reader<'a> {
             6 => A::F32(self.fixed(n, f32::from_le_bytes)?),
             7 => {
                 let bytes = self.take(n)?;
-                A::Bool(
-                    bytes
-                        .iter()
-                        .map(|&b| Self::bool(key, b))
-                        .collect::<Result<_>>()?,
-                )
+                A::Bool(bytes.iter().map(|&b| Self::bool(key, b)).collect::<Result<_>>()?)
             }
             8 => {
                 // Strings are variable-sized: read one by one, so memory only
@@ -477,10 +448,7 @@ impl<'a> Reader<'a> {
         let seen = &self.bytes[..self.bytes.len().min(MAGIC.len())];
         if !MAGIC.starts_with(seen) {
             let start = &self.bytes[..self.bytes.len().min(8)];
-            return Err(GgufError::BadMagic {
-                found: start.escape_ascii().to_string(),
-            }
-            .into());
+            return Err(GgufError::BadMagic { found: start.escape_ascii().to_string() }.into());
         }
         // Each byte of the magic can reject the file, so ask for them one by one.
         if seen.len() < MAGIC.len() {
@@ -497,11 +465,7 @@ impl<'a> Reader<'a> {
                 }
                 _ => "",
             };
-            return Err(GgufError::Version {
-                found: version,
-                note,
-            }
-            .into());
+            return Err(GgufError::Version { found: version, note }.into());
         }
         let n_tensors = self.count(|| "the tensor count".into(), MAX_TENSORS)?;
         let n_metadata = self.count(|| "the metadata entry count".into(), MAX_METADATA)?;
@@ -547,26 +511,18 @@ impl<'a> Reader<'a> {
                 dims.push(self.u64()?);
             }
             dims.reverse(); // to PyTorch order
-            let dtype =
-                GgmlType::from_id(self.u32()?).map_err(|e| tensor_error(&name, &e.to_string()))?;
+            let dtype = GgmlType::from_id(self.u32()?).map_err(|e| tensor_error(&name, &e.to_string()))?;
             let (shape, n_bytes) = check_tensor(&name, &dims, dtype)?;
             let offset = self.u64()?;
             if !offset.is_multiple_of(alignment as u64) {
-                let problem =
-                    format!("offset {offset} is not a multiple of the alignment {alignment}");
+                let problem = format!("offset {offset} is not a multiple of the alignment {alignment}");
                 return Err(tensor_error(&name, &problem));
             }
             if offset.checked_add(n_bytes).is_none() {
                 let problem = format!("offset {offset} + {n_bytes} bytes overflows");
                 return Err(tensor_error(&name, &problem));
             }
-            tensors.push(TensorInfo {
-                name,
-                shape,
-                dtype,
-                offset,
-                n_bytes,
-            });
+            tensors.push(TensorInfo { name, shape, dtype, offset, n_bytes });
         }
         check_overlap(&tensors)?;
 
@@ -580,43 +536,25 @@ impl<'a> Reader<'a> {
                 return Err(tensor_error(&t.name, &problem));
             }
         }
-        Ok(GgufHeader {
-            version,
-            metadata,
-            tensors,
-            data_offset,
-            alignment,
-        })
+        Ok(GgufHeader { version, metadata, tensors, data_offset, alignment })
     }
 }
 
 fn unknown_value_type(key: &str, ty: u32) -> GgufError {
-    GgufError::Metadata {
-        key: shorten(key),
-        problem: format!("value type {ty} is unknown; expected 0 to 12"),
-    }
+    GgufError::Metadata { key: shorten(key), problem: format!("value type {ty} is unknown; expected 0 to 12") }
 }
 
 fn tensor_error(name: &str, problem: &str) -> Stop {
-    Stop::Bad(GgufError::Tensor {
-        name: shorten(name),
-        problem: problem.to_string(),
-    })
+    Stop::Bad(GgufError::Tensor { name: shorten(name), problem: problem.to_string() })
 }
 
 /// `general.alignment` must be a u32 power of two (ggml's rule) and, here,
 /// at most [`MAX_ALIGNMENT`].
 fn check_alignment(value: &MetadataValue) -> Result<usize> {
     match *value {
-        MetadataValue::U32(a) if a.is_power_of_two() && a as usize <= MAX_ALIGNMENT => {
-            Ok(a as usize)
-        }
-        MetadataValue::U32(a) => Err(GgufError::Alignment {
-            found: a.to_string(),
-        }),
-        _ => Err(GgufError::Alignment {
-            found: format!("a {}", value.type_name()),
-        }),
+        MetadataValue::U32(a) if a.is_power_of_two() && a as usize <= MAX_ALIGNMENT => Ok(a as usize),
+        MetadataValue::U32(a) => Err(GgufError::Alignment { found: a.to_string() }),
+        _ => Err(GgufError::Alignment { found: format!("a {}", value.type_name()) }),
     }
 }
 
@@ -629,30 +567,17 @@ pub(super) fn check_name(name: &str) -> Result<()> {
         });
     }
     if name.len() >= MAX_NAME_LEN {
-        return Err(GgufError::NameTooLong {
-            name: shorten(name),
-            len: name.len(),
-        });
+        return Err(GgufError::NameTooLong { name: shorten(name), len: name.len() });
     }
     Ok(())
 }
 
 /// Validates a shape (PyTorch order) for `dtype` and returns it as `usize`s
 /// with the tensor's size in bytes.
-pub(super) fn check_tensor(
-    name: &str,
-    shape: &[u64],
-    dtype: GgmlType,
-) -> Result<(Vec<usize>, u64)> {
-    let problem = |p: String| GgufError::Tensor {
-        name: shorten(name),
-        problem: p,
-    };
+pub(super) fn check_tensor(name: &str, shape: &[u64], dtype: GgmlType) -> Result<(Vec<usize>, u64)> {
+    let problem = |p: String| GgufError::Tensor { name: shorten(name), problem: p };
     if shape.is_empty() || shape.len() > MAX_DIMS {
-        return Err(problem(format!(
-            "has {} dimensions; expected 1 to {MAX_DIMS}",
-            shape.len()
-        )));
+        return Err(problem(format!("has {} dimensions; expected 1 to {MAX_DIMS}", shape.len())));
     }
     if shape.contains(&0) {
         return Err(problem(format!("has a zero dimension in shape {shape:?}")));
@@ -661,11 +586,7 @@ pub(super) fn check_tensor(
         .iter()
         .try_fold(1u64, |n, &d| n.checked_mul(d))
         .filter(|&n| usize::try_from(n).is_ok())
-        .ok_or_else(|| {
-            problem(format!(
-                "shape {shape:?} has more elements than fit in memory"
-            ))
-        })?;
+        .ok_or_else(|| problem(format!("shape {shape:?} has more elements than fit in memory")))?;
     let row = shape[shape.len() - 1];
     if !row.is_multiple_of(dtype.block_len() as u64) {
         return Err(problem(format!(
@@ -673,30 +594,24 @@ pub(super) fn check_tensor(
             dtype.block_len()
         )));
     }
-    let n_bytes = dtype.n_bytes(n_elements).ok_or_else(|| {
-        problem(format!(
-            "shape {shape:?} of {dtype} overflows its byte size"
-        ))
-    })?;
+    let n_bytes = dtype
+        .n_bytes(n_elements)
+        .ok_or_else(|| problem(format!("shape {shape:?} of {dtype} overflows its byte size")))?;
     // Every dimension is at most the element count, which fits in usize.
     Ok((shape.iter().map(|&d| d as usize).collect(), n_bytes))
 }
 
 /// Tensors may be stored in any order but must not share bytes.
 fn check_overlap(tensors: &[TensorInfo]) -> Result<()> {
-    let mut spans: Vec<(u64, u64, &str)> = tensors
-        .iter()
-        .map(|t| (t.offset, t.offset + t.n_bytes, t.name.as_str()))
-        .collect();
+    let mut spans: Vec<(u64, u64, &str)> =
+        tensors.iter().map(|t| (t.offset, t.offset + t.n_bytes, t.name.as_str())).collect();
     spans.sort_unstable();
     for pair in spans.windows(2) {
         let ((a_start, a_end, a), (b_start, b_end, b)) = (pair[0], pair[1]);
         if b_start < a_end {
             return Err(GgufError::Tensor {
                 name: b.to_string(),
-                problem: format!(
-                    "bytes {b_start}..{b_end} overlap tensor `{a}` at {a_start}..{a_end}"
-                ),
+                problem: format!("bytes {b_start}..{b_end} overlap tensor `{a}` at {a_start}..{a_end}"),
             });
         }
     }
@@ -730,10 +645,7 @@ mod tests {
         assert_eq!(len, last_need);
         assert!(full.data_offset >= len && full.data_offset < len + 32);
         for end in len..bytes.len() {
-            assert_eq!(
-                parse_header(&bytes[..end]).unwrap(),
-                HeaderStatus::Complete(full.clone())
-            );
+            assert_eq!(parse_header(&bytes[..end]).unwrap(), HeaderStatus::Complete(full.clone()));
         }
     }
 
@@ -742,10 +654,7 @@ mod tests {
 
     impl Raw {
         fn new(version: u32, n_tensors: u64, n_metadata: u64) -> Self {
-            Raw(b"GGUF".to_vec())
-                .u32(version)
-                .u64(n_tensors)
-                .u64(n_metadata)
+            Raw(b"GGUF".to_vec()).u32(version).u64(n_tensors).u64(n_metadata)
         }
         fn bytes(mut self, b: &[u8]) -> Self {
             self.0.extend(b);
@@ -791,34 +700,18 @@ mod tests {
     #[test]
     fn magic_and_version() {
         let err = Raw(b"<!DOCTYPE html>".to_vec()).err();
-        assert_eq!(
-            err,
-            r#"not a GGUF file (starts with b"<!DOCTYP"; expected b"GGUF")"#
-        );
+        assert_eq!(err, r#"not a GGUF file (starts with b"<!DOCTYP"; expected b"GGUF")"#);
         // A wrong first byte is enough; a right one asks for more.
         assert!(Raw(b"PK".to_vec()).err().starts_with("not a GGUF file"));
         assert!(Raw(b"GGUX".to_vec()).err().starts_with("not a GGUF file"));
-        assert_eq!(
-            Raw(b"GG".to_vec()).parse().unwrap(),
-            HeaderStatus::Incomplete { need: 3 }
-        );
-        assert_eq!(
-            Raw(vec![]).parse().unwrap(),
-            HeaderStatus::Incomplete { need: 1 }
-        );
+        assert_eq!(Raw(b"GG".to_vec()).parse().unwrap(), HeaderStatus::Incomplete { need: 3 });
+        assert_eq!(Raw(vec![]).parse().unwrap(), HeaderStatus::Incomplete { need: 1 });
 
         assert_eq!(Raw::new(2, 0, 0).header().version, 2);
         assert_eq!(Raw::new(3, 0, 0).header().data_offset, 32);
-        for (version, note) in [
-            (1, "32-bit counts"),
-            (4, "expected 3"),
-            (3 << 24, "big-endian"),
-        ] {
+        for (version, note) in [(1, "32-bit counts"), (4, "expected 3"), (3 << 24, "big-endian")] {
             let err = Raw::new(version, 0, 0).err();
-            assert!(
-                err.starts_with(&format!("unsupported GGUF version {version}")),
-                "{err}"
-            );
+            assert!(err.starts_with(&format!("unsupported GGUF version {version}")), "{err}");
             assert!(err.contains(note), "{err}");
         }
     }
@@ -833,41 +726,19 @@ mod tests {
             assert!(err.starts_with("the metadata entry count is"), "{err}");
         }
         let err = Raw::new(3, 0, 1).u64(u64::MAX).err();
-        assert_eq!(
-            err,
-            "the length of metadata key 0 is 18446744073709551615; the limit is 16777216"
-        );
+        assert_eq!(err, "the length of metadata key 0 is 18446744073709551615; the limit is 16777216");
         let err = Raw::new(3, 0, 1).str("k").u32(8).u64(1 << 40).err();
-        assert!(
-            err.starts_with("the length of metadata `k` is 1099511627776"),
-            "{err}"
-        );
-        let err = Raw::new(3, 0, 1)
-            .str("k")
-            .u32(9)
-            .u32(10)
-            .u64(u64::MAX)
-            .err();
-        assert!(
-            err.starts_with("the length of array `k` is 18446744073709551615"),
-            "{err}"
-        );
+        assert!(err.starts_with("the length of metadata `k` is 1099511627776"), "{err}");
+        let err = Raw::new(3, 0, 1).str("k").u32(9).u32(10).u64(u64::MAX).err();
+        assert!(err.starts_with("the length of array `k` is 18446744073709551615"), "{err}");
         let err = Raw::new(3, 1, 0).u64(1 << 63).err();
-        assert!(
-            err.starts_with("the length of the name of tensor 0 is"),
-            "{err}"
-        );
+        assert!(err.starts_with("the length of the name of tensor 0 is"), "{err}");
 
         // Counts within the limits only ask for more bytes.
         let raw = Raw::new(3, MAX_TENSORS, MAX_METADATA);
         assert_eq!(raw.parse().unwrap(), HeaderStatus::Incomplete { need: 32 });
         let raw = Raw::new(3, 0, 1).str("k").u32(9).u32(10).u64(MAX_ARRAY_LEN);
-        assert_eq!(
-            raw.parse().unwrap(),
-            HeaderStatus::Incomplete {
-                need: raw.0.len() + 8 * (1 << 24)
-            }
-        );
+        assert_eq!(raw.parse().unwrap(), HeaderStatus::Incomplete { need: raw.0.len() + 8 * (1 << 24) });
         let raw = Raw::new(3, 0, 1).u64(MAX_STRING_LEN);
         let need = raw.0.len() + (1 << 24);
         assert_eq!(raw.parse().unwrap(), HeaderStatus::Incomplete { need });
@@ -876,39 +747,13 @@ mod tests {
     #[test]
     fn bad_metadata() {
         let cases: [(Raw, &str); 7] = [
-            (
-                Raw::new(3, 0, 1).str("k").u32(13),
-                "metadata `k`: value type 13 is unknown",
-            ),
-            (
-                Raw::new(3, 0, 1).str("k").u32(9).u32(9).u64(0),
-                "arrays of arrays",
-            ),
-            (
-                Raw::new(3, 0, 1).str("k").u32(7).bytes(&[2]),
-                "bool byte is 2",
-            ),
-            (
-                Raw::new(3, 0, 1)
-                    .str("k")
-                    .u32(9)
-                    .u32(7)
-                    .u64(2)
-                    .bytes(&[1, 5]),
-                "bool byte is 5",
-            ),
-            (
-                Raw::new(3, 0, 2).kv_u32("k", 1).kv_u32("k", 2),
-                "metadata `k`: appears twice",
-            ),
-            (
-                Raw::new(3, 0, 1).u64(2).bytes(&[0xff, 0xfe]),
-                "metadata key 0 is not valid UTF-8",
-            ),
-            (
-                Raw::new(3, 0, 1).str("k").u32(8).u64(1).bytes(&[0x80]),
-                "metadata `k` is not valid UTF-8",
-            ),
+            (Raw::new(3, 0, 1).str("k").u32(13), "metadata `k`: value type 13 is unknown"),
+            (Raw::new(3, 0, 1).str("k").u32(9).u32(9).u64(0), "arrays of arrays"),
+            (Raw::new(3, 0, 1).str("k").u32(7).bytes(&[2]), "bool byte is 2"),
+            (Raw::new(3, 0, 1).str("k").u32(9).u32(7).u64(2).bytes(&[1, 5]), "bool byte is 5"),
+            (Raw::new(3, 0, 2).kv_u32("k", 1).kv_u32("k", 2), "metadata `k`: appears twice"),
+            (Raw::new(3, 0, 1).u64(2).bytes(&[0xff, 0xfe]), "metadata key 0 is not valid UTF-8"),
+            (Raw::new(3, 0, 1).str("k").u32(8).u64(1).bytes(&[0x80]), "metadata `k` is not valid UTF-8"),
         ];
         for (raw, expected) in cases {
             let err = raw.err();
@@ -918,35 +763,19 @@ mod tests {
 
     #[test]
     fn alignment() {
-        let h = Raw::new(3, 1, 1)
-            .kv_u32("general.alignment", 64)
-            .tensor("t", &[32], 0, 128)
-            .header();
+        let h = Raw::new(3, 1, 1).kv_u32("general.alignment", 64).tensor("t", &[32], 0, 128).header();
         assert_eq!((h.alignment, h.data_offset % 64), (64, 0));
-        let h = Raw::new(3, 1, 1)
-            .kv_u32("general.alignment", 1)
-            .tensor("t", &[3], 1, 7)
-            .header();
+        let h = Raw::new(3, 1, 1).kv_u32("general.alignment", 1).tensor("t", &[3], 1, 7).header();
         assert_eq!(h.data_offset, h.required_file_size() as usize - 7 - 6);
 
         for a in [0, 3, 48, 1 << 17, u32::MAX] {
             let err = Raw::new(3, 0, 1).kv_u32("general.alignment", a).err();
-            assert_eq!(
-                err,
-                format!("general.alignment must be a u32 power of two from 1 to 65536; found {a}")
-            );
+            assert_eq!(err, format!("general.alignment must be a u32 power of two from 1 to 65536; found {a}"));
         }
-        let err = Raw::new(3, 0, 1)
-            .str("general.alignment")
-            .u32(10)
-            .u64(32)
-            .err();
+        let err = Raw::new(3, 0, 1).str("general.alignment").u32(10).u64(32).err();
         assert!(err.ends_with("found a u64"), "{err}");
         let err = Raw::new(3, 1, 0).tensor("t", &[32], 0, 16).err();
-        assert_eq!(
-            err,
-            "tensor `t`: offset 16 is not a multiple of the alignment 32"
-        );
+        assert_eq!(err, "tensor `t`: offset 16 is not a multiple of the alignment 32");
     }
 
     #[test]
@@ -960,22 +789,13 @@ mod tests {
             ),
             (Raw::new(3, 1, 0).tensor(&long[..64], &[1], 0, 0), "is 64 bytes"),
             (Raw::new(3, 1, 0).tensor("", &[1], 0, 0), "empty name"),
-            (
-                Raw::new(3, 1, 0).u64(1).bytes(&[0xc3]),
-                "the name of tensor 0 is not valid UTF-8",
-            ),
-            (
-                Raw::new(3, 2, 0).tensor("t", &[1], 0, 0).tensor("t", &[1], 0, 32),
-                "tensor `t`: appears twice",
-            ),
+            (Raw::new(3, 1, 0).u64(1).bytes(&[0xc3]), "the name of tensor 0 is not valid UTF-8"),
+            (Raw::new(3, 2, 0).tensor("t", &[1], 0, 0).tensor("t", &[1], 0, 32), "tensor `t`: appears twice"),
             (Raw::new(3, 1, 0).tensor("t", &[], 0, 0), "has 0 dimensions; expected 1 to 4"),
             (Raw::new(3, 1, 0).tensor("t", &[1; 5], 0, 0), "has 5 dimensions"),
             (Raw::new(3, 1, 0).str("t").u32(u32::MAX), "has 4294967295 dimensions"),
             (Raw::new(3, 1, 0).tensor("t", &[4, 0], 0, 0), "zero dimension"),
-            (
-                Raw::new(3, 1, 0).tensor("t", &[u64::MAX, 2], 0, 0),
-                "more elements than fit in memory",
-            ),
+            (Raw::new(3, 1, 0).tensor("t", &[u64::MAX, 2], 0, 0), "more elements than fit in memory"),
             (Raw::new(3, 1, 0).tensor("t", &[1 << 62], 0, 0), "overflows its byte size"),
             (Raw::new(3, 1, 0).tensor("t", &[1], 3, 0), "tensor `t`: unknown ggml type id 3"),
             (
@@ -998,30 +818,18 @@ mod tests {
         // Type ids of other ggml types, and garbage.
         for ty in [3, 9, 14, 30, u32::MAX] {
             let err = Raw::new(3, 1, 0).tensor("t", &[32], ty, 0).err();
-            assert!(
-                err.contains(&format!("unknown ggml type id {ty};")),
-                "{err}"
-            );
+            assert!(err.contains(&format!("unknown ggml type id {ty};")), "{err}");
         }
     }
 
     #[test]
     fn overlapping_tensors() {
         // Any order is fine as long as the bytes are disjoint.
-        let h = Raw::new(3, 2, 0)
-            .tensor("b", &[8], 0, 32)
-            .tensor("a", &[8], 0, 0)
-            .header();
+        let h = Raw::new(3, 2, 0).tensor("b", &[8], 0, 32).tensor("a", &[8], 0, 0).header();
         assert_eq!(h.data_len(), 64);
-        let err = Raw::new(3, 2, 0)
-            .tensor("a", &[16], 0, 0)
-            .tensor("b", &[8], 0, 32)
-            .err();
+        let err = Raw::new(3, 2, 0).tensor("a", &[16], 0, 0).tensor("b", &[8], 0, 32).err();
         assert_eq!(err, "tensor `b`: bytes 32..64 overlap tensor `a` at 0..64");
-        let err = Raw::new(3, 2, 0)
-            .tensor("a", &[1], 0, 0)
-            .tensor("b", &[1], 0, 0)
-            .err();
+        let err = Raw::new(3, 2, 0).tensor("a", &[1], 0, 0).tensor("b", &[1], 0, 0).err();
         assert!(err.contains("overlap"), "{err}");
     }
 }

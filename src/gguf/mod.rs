@@ -36,9 +36,8 @@ mod writer;
 
 pub use file::{GgufFile, TensorView};
 pub use header::{
-    parse_header, GgufHeader, HeaderStatus, MetadataArray, MetadataValue, TensorInfo,
-    DEFAULT_ALIGNMENT, MAX_ALIGNMENT, MAX_ARRAY_LEN, MAX_DIMS, MAX_METADATA, MAX_NAME_LEN,
-    MAX_STRING_LEN, MAX_TENSORS,
+    parse_header, GgufHeader, HeaderStatus, MetadataArray, MetadataValue, TensorInfo, DEFAULT_ALIGNMENT, MAX_ALIGNMENT,
+    MAX_ARRAY_LEN, MAX_DIMS, MAX_METADATA, MAX_NAME_LEN, MAX_STRING_LEN, MAX_TENSORS,
 };
 pub use quant::{dequantize, quantize, GgmlType, QK};
 pub use writer::GgufWriter;
@@ -57,9 +56,7 @@ pub enum GgufError {
     NotUtf8 { what: String },
     #[error("metadata `{key}`: {problem}")]
     Metadata { key: String, problem: String },
-    #[error(
-        "general.alignment must be a u32 power of two from 1 to {MAX_ALIGNMENT}; found {found}"
-    )]
+    #[error("general.alignment must be a u32 power of two from 1 to {MAX_ALIGNMENT}; found {found}")]
     Alignment { found: String },
     #[error("tensor name `{name}` is {len} bytes; GGUF names must be under {MAX_NAME_LEN} bytes")]
     NameTooLong { name: String, len: usize },
@@ -70,18 +67,9 @@ pub enum GgufError {
     #[error("{dtype} packs {QK} values per block, so the row length must be a multiple of {QK}; found {len}")]
     BlockSize { dtype: GgmlType, len: usize },
     #[error("{n_elements} {dtype} values take {expected} bytes; found {found}")]
-    DataSize {
-        dtype: GgmlType,
-        n_elements: usize,
-        expected: u128,
-        found: usize,
-    },
+    DataSize { dtype: GgmlType, n_elements: usize, expected: u128, found: usize },
     #[error("truncated GGUF file: {what} needs {expected} bytes; found {found}")]
-    Truncated {
-        what: &'static str,
-        expected: u64,
-        found: u64,
-    },
+    Truncated { what: &'static str, expected: u64, found: u64 },
     #[error("writing GGUF: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -93,9 +93,7 @@ pub fn quantize(dtype: GgmlType, xs: &[f32]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(xs.len() / dtype.block_len() * dtype.block_bytes());
     match dtype {
         GgmlType::F32 => xs.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        GgmlType::F16 => xs
-            .iter()
-            .for_each(|&x| out.extend(f16::from_f32(x).to_le_bytes())),
+        GgmlType::F16 => xs.iter().for_each(|&x| out.extend(f16::from_f32(x).to_le_bytes())),
         GgmlType::Q8_0 => xs.chunks_exact(QK).for_each(|b| quantize_q8_0(b, &mut out)),
         GgmlType::Q4_0 => xs.chunks_exact(QK).for_each(|b| quantize_q4_0(b, &mut out)),
     }
@@ -143,12 +141,7 @@ pub fn dequantize(dtype: GgmlType, bytes: &[u8], n_elements: usize) -> Result<Ve
     // u128 cannot overflow: at most usize::MAX blocks of at most 34 bytes.
     let expected = (n_elements / dtype.block_len()) as u128 * dtype.block_bytes() as u128;
     if expected != bytes.len() as u128 {
-        return Err(GgufError::DataSize {
-            dtype,
-            n_elements,
-            expected,
-            found: bytes.len(),
-        });
+        return Err(GgufError::DataSize { dtype, n_elements, expected, found: bytes.len() });
     }
     let mut out = Vec::with_capacity(n_elements);
     let blocks = bytes.chunks_exact(dtype.block_bytes());
@@ -233,11 +226,7 @@ mod tests {
     /// d/2 (Q4_0 may clamp the opposite extreme by a whole step), plus the
     /// error from storing d as f16, scaled by the largest |q|.
     fn check_block_error(dtype: GgmlType, xs: &[f32], ys: &[f32], bytes: &[u8]) {
-        for ((xb, yb), bb) in xs
-            .chunks(QK)
-            .zip(ys.chunks(QK))
-            .zip(bytes.chunks(dtype.block_bytes()))
-        {
+        for ((xb, yb), bb) in xs.chunks(QK).zip(ys.chunks(QK)).zip(bytes.chunks(dtype.block_bytes())) {
             let amax = xb.iter().fold(0f32, |m, x| m.max(x.abs()));
             let d16 = f16::from_le_bytes([bb[0], bb[1]]).to_f32().abs();
             let (d, steps, q_max) = match dtype {
@@ -272,8 +261,8 @@ mod tests {
         let xs: Vec<f32> = (0..32).map(|i| i as f32).collect();
         let bytes = quantize(GgmlType::Q8_0, &xs).unwrap();
         let expected_q: [u8; 32] = [
-            0, 4, 8, 12, 16, 20, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 66, 70, 74, 78, 82, 86,
-            90, 94, 98, 102, 107, 111, 115, 119, 123, 127,
+            0, 4, 8, 12, 16, 20, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 66, 70, 74, 78, 82, 86, 90, 94, 98, 102, 107,
+            111, 115, 119, 123, 127,
         ];
         assert_eq!(bytes[..2], 0x33D0u16.to_le_bytes());
         assert_eq!(bytes[2..], expected_q);
@@ -330,12 +319,11 @@ mod tests {
     }
 
     const REFERENCE_Q8_0: [u8; 34] = [
-        201, 35, 105, 208, 82, 45, 127, 165, 18, 72, 204, 193, 195, 185, 112, 134, 194, 1, 32, 217,
-        254, 195, 62, 8, 225, 9, 196, 208, 243, 197, 173, 232, 42, 174,
+        201, 35, 105, 208, 82, 45, 127, 165, 18, 72, 204, 193, 195, 185, 112, 134, 194, 1, 32, 217, 254, 195, 62, 8,
+        225, 9, 196, 208, 243, 197, 173, 232, 42, 174,
     ];
-    const REFERENCE_Q4_0: [u8; 18] = [
-        185, 179, 97, 171, 131, 197, 64, 142, 167, 115, 203, 188, 156, 204, 209, 175, 92, 216,
-    ];
+    const REFERENCE_Q4_0: [u8; 18] =
+        [185, 179, 97, 171, 131, 197, 64, 142, 167, 115, 203, 188, 156, 204, 209, 175, 92, 216];
 
     #[test]
     fn rejects_partial_blocks_and_wrong_sizes() {
@@ -345,9 +333,7 @@ mod tests {
             assert!(dequantize(dtype, &[0; 34], 33).is_err());
             assert!(dequantize(dtype, &[0; 33], 32).is_err());
         }
-        let err = dequantize(GgmlType::F32, &[0; 7], 2)
-            .unwrap_err()
-            .to_string();
+        let err = dequantize(GgmlType::F32, &[0; 7], 2).unwrap_err().to_string();
         assert_eq!(err, "2 F32 values take 8 bytes; found 7");
         assert!(dequantize(GgmlType::F16, &[], usize::MAX).is_err());
         assert!(dequantize(GgmlType::F16, &[], 0).unwrap().is_empty());

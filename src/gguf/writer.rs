@@ -3,8 +3,8 @@
 use std::io::{Read, Write};
 
 use super::header::{
-    check_name, check_tensor, MetadataArray, MetadataValue, TensorInfo, DEFAULT_ALIGNMENT, MAGIC,
-    MAX_ARRAY_LEN, MAX_METADATA, MAX_STRING_LEN, MAX_TENSORS, VERSION,
+    check_name, check_tensor, MetadataArray, MetadataValue, TensorInfo, DEFAULT_ALIGNMENT, MAGIC, MAX_ARRAY_LEN,
+    MAX_METADATA, MAX_STRING_LEN, MAX_TENSORS, VERSION,
 };
 use super::quant::{quantize, GgmlType};
 use super::{shorten, GgufError, Result};
@@ -29,9 +29,7 @@ impl GgufWriter {
         let problem = if key.is_empty() {
             Some("empty key".to_string())
         } else if key == "general.alignment" {
-            Some(format!(
-                "the writer always aligns to {DEFAULT_ALIGNMENT} bytes"
-            ))
+            Some(format!("the writer always aligns to {DEFAULT_ALIGNMENT} bytes"))
         } else if self.metadata.iter().any(|(k, _)| *k == key) {
             Some("added twice; keys must be unique".to_string())
         } else if self.metadata.len() as u64 >= MAX_METADATA {
@@ -40,28 +38,16 @@ impl GgufWriter {
             value_problem(&key, &value)
         };
         if let Some(problem) = problem {
-            return Err(GgufError::Metadata {
-                key: shorten(&key),
-                problem,
-            });
+            return Err(GgufError::Metadata { key: shorten(&key), problem });
         }
         self.metadata.push((key, value));
         Ok(())
     }
 
     /// Encodes `data` (row-major, `shape` in PyTorch order) as `dtype`.
-    pub fn add_tensor(
-        &mut self,
-        name: &str,
-        shape: &[usize],
-        dtype: GgmlType,
-        data: &[f32],
-    ) -> Result<()> {
+    pub fn add_tensor(&mut self, name: &str, shape: &[usize], dtype: GgmlType, data: &[f32]) -> Result<()> {
         check_name(name)?;
-        let problem = |p: String| GgufError::Tensor {
-            name: name.to_string(),
-            problem: p,
-        };
+        let problem = |p: String| GgufError::Tensor { name: name.to_string(), problem: p };
         if self.tensors.iter().any(|(t, _)| t.name == name) {
             return Err(problem("added twice; names must be unique".into()));
         }
@@ -72,22 +58,13 @@ impl GgufWriter {
         let (shape, n_bytes) = check_tensor(name, &dims, dtype)?;
         let n_elements = shape.iter().product::<usize>();
         if n_elements != data.len() {
-            return Err(problem(format!(
-                "shape {shape:?} has {n_elements} elements; found {} values",
-                data.len()
-            )));
+            return Err(problem(format!("shape {shape:?} has {n_elements} elements; found {} values", data.len())));
         }
         let offset = match self.tensors.last() {
             Some((t, _)) => align(t.offset + t.n_bytes),
             None => 0,
         };
-        let info = TensorInfo {
-            name: name.to_string(),
-            shape,
-            dtype,
-            offset,
-            n_bytes,
-        };
+        let info = TensorInfo { name: name.to_string(), shape, dtype, offset, n_bytes };
         self.tensors.push((info, quantize(dtype, data)?));
         Ok(())
     }
@@ -150,18 +127,15 @@ fn align(n: u64) -> u64 {
 fn value_problem(key: &str, value: &MetadataValue) -> Option<String> {
     let too_long = |s: &String| s.len() as u64 > MAX_STRING_LEN;
     match value {
-        MetadataValue::String(s) if too_long(s) => Some(format!(
-            "string of {} bytes; the limit is {MAX_STRING_LEN}",
-            s.len()
-        )),
-        MetadataValue::Array(a) if a.len() as u64 > MAX_ARRAY_LEN => Some(format!(
-            "array of {} elements; the limit is {MAX_ARRAY_LEN}",
-            a.len()
-        )),
-        MetadataValue::Array(MetadataArray::String(v)) if v.iter().any(too_long) => Some(format!(
-            "an element of `{}` is over {MAX_STRING_LEN} bytes",
-            shorten(key)
-        )),
+        MetadataValue::String(s) if too_long(s) => {
+            Some(format!("string of {} bytes; the limit is {MAX_STRING_LEN}", s.len()))
+        }
+        MetadataValue::Array(a) if a.len() as u64 > MAX_ARRAY_LEN => {
+            Some(format!("array of {} elements; the limit is {MAX_ARRAY_LEN}", a.len()))
+        }
+        MetadataValue::Array(MetadataArray::String(v)) if v.iter().any(too_long) => {
+            Some(format!("an element of `{}` is over {MAX_STRING_LEN} bytes", shorten(key)))
+        }
         _ => None,
     }
 }
@@ -234,10 +208,7 @@ pub(super) mod tests {
             ("t.u64", V::U64(u64::MAX)),
             ("t.i64", V::I64(i64::MIN)),
             ("t.f64", V::F64(-1e300)),
-            (
-                "t.strings",
-                V::Array(A::String(vec!["a".into(), "".into(), "ü".into()])),
-            ),
+            ("t.strings", V::Array(A::String(vec!["a".into(), "".into(), "ü".into()]))),
             ("t.u32s", V::Array(A::U32(vec![1, 2, 3]))),
             ("t.bools", V::Array(A::Bool(vec![false, true]))),
             ("t.f64s", V::Array(A::F64(vec![0.5]))),
@@ -247,14 +218,10 @@ pub(super) mod tests {
             w.add_metadata(key, value).unwrap();
         }
         let ramp = |n: usize| (0..n).map(|i| (i as f32 - 40.0) / 9.0).collect::<Vec<_>>();
-        w.add_tensor("a.f32", &[3], GgmlType::F32, &ramp(3))
-            .unwrap();
-        w.add_tensor("b.f16", &[2, 5], GgmlType::F16, &ramp(10))
-            .unwrap();
-        w.add_tensor("c.q8_0", &[2, 64], GgmlType::Q8_0, &ramp(128))
-            .unwrap();
-        w.add_tensor("d.q4_0", &[1, 2, 3, 32], GgmlType::Q4_0, &ramp(192))
-            .unwrap();
+        w.add_tensor("a.f32", &[3], GgmlType::F32, &ramp(3)).unwrap();
+        w.add_tensor("b.f16", &[2, 5], GgmlType::F16, &ramp(10)).unwrap();
+        w.add_tensor("c.q8_0", &[2, 64], GgmlType::Q8_0, &ramp(128)).unwrap();
+        w.add_tensor("d.q4_0", &[1, 2, 3, 32], GgmlType::Q4_0, &ramp(192)).unwrap();
         w.to_bytes().unwrap()
     }
 
@@ -270,9 +237,7 @@ pub(super) mod tests {
         let bytes = sample_file();
         let mut w = Vec::new();
         let mut writer = GgufWriter::new();
-        writer
-            .add_tensor("x", &[32], GgmlType::Q8_0, &[1.0; 32])
-            .unwrap();
+        writer.add_tensor("x", &[32], GgmlType::Q8_0, &[1.0; 32]).unwrap();
         assert_eq!(writer.write(&mut w).unwrap(), w.len() as u64);
         assert_eq!(bytes.len() % 32, 0);
         let h = header(&bytes);
@@ -282,19 +247,8 @@ pub(super) mod tests {
         assert_eq!(h.data_len(), 332);
         assert_eq!(h.required_file_size(), h.data_offset as u64 + 332);
         assert_eq!(bytes.len() as u64, align(h.required_file_size()));
-        let layout: Vec<_> = h
-            .tensors
-            .iter()
-            .map(|t| {
-                (
-                    t.name.as_str(),
-                    t.shape.clone(),
-                    t.dtype,
-                    t.offset,
-                    t.n_bytes,
-                )
-            })
-            .collect();
+        let layout: Vec<_> =
+            h.tensors.iter().map(|t| (t.name.as_str(), t.shape.clone(), t.dtype, t.offset, t.n_bytes)).collect();
         assert_eq!(
             layout,
             [
@@ -306,10 +260,7 @@ pub(super) mod tests {
         );
         assert_eq!(h.metadata.len(), 17);
         assert_eq!(h.metadata[0].0, "general.architecture");
-        assert_eq!(
-            h.metadata_str("general.architecture").unwrap(),
-            "unclip-test"
-        );
+        assert_eq!(h.metadata_str("general.architecture").unwrap(), "unclip-test");
         assert_eq!(h.metadata_u32("t.u32").unwrap(), 4_000_000_000);
         assert_eq!(h.metadata_u64("t.u64").unwrap(), u64::MAX);
         assert_eq!(h.metadata_f32("t.f32").unwrap(), 0.125);
@@ -318,17 +269,11 @@ pub(super) mod tests {
         assert_eq!(h.metadata_u32s("t.u32s").unwrap(), [1, 2, 3]);
         assert_eq!(h.metadata("t.i64"), Some(&MetadataValue::I64(i64::MIN)));
         assert_eq!(h.metadata("t.f64"), Some(&MetadataValue::F64(-1e300)));
-        assert_eq!(
-            h.metadata("t.i8s"),
-            Some(&MetadataValue::Array(MetadataArray::I8(vec![])))
-        );
+        assert_eq!(h.metadata("t.i8s"), Some(&MetadataValue::Array(MetadataArray::I8(vec![]))));
         let err = h.metadata_u32("t.f32").unwrap_err().to_string();
         assert_eq!(err, "metadata `t.f32`: expected u32, found f32");
         let err = h.metadata_strings("t.u32s").unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "metadata `t.u32s`: expected array of string, found array of u32"
-        );
+        assert_eq!(err, "metadata `t.u32s`: expected array of string, found array of u32");
         let err = h.metadata_u32("nope").unwrap_err().to_string();
         assert_eq!(err, "metadata `nope`: missing; expected u32");
     }
@@ -337,27 +282,15 @@ pub(super) mod tests {
     fn rejects_what_the_reader_would_reject() {
         let mut w = GgufWriter::new();
         let long = "x".repeat(64);
-        let err = w
-            .add_tensor(&long, &[1], GgmlType::F32, &[0.0])
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!("tensor name `{long}` is 64 bytes; GGUF names must be under 64 bytes")
-        );
-        w.add_tensor(&long[..63], &[1], GgmlType::F32, &[0.0])
-            .unwrap();
+        let err = w.add_tensor(&long, &[1], GgmlType::F32, &[0.0]).unwrap_err();
+        assert_eq!(err.to_string(), format!("tensor name `{long}` is 64 bytes; GGUF names must be under 64 bytes"));
+        w.add_tensor(&long[..63], &[1], GgmlType::F32, &[0.0]).unwrap();
         let cases: [(&str, &[usize], GgmlType, usize, &str); 7] = [
             ("", &[1], GgmlType::F32, 1, "empty name"),
             (&long[..63], &[1], GgmlType::F32, 1, "added twice"),
             ("q", &[32, 33], GgmlType::Q8_0, 32 * 33, "multiple of 32"),
             ("q", &[2, 16], GgmlType::Q4_0, 32, "multiple of 32"),
-            (
-                "s",
-                &[2, 3],
-                GgmlType::F32,
-                5,
-                "has 6 elements; found 5 values",
-            ),
+            ("s", &[2, 3], GgmlType::F32, 5, "has 6 elements; found 5 values"),
             ("z", &[2, 0], GgmlType::F32, 0, "zero dimension"),
             ("d", &[1; 5], GgmlType::F32, 1, "has 5 dimensions"),
         ];
@@ -367,11 +300,7 @@ pub(super) mod tests {
         }
 
         w.add_metadata("k", MetadataValue::U8(1)).unwrap();
-        for (key, expected) in [
-            ("k", "added twice"),
-            ("", "empty key"),
-            ("general.alignment", "aligns"),
-        ] {
+        for (key, expected) in [("k", "added twice"), ("", "empty key"), ("general.alignment", "aligns")] {
             let err = w.add_metadata(key, MetadataValue::U32(64)).unwrap_err();
             assert!(err.to_string().contains(expected), "{err}");
         }

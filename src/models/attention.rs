@@ -21,7 +21,14 @@ pub struct Attention<B: Backend> {
 impl<B: Backend> Attention<B> {
     /// `channels` = query_dim; `head_dim` = attention_head_dim; `added_kv_dim` = cross_attention_dim
     /// for the SimpleCrossAttn form, None for plain self-attention.
-    pub fn new(w: &Weights<B>, channels: usize, head_dim: usize, groups: usize, eps: f64, added_kv_dim: Option<usize>) -> Result<Self> {
+    pub fn new(
+        w: &Weights<B>,
+        channels: usize,
+        head_dim: usize,
+        groups: usize,
+        eps: f64,
+        added_kv_dim: Option<usize>,
+    ) -> Result<Self> {
         if head_dim == 0 || channels % head_dim != 0 {
             return Err(crate::Error::Model(format!(
                 "attention over {channels} channels cannot use heads of {head_dim}"
@@ -46,7 +53,12 @@ impl<B: Backend> Attention<B> {
 
     /// x (N, C, H, W); encoder_hidden_states (N, L, X) and text_bias (N, 1, L) for the added-KV form
     /// → x + attention (N, C, H, W).
-    pub fn forward(&self, x: &B::Tensor, encoder_hidden_states: Option<&B::Tensor>, text_bias: Option<&B::Tensor>) -> Result<B::Tensor> {
+    pub fn forward(
+        &self,
+        x: &B::Tensor,
+        encoder_hidden_states: Option<&B::Tensor>,
+        text_bias: Option<&B::Tensor>,
+    ) -> Result<B::Tensor> {
         let (n, c, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
         let hs = self.group_norm.forward(x)?.reshape(&[n, c, h * w])?.transpose(1, 2)?; // (N, HW, C)
         let q = self.to_q.forward(&hs)?;

@@ -65,7 +65,8 @@ impl<B: Backend> BertModel<B> {
         let c = &config;
         let (v, d) = (c.vocab_size, c.hidden_size);
         let emb = w.pp("embeddings");
-        let layers = (0..c.num_hidden_layers).map(|i| BertLayer::new(&w.pp("encoder.layer").pp(i), c)).collect::<Result<_>>()?;
+        let layers =
+            (0..c.num_hidden_layers).map(|i| BertLayer::new(&w.pp("encoder.layer").pp(i), c)).collect::<Result<_>>()?;
         Ok(BertModel {
             be: w.backend().clone(),
             word_embeddings: emb.tensor("word_embeddings.weight", &[v, d])?,
@@ -91,7 +92,7 @@ impl<B: Backend> BertModel<B> {
         let token_type = self.token_type_embeddings.narrow(0, 0, 1)?;
         let x = self.word_embeddings.gather_rows(ids)?.reshape(&[n, l, d])?.add(&pos)?.add(&token_type)?;
         let mut x = self.embeddings_norm.forward(&x)?; // (N, L, D)
-        // extended attention mask: 0 for real tokens, dtype-min for padding (as a key)
+                                                       // extended attention mask: 0 for real tokens, dtype-min for padding (as a key)
         let bias: Vec<f32> = mask.iter().map(|&m| if m { 0.0 } else { f32::MIN }).collect();
         let bias = self.be.tensor(bias, &[n, 1, l])?;
         for layer in &self.layers {

@@ -21,7 +21,14 @@ pub struct ClipEncoderLayer<B: Backend> {
 }
 
 impl<B: Backend> ClipEncoderLayer<B> {
-    pub fn new(w: &Weights<B>, hidden: usize, intermediate: usize, heads: usize, eps: f64, act: Activation) -> Result<Self> {
+    pub fn new(
+        w: &Weights<B>,
+        hidden: usize,
+        intermediate: usize,
+        heads: usize,
+        eps: f64,
+        act: Activation,
+    ) -> Result<Self> {
         let attn = w.pp("self_attn");
         Ok(ClipEncoderLayer {
             layer_norm1: LayerNorm::new(&w.pp("layer_norm1"), hidden, eps)?,
@@ -74,7 +81,14 @@ impl<B: Backend> ClipTextModelWithProjection<B> {
         let layers = (0..c.num_hidden_layers)
             .map(|i| {
                 let lw = tm.pp("encoder.layers").pp(i);
-                ClipEncoderLayer::new(&lw, c.hidden_size, c.intermediate_size, c.num_attention_heads, c.layer_norm_eps, act)
+                ClipEncoderLayer::new(
+                    &lw,
+                    c.hidden_size,
+                    c.intermediate_size,
+                    c.num_attention_heads,
+                    c.layer_norm_eps,
+                    act,
+                )
             })
             .collect::<Result<_>>()?;
         Ok(ClipTextModelWithProjection {
@@ -99,14 +113,14 @@ impl<B: Backend> ClipTextModelWithProjection<B> {
         }
         let pos = self.position_embedding.narrow(0, 0, l)?;
         let mut x = self.token_embedding.gather_rows(ids)?.reshape(&[n, l, d])?.add(&pos)?; // (N, L, D)
-        // causal[i, j] = dtype-min for j > i (key after query)
+                                                                                            // causal[i, j] = dtype-min for j > i (key after query)
         let causal: Vec<f32> = (0..l * l).map(|ij| if ij % l > ij / l { f32::MIN } else { 0.0 }).collect();
         let causal = self.be.tensor(causal, &[1, l, l])?;
         for layer in &self.layers {
             x = layer.forward(&x, Some(&causal))?;
         }
         let last = self.final_layer_norm.forward(&x)?; // (N, L, D)
-        // pooled at EOS: legacy configs (eos_token_id == 2) take argmax(ids), else the first EOS.
+                                                       // pooled at EOS: legacy configs (eos_token_id == 2) take argmax(ids), else the first EOS.
         let rows: Vec<u32> = ids
             .chunks(l)
             .enumerate()

@@ -24,7 +24,10 @@ impl<B: Backend> ClipVisionModelWithProjection<B> {
     pub fn new(w: &Weights<B>, config: ClipVisionConfig) -> Result<Self> {
         let c = &config;
         if c.patch_size == 0 || c.image_size % c.patch_size != 0 {
-            return Err(Error::Model(format!("image_size {} is not a multiple of patch_size {}", c.image_size, c.patch_size)));
+            return Err(Error::Model(format!(
+                "image_size {} is not a multiple of patch_size {}",
+                c.image_size, c.patch_size
+            )));
         }
         let d = c.hidden_size;
         let patches = (c.image_size / c.patch_size).pow(2);
@@ -32,10 +35,22 @@ impl<B: Backend> ClipVisionModelWithProjection<B> {
         let emb = vm.pp("embeddings");
         let act = Activation::from_name(&c.hidden_act)?;
         let layers = (0..c.num_hidden_layers)
-            .map(|i| ClipEncoderLayer::new(&vm.pp("encoder.layers").pp(i), d, c.intermediate_size, c.num_attention_heads, c.layer_norm_eps, act))
+            .map(|i| {
+                ClipEncoderLayer::new(
+                    &vm.pp("encoder.layers").pp(i),
+                    d,
+                    c.intermediate_size,
+                    c.num_attention_heads,
+                    c.layer_norm_eps,
+                    act,
+                )
+            })
             .collect::<Result<_>>()?;
         Ok(ClipVisionModelWithProjection {
-            patch_embedding: Linear::from_kernel(&emb.pp("patch_embedding"), &[d, c.num_channels, c.patch_size, c.patch_size])?,
+            patch_embedding: Linear::from_kernel(
+                &emb.pp("patch_embedding"),
+                &[d, c.num_channels, c.patch_size, c.patch_size],
+            )?,
             class_embedding: emb.tensor("class_embedding", &[d])?.reshape(&[1, 1, d])?,
             position_embedding: emb.tensor("position_embedding.weight", &[patches + 1, d])?,
             pre_layrnorm: LayerNorm::new(&vm.pp("pre_layrnorm"), d, c.layer_norm_eps)?,
@@ -51,7 +66,10 @@ impl<B: Backend> ClipVisionModelWithProjection<B> {
         let c = &self.config;
         let (n, ch, s) = (pixel_values.dim(0), c.num_channels, c.image_size);
         if pixel_values.dims() != [n, ch, s, s] {
-            return Err(Error::Settings(format!("the image tower takes {ch}×{s}×{s} images, got {:?}", pixel_values.dims())));
+            return Err(Error::Settings(format!(
+                "the image tower takes {ch}×{s}×{s} images, got {:?}",
+                pixel_values.dims()
+            )));
         }
         let (p, g, d) = (c.patch_size, s / c.patch_size, c.hidden_size);
         // (N, C, g·p, g·p) → (N, g, g, C, p, p) → (N, g², C·p²): one row per patch, in conv-kernel order

@@ -93,7 +93,12 @@ impl<B: Backend> PriorTransformer<B> {
             .collect::<Result<_>>()?;
         Ok(PriorTransformer {
             be: w.backend().clone(),
-            time_embedding: TimestepEmbedding::new(&w.pp("time_embedding"), d, time_dim, Activation::from_name(&c.time_embed_act_fn)?)?,
+            time_embedding: TimestepEmbedding::new(
+                &w.pp("time_embedding"),
+                d,
+                time_dim,
+                Activation::from_name(&c.time_embed_act_fn)?,
+            )?,
             proj_in: Linear::new(&w.pp("proj_in"), e, d)?,
             embedding_proj: Linear::new(&w.pp("embedding_proj"), proj_dim, d)?,
             encoder_hidden_states_proj: Linear::new(&w.pp("encoder_hidden_states_proj"), e, d)?,
@@ -143,7 +148,8 @@ impl<B: Backend> PriorTransformer<B> {
             for i in 0..s {
                 for j in 0..s {
                     let padded = j < l && !text_mask[b * l + j];
-                    bias[(b * s + i) * s + j] = if padded { -10000.0 } else { 0.0 } + if j > i { -10000.0 } else { 0.0 };
+                    bias[(b * s + i) * s + j] =
+                        if padded { -10000.0 } else { 0.0 } + if j > i { -10000.0 } else { 0.0 };
                 }
             }
         }

@@ -66,7 +66,11 @@ impl<B: Backend> ResnetBlock2D<B> {
             time_emb_proj: Linear::new(&w.pp("time_emb_proj"), s.temb_channels, temb_out)?,
             norm2: GroupNorm::new(&w.pp("norm2"), s.groups, out_ch, s.eps)?,
             conv2: Conv2d::new(&w.pp("conv2"), out_ch, out_ch, 3)?,
-            conv_shortcut: if in_ch != out_ch { Some(Conv2d::new(&w.pp("conv_shortcut"), in_ch, out_ch, 1)?) } else { None },
+            conv_shortcut: if in_ch != out_ch {
+                Some(Conv2d::new(&w.pp("conv_shortcut"), in_ch, out_ch, 1)?)
+            } else {
+                None
+            },
             out_channels: out_ch,
             resample,
             s,
@@ -84,7 +88,7 @@ impl<B: Backend> ResnetBlock2D<B> {
             Resample::Up => (x, h) = (x.upsample_nearest2x()?, h.upsample_nearest2x()?),
         }
         let h = self.conv1.forward(&h)?;
-        let t = self.time_emb_proj.forward(emb_act)?; // (N, T') 
+        let t = self.time_emb_proj.forward(emb_act)?; // (N, T')
         let c = self.out_channels;
         let h = match self.s.time {
             TimeConditioning::Additive => {

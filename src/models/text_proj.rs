@@ -28,9 +28,11 @@ pub struct DecoderConditioning<T> {
 impl<B: Backend> UnCLIPTextProjModel<B> {
     pub fn new(w: &Weights<B>, config: UnCLIPTextProjConfig) -> Result<Self> {
         let c = &config;
-        let (e, t, x, k) = (c.clip_embeddings_dim, c.time_embed_dim, c.cross_attention_dim, c.clip_extra_context_tokens);
+        let (e, t, x, k) =
+            (c.clip_embeddings_dim, c.time_embed_dim, c.cross_attention_dim, c.clip_extra_context_tokens);
         Ok(UnCLIPTextProjModel {
-            learned_classifier_free_guidance_embeddings: w.tensor("learned_classifier_free_guidance_embeddings", &[e])?,
+            learned_classifier_free_guidance_embeddings: w
+                .tensor("learned_classifier_free_guidance_embeddings", &[e])?,
             embedding_proj: Linear::new(&w.pp("embedding_proj"), e, t)?,
             clip_image_embeddings_project_to_time_embeddings: Linear::new(
                 &w.pp("clip_image_embeddings_project_to_time_embeddings"),
@@ -74,7 +76,8 @@ impl<B: Backend> UnCLIPTextProjModel<B> {
         let (k, x) = (self.config.clip_extra_context_tokens, self.config.cross_attention_dim);
         // (N, K·C) viewed channel-major as (N, C, K), then → (N, K, C)
         let extra = self.clip_extra_context_tokens_proj.forward(&image)?.reshape(&[n, x, k])?.transpose(1, 2)?;
-        let hs = self.text_encoder_hidden_states_norm.forward(&self.encoder_hidden_states_proj.forward(text_hidden)?)?; // (N, L, C)
+        let hs =
+            self.text_encoder_hidden_states_norm.forward(&self.encoder_hidden_states_proj.forward(text_hidden)?)?; // (N, L, C)
         Ok(DecoderConditioning { encoder_hidden_states: B::Tensor::cat(&[&extra, &hs], 1)?, additive_time_emb: add })
     }
 }

@@ -36,7 +36,13 @@ impl<B: Backend> UNet2DModel<B> {
         let last = boc[boc.len() - 1];
         let temb = boc[0] * 4;
         let time = TimeConditioning::from_config(&c.resnet_time_scale_shift)?;
-        let s = ResnetSettings { temb_channels: temb, groups: c.norm_num_groups, eps: c.norm_eps, time, output_scale_factor: 1.0 };
+        let s = ResnetSettings {
+            temb_channels: temb,
+            groups: c.norm_num_groups,
+            eps: c.norm_eps,
+            time,
+            output_scale_factor: 1.0,
+        };
         if c.mid_block_scale_factor != 1.0 {
             return unsupported("mid_block_scale_factor ≠ 1".into());
         }
@@ -46,7 +52,9 @@ impl<B: Backend> UNet2DModel<B> {
         let mid_attn_groups = match (c.attn_norm_num_groups, time) {
             (Some(g), _) => g,
             (None, TimeConditioning::Additive) => c.norm_num_groups,
-            (None, TimeConditioning::ScaleShift) => return unsupported("a mid-block attention without group norm".into()),
+            (None, TimeConditioning::ScaleShift) => {
+                return unsupported("a mid-block attention without group norm".into())
+            }
         };
         let no_heads = |_: usize| 1;
         let layout = UNetLayout {
@@ -75,7 +83,9 @@ impl<B: Backend> UNet2DModel<B> {
     pub fn forward(&self, sample: &B::Tensor, t: usize) -> Result<B::Tensor> {
         let c = &self.config;
         let n = sample.dim(0);
-        let temb: Vec<f32> = (0..n).flat_map(|_| timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift)).collect();
+        let temb: Vec<f32> = (0..n)
+            .flat_map(|_| timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift))
+            .collect();
         let temb = self.be.tensor(temb, &[n, c.block_out_channels[0]])?;
         let emb_act = self.time_embedding.forward(&temb)?.activation(Activation::Silu)?;
         let ctx = CrossAttnInput { encoder_hidden_states: None, text_bias: None };

@@ -55,7 +55,14 @@ impl<B: Backend> DownBlock2D<B> {
             resnets.push(ResnetBlock2D::new(&w.pp("resnets").pp(j), cin, out_ch, Resample::None, s)?);
             if cross {
                 let aw = w.pp("attentions").pp(j);
-                attentions.push(Attention::new(&aw, out_ch, attn.head_dim, s.groups, s.eps, Some(attn.cross_attention_dim))?);
+                attentions.push(Attention::new(
+                    &aw,
+                    out_ch,
+                    attn.head_dim,
+                    s.groups,
+                    s.eps,
+                    Some(attn.cross_attention_dim),
+                )?);
             }
         }
         let downsampler = if add_downsample {
@@ -67,7 +74,13 @@ impl<B: Backend> DownBlock2D<B> {
     }
 
     /// Pushes every output onto `skips`; returns the block's output.
-    pub fn forward(&self, x: &B::Tensor, emb_act: &B::Tensor, ctx: &CrossAttnInput<B::Tensor>, skips: &mut Vec<B::Tensor>) -> Result<B::Tensor> {
+    pub fn forward(
+        &self,
+        x: &B::Tensor,
+        emb_act: &B::Tensor,
+        ctx: &CrossAttnInput<B::Tensor>,
+        skips: &mut Vec<B::Tensor>,
+    ) -> Result<B::Tensor> {
         let mut h = x.clone();
         for (j, resnet) in self.resnets.iter().enumerate() {
             h = resnet.forward(&h, emb_act)?;
@@ -93,7 +106,13 @@ pub struct MidBlock2D<B: Backend> {
 
 impl<B: Backend> MidBlock2D<B> {
     /// `attn`: None = no attention; Some((settings, cross)) = SimpleCrossAttn when `cross`.
-    pub fn new(w: &Weights<B>, channels: usize, s: ResnetSettings, attn: Option<(AttnSettings, bool)>, attn_groups: usize) -> Result<Self> {
+    pub fn new(
+        w: &Weights<B>,
+        channels: usize,
+        s: ResnetSettings,
+        attn: Option<(AttnSettings, bool)>,
+        attn_groups: usize,
+    ) -> Result<Self> {
         let attention = match attn {
             None => None,
             Some((a, cross)) => Some(Attention::new(
@@ -151,19 +170,36 @@ impl<B: Backend> UpBlock2D<B> {
             resnets.push(ResnetBlock2D::new(&w.pp("resnets").pp(j), cin + skip, out_ch, Resample::None, s)?);
             if cross {
                 let aw = w.pp("attentions").pp(j);
-                attentions.push(Attention::new(&aw, out_ch, attn.head_dim, s.groups, s.eps, Some(attn.cross_attention_dim))?);
+                attentions.push(Attention::new(
+                    &aw,
+                    out_ch,
+                    attn.head_dim,
+                    s.groups,
+                    s.eps,
+                    Some(attn.cross_attention_dim),
+                )?);
             }
         }
-        let upsampler =
-            if add_upsample { Some(ResnetBlock2D::new(&w.pp("upsamplers.0"), out_ch, out_ch, Resample::Up, s)?) } else { None };
+        let upsampler = if add_upsample {
+            Some(ResnetBlock2D::new(&w.pp("upsamplers.0"), out_ch, out_ch, Resample::Up, s)?)
+        } else {
+            None
+        };
         Ok(UpBlock2D { resnets, attentions, upsampler })
     }
 
     /// Pops one skip per resnet from `skips`.
-    pub fn forward(&self, x: &B::Tensor, emb_act: &B::Tensor, ctx: &CrossAttnInput<B::Tensor>, skips: &mut Vec<B::Tensor>) -> Result<B::Tensor> {
+    pub fn forward(
+        &self,
+        x: &B::Tensor,
+        emb_act: &B::Tensor,
+        ctx: &CrossAttnInput<B::Tensor>,
+        skips: &mut Vec<B::Tensor>,
+    ) -> Result<B::Tensor> {
         let mut h = x.clone();
         for (j, resnet) in self.resnets.iter().enumerate() {
-            let skip = skips.pop().ok_or_else(|| Error::Model("UNet skip connections do not match its blocks".into()))?;
+            let skip =
+                skips.pop().ok_or_else(|| Error::Model("UNet skip connections do not match its blocks".into()))?;
             h = resnet.forward(&B::Tensor::cat(&[&h, &skip], 1)?, emb_act)?;
             if let Some(attn) = self.attentions.get(j) {
                 h = attn.forward(&h, ctx.encoder_hidden_states, ctx.text_bias)?;
@@ -231,7 +267,17 @@ impl<B: Backend> UNetBody<B> {
             out_ch = rev[i];
             let in_ch = rev[(i + 1).min(n - 1)];
             let bw = w.pp("up_blocks").pp(i);
-            up_blocks.push(UpBlock2D::new(&bw, bt, l.layers_per_block + 1, in_ch, prev_out, out_ch, i + 1 < n, s, attn(i))?);
+            up_blocks.push(UpBlock2D::new(
+                &bw,
+                bt,
+                l.layers_per_block + 1,
+                in_ch,
+                prev_out,
+                out_ch,
+                i + 1 < n,
+                s,
+                attn(i),
+            )?);
         }
         Ok(UNetBody { down_blocks, mid_block, up_blocks })
     }

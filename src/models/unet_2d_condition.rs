@@ -22,17 +22,38 @@ pub struct UNet2DConditionModel<B: Backend> {
 impl<B: Backend> UNet2DConditionModel<B> {
     pub fn new(w: &Weights<B>, config: UNet2DConditionConfig) -> Result<Self> {
         let c = &config;
-        let check = |ok: bool, what: String| if ok { Ok(()) } else { Err(Error::Model(format!("UNet2DConditionModel: {what} is not supported"))) };
-        check(c.class_embed_type.as_deref() == Some("identity"), format!("class_embed_type {:?} (unCLIP uses \"identity\")", c.class_embed_type))?;
+        let check = |ok: bool, what: String| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Model(format!("UNet2DConditionModel: {what} is not supported")))
+            }
+        };
+        check(
+            c.class_embed_type.as_deref() == Some("identity"),
+            format!("class_embed_type {:?} (unCLIP uses \"identity\")", c.class_embed_type),
+        )?;
         check(c.time_embedding_type == "positional", format!("time_embedding_type {}", c.time_embedding_type))?;
         check(c.encoder_hid_dim.is_none(), "encoder_hid_dim".into())?;
         check(c.addition_embed_type.is_none(), "addition_embed_type".into())?;
-        check(c.time_embedding_act_fn.is_none() && c.timestep_post_act.is_none(), "extra time-embedding activations".into())?;
+        check(
+            c.time_embedding_act_fn.is_none() && c.timestep_post_act.is_none(),
+            "extra time-embedding activations".into(),
+        )?;
         check(c.cross_attention_norm.is_none(), "cross_attention_norm".into())?;
-        check(c.act_fn == "silu" && !c.resnet_skip_time_act && !c.center_input_sample, "act_fn/resnet_skip_time_act/center_input_sample other than the defaults".into())?;
+        check(
+            c.act_fn == "silu" && !c.resnet_skip_time_act && !c.center_input_sample,
+            "act_fn/resnet_skip_time_act/center_input_sample other than the defaults".into(),
+        )?;
         check(c.conv_in_kernel % 2 == 1 && c.conv_out_kernel % 2 == 1, "even conv kernels".into())?;
-        check(matches!(c.only_cross_attention, serde_json::Value::Bool(false) | serde_json::Value::Null), "only_cross_attention".into())?;
-        check(c.mid_block_type.as_deref() == Some("UNetMidBlock2DSimpleCrossAttn"), format!("mid_block_type {:?}", c.mid_block_type))?;
+        check(
+            matches!(c.only_cross_attention, serde_json::Value::Bool(false) | serde_json::Value::Null),
+            "only_cross_attention".into(),
+        )?;
+        check(
+            c.mid_block_type.as_deref() == Some("UNetMidBlock2DSimpleCrossAttn"),
+            format!("mid_block_type {:?}", c.mid_block_type),
+        )?;
 
         let boc = &c.block_out_channels;
         let temb = boc[0] * 4;
@@ -81,7 +102,9 @@ impl<B: Backend> UNet2DConditionModel<B> {
     ) -> Result<B::Tensor> {
         let c = &self.config;
         let n = sample.dim(0);
-        let temb: Vec<f32> = (0..n).flat_map(|_| timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift)).collect();
+        let temb: Vec<f32> = (0..n)
+            .flat_map(|_| timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift))
+            .collect();
         let temb = self.be.tensor(temb, &[n, c.block_out_channels[0]])?;
         let emb = self.time_embedding.forward(&temb)?.add(class_labels)?; // (N, T)
         let emb_act = emb.activation(Activation::Silu)?; // every resnet's time_emb_proj sees silu(emb)

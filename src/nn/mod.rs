@@ -149,7 +149,12 @@ impl<B: Backend> GroupNorm<B> {
                 w.component
             )));
         }
-        Ok(GroupNorm { gamma: w.tensor("weight", &[channels])?, beta: w.tensor("bias", &[channels])?, groups, eps: eps as f32 })
+        Ok(GroupNorm {
+            gamma: w.tensor("weight", &[channels])?,
+            beta: w.tensor("bias", &[channels])?,
+            groups,
+            eps: eps as f32,
+        })
     }
 
     pub fn forward(&self, x: &B::Tensor) -> Result<B::Tensor> {
@@ -184,8 +189,7 @@ impl<B: Backend> LayerNorm<B> {
 pub fn timestep_embedding(t: usize, dim: usize, flip_sin_to_cos: bool, shift: f64) -> Vec<f32> {
     let half = dim / 2;
     let ln = -(10000f64.ln()) as f32;
-    let args: Vec<f32> =
-        (0..half).map(|k| t as f32 * ((ln * k as f32) / (half as f32 - shift as f32)).exp()).collect();
+    let args: Vec<f32> = (0..half).map(|k| t as f32 * ((ln * k as f32) / (half as f32 - shift as f32)).exp()).collect();
     let (sin, cos): (Vec<f32>, Vec<f32>) = args.iter().map(|a| (a.sin(), a.cos())).unzip();
     let mut emb = if flip_sin_to_cos { [cos, sin].concat() } else { [sin, cos].concat() };
     emb.resize(dim, 0.0); // odd dim → zero-pad one

@@ -22,14 +22,8 @@ impl BetaSchedule {
     /// Parses a config's `beta_schedule` string; `beta_start` / `beta_end` are used by the linear ones only.
     pub fn from_config(name: &str, beta_start: f64, beta_end: f64) -> Result<Self, SchedulerError> {
         match name {
-            "linear" => Ok(Self::Linear {
-                beta_start,
-                beta_end,
-            }),
-            "scaled_linear" => Ok(Self::ScaledLinear {
-                beta_start,
-                beta_end,
-            }),
+            "linear" => Ok(Self::Linear { beta_start, beta_end }),
+            "scaled_linear" => Ok(Self::ScaledLinear { beta_start, beta_end }),
             "squaredcos_cap_v2" => Ok(Self::SquaredCosCapV2),
             other => Err(SchedulerError::UnknownBetaSchedule(other.to_string())),
         }
@@ -51,17 +45,10 @@ const COSINE_MAX_BETA: f64 = 0.999;
 /// The β of each of the `num_train_timesteps` training timesteps.
 pub fn betas(schedule: BetaSchedule, num_train_timesteps: usize) -> Vec<f32> {
     match schedule {
-        BetaSchedule::Linear {
-            beta_start,
-            beta_end,
-        } => linspace_f32(beta_start, beta_end, num_train_timesteps),
-        BetaSchedule::ScaledLinear {
-            beta_start,
-            beta_end,
-        } => linspace_f32(beta_start.sqrt(), beta_end.sqrt(), num_train_timesteps)
-            .into_iter()
-            .map(|b| b * b)
-            .collect(),
+        BetaSchedule::Linear { beta_start, beta_end } => linspace_f32(beta_start, beta_end, num_train_timesteps),
+        BetaSchedule::ScaledLinear { beta_start, beta_end } => {
+            linspace_f32(beta_start.sqrt(), beta_end.sqrt(), num_train_timesteps).into_iter().map(|b| b * b).collect()
+        }
         BetaSchedule::SquaredCosCapV2 => cosine_betas(num_train_timesteps),
     }
 }
@@ -93,15 +80,7 @@ fn linspace_f32(start: f64, end: f64, n: usize) -> Vec<f32> {
     }
     let step = (end - start) / (n - 1) as f32;
     let halfway = n / 2;
-    (0..n)
-        .map(|i| {
-            if i < halfway {
-                start + step * i as f32
-            } else {
-                end - step * (n - 1 - i) as f32
-            }
-        })
-        .collect()
+    (0..n).map(|i| if i < halfway { start + step * i as f32 } else { end - step * (n - 1 - i) as f32 }).collect()
 }
 
 /// `torch.cumprod(1 − betas, 0)` on the CPU: the alphas `1 − β` are rounded to `f32`, the running product
@@ -150,32 +129,17 @@ mod tests {
 
     #[test]
     fn linear_schedules_hit_their_endpoints() {
-        let b = betas(
-            BetaSchedule::Linear {
-                beta_start: 0.0001,
-                beta_end: 0.02,
-            },
-            1000,
-        );
+        let b = betas(BetaSchedule::Linear { beta_start: 0.0001, beta_end: 0.02 }, 1000);
         assert_eq!((b[0], b[999]), (0.0001, 0.02));
         assert!(b.windows(2).all(|w| w[0] < w[1]));
-        let s = betas(
-            BetaSchedule::ScaledLinear {
-                beta_start: 0.00085,
-                beta_end: 0.012,
-            },
-            1000,
-        );
+        let s = betas(BetaSchedule::ScaledLinear { beta_start: 0.00085, beta_end: 0.012 }, 1000);
         assert!((s[0] - 0.00085).abs() < 1e-9 && (s[999] - 0.012).abs() < 1e-9);
     }
 
     #[test]
     fn parses_config_names() {
         for name in ["linear", "scaled_linear", "squaredcos_cap_v2"] {
-            assert_eq!(
-                BetaSchedule::from_config(name, 1e-4, 0.02).map(|s| s.name()),
-                Ok(name)
-            );
+            assert_eq!(BetaSchedule::from_config(name, 1e-4, 0.02).map(|s| s.name()), Ok(name));
         }
         let err = BetaSchedule::from_config("cosine", 1e-4, 0.02).unwrap_err();
         assert!(err.to_string().contains("\"cosine\""));

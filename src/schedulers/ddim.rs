@@ -24,20 +24,14 @@ pub struct EpsilonFromX0 {
 }
 
 /// The coefficients that turn a (clipped) x̂₀ back into the noise prediction at timestep `t`.
-pub fn predicted_epsilon_coefficients(
-    scheduler: &UnCLIPScheduler,
-    t: usize,
-) -> Result<EpsilonFromX0, SchedulerError> {
+pub fn predicted_epsilon_coefficients(scheduler: &UnCLIPScheduler, t: usize) -> Result<EpsilonFromX0, SchedulerError> {
     let alpha_prod_t = scheduler.step_alphas(t, None)?.alpha_prod_t;
     Ok(epsilon_from_x0(alpha_prod_t))
 }
 
 fn epsilon_from_x0(alpha_prod_t: f32) -> EpsilonFromX0 {
     let sqrt_beta_prod_t = (1.0 - alpha_prod_t).sqrt();
-    EpsilonFromX0 {
-        sample: 1.0 / sqrt_beta_prod_t,
-        x0: -alpha_prod_t.sqrt() / sqrt_beta_prod_t,
-    }
+    EpsilonFromX0 { sample: 1.0 / sqrt_beta_prod_t, x0: -alpha_prod_t.sqrt() / sqrt_beta_prod_t }
 }
 
 /// One DDIM step `t → prev_t` with stochasticity `eta` (0 = deterministic DDIM, 1 = DDPM-like σ_t):
@@ -53,11 +47,7 @@ pub fn ddim_step_coefficients(
     prev_t: Option<usize>,
     eta: f32,
 ) -> Result<StepCoefficients, SchedulerError> {
-    let StepAlphas {
-        alpha_prod_t,
-        alpha_prod_prev,
-        ..
-    } = scheduler.step_alphas(t, prev_t)?;
+    let StepAlphas { alpha_prod_t, alpha_prod_prev, .. } = scheduler.step_alphas(t, prev_t)?;
     let beta_prod_t = 1.0 - alpha_prod_t;
     let beta_prod_prev = 1.0 - alpha_prod_prev;
     let variance = beta_prod_prev / beta_prod_t * (1.0 - alpha_prod_t / alpha_prod_prev);
@@ -79,9 +69,7 @@ pub fn ddim_step_coefficients(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedulers::unclip::tests::{
-        apply_step, scheduler, DECODER_CONFIG, PRIOR_CONFIG, SUPER_RES_CONFIG,
-    };
+    use crate::schedulers::unclip::tests::{apply_step, scheduler, DECODER_CONFIG, PRIOR_CONFIG, SUPER_RES_CONFIG};
 
     /// With the true noise as ε and an x₀ inside the clip range, η = 0 DDIM moves `x_t` exactly onto the
     /// same (x₀, ε) trajectory at ᾱ_prev — for both prediction types.
@@ -95,9 +83,8 @@ mod tests {
             for (i, &t) in timesteps.iter().enumerate() {
                 let prev_t = timesteps.get(i + 1).copied();
                 let at = s.add_noise_coefficients(t).unwrap();
-                let x_t: Vec<f32> = (0..4)
-                    .map(|k| at.sqrt_alpha_prod * x0[k] + at.sqrt_one_minus_alpha_prod * eps[k])
-                    .collect();
+                let x_t: Vec<f32> =
+                    (0..4).map(|k| at.sqrt_alpha_prod * x0[k] + at.sqrt_one_minus_alpha_prod * eps[k]).collect();
                 let model_output = if config == PRIOR_CONFIG { x0 } else { eps };
                 let c = ddim_step_coefficients(&s, t, prev_t, 0.0).unwrap();
                 assert_eq!(c.noise, None);
@@ -107,11 +94,7 @@ mod tests {
                     let want = ab_prev.sqrt() * x0[k] + (1.0 - ab_prev).sqrt() * eps[k];
                     // ε̂ = (x_t − √ᾱ_t x̂₀)/√(1−ᾱ_t) loses digits at t = 999 (√ᾱ_t ≈ 5e-5) only
                     // through x̂₀; at small t through the division by √(1−ᾱ_t) ≈ 0.006.
-                    assert!(
-                        (prev[k] - want).abs() < 2e-3,
-                        "t={t} k={k}: {} vs {want}",
-                        prev[k]
-                    );
+                    assert!((prev[k] - want).abs() < 2e-3, "t={t} k={k}: {} vs {want}", prev[k]);
                 }
             }
         }

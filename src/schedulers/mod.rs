@@ -11,36 +11,24 @@ pub mod unclip;
 
 pub use betas::{alphas_cumprod, betas, log_snr, BetaSchedule};
 pub use ddim::{ddim_step_coefficients, predicted_epsilon_coefficients, EpsilonFromX0};
-pub use unclip::{
-    AddNoiseCoefficients, PredictionType, UnCLIPScheduler, UnCLIPSchedulerConfig, VarianceType,
-};
+pub use unclip::{AddNoiseCoefficients, PredictionType, UnCLIPScheduler, UnCLIPSchedulerConfig, VarianceType};
 
 use thiserror::Error;
 
 /// A scheduler configuration or call that cannot work, said as what was expected and what was found.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum SchedulerError {
-    #[error(
-        "num_inference_steps must be ≥ 2 for UnCLIPScheduler (got {0}): its step ratio divides by n-1"
-    )]
+    #[error("num_inference_steps must be ≥ 2 for UnCLIPScheduler (got {0}): its step ratio divides by n-1")]
     TooFewSteps(usize),
 
     #[error(
         "num_inference_steps must be at most num_train_timesteps ({num_train_timesteps}) (got {steps}): \
          more steps than training timesteps would repeat timesteps"
     )]
-    TooManySteps {
-        steps: usize,
-        num_train_timesteps: usize,
-    },
+    TooManySteps { steps: usize, num_train_timesteps: usize },
 
-    #[error(
-        "timestep {t} is outside the schedule: expected 0 ≤ t < num_train_timesteps ({num_train_timesteps})"
-    )]
-    TimestepOutOfRange {
-        t: usize,
-        num_train_timesteps: usize,
-    },
+    #[error("timestep {t} is outside the schedule: expected 0 ≤ t < num_train_timesteps ({num_train_timesteps})")]
+    TimestepOutOfRange { t: usize, num_train_timesteps: usize },
 
     #[error("prev_timestep {prev_t} must be smaller than the current timestep {t}: a step goes back in time")]
     PrevTimestepNotBefore { t: usize, prev_t: usize },
@@ -56,17 +44,13 @@ pub enum SchedulerError {
     )]
     UnknownVarianceType(String),
 
-    #[error(
-        "unknown prediction_type \"{0}\" in the scheduler config: expected \"epsilon\" or \"sample\""
-    )]
+    #[error("unknown prediction_type \"{0}\" in the scheduler config: expected \"epsilon\" or \"sample\"")]
     UnknownPredictionType(String),
 
     #[error("num_train_timesteps must be at least 2 in the scheduler config (got {0})")]
     TooFewTrainTimesteps(usize),
 
-    #[error(
-        "clip_sample_range must be a positive finite number when clip_sample is true (got {0})"
-    )]
+    #[error("clip_sample_range must be a positive finite number when clip_sample is true (got {0})")]
     InvalidClipRange(f32),
 }
 

@@ -123,14 +123,11 @@ pub struct UnCLIPScheduler {
 impl UnCLIPScheduler {
     /// Builds the tables of spec §11.1 after checking every config string.
     pub fn new(config: UnCLIPSchedulerConfig) -> Result<Self, SchedulerError> {
-        let beta_schedule =
-            BetaSchedule::from_config(&config.beta_schedule, config.beta_start, config.beta_end)?;
+        let beta_schedule = BetaSchedule::from_config(&config.beta_schedule, config.beta_start, config.beta_end)?;
         let variance_type = VarianceType::from_config(&config.variance_type)?;
         let prediction_type = PredictionType::from_config(&config.prediction_type)?;
         if config.num_train_timesteps < 2 {
-            return Err(SchedulerError::TooFewTrainTimesteps(
-                config.num_train_timesteps,
-            ));
+            return Err(SchedulerError::TooFewTrainTimesteps(config.num_train_timesteps));
         }
         let range = config.clip_sample_range;
         if config.clip_sample && !(range.is_finite() && range > 0.0) {
@@ -139,15 +136,7 @@ impl UnCLIPScheduler {
         let betas = betas(beta_schedule, config.num_train_timesteps);
         let alphas = betas.iter().map(|&b| 1.0 - b).collect();
         let alphas_cumprod = alphas_cumprod(&betas);
-        Ok(Self {
-            config,
-            beta_schedule,
-            variance_type,
-            prediction_type,
-            betas,
-            alphas,
-            alphas_cumprod,
-        })
+        Ok(Self { config, beta_schedule, variance_type, prediction_type, betas, alphas, alphas_cumprod })
     }
 
     pub fn config(&self) -> &UnCLIPSchedulerConfig {
@@ -189,35 +178,20 @@ impl UnCLIPScheduler {
             return Err(SchedulerError::TooFewSteps(n));
         }
         if n > train {
-            return Err(SchedulerError::TooManySteps {
-                steps: n,
-                num_train_timesteps: train,
-            });
+            return Err(SchedulerError::TooManySteps { steps: n, num_train_timesteps: train });
         }
         let step_ratio = (train - 1) as f64 / (n - 1) as f64;
-        Ok((0..n)
-            .rev()
-            .map(|i| (i as f64 * step_ratio).round_ties_even() as usize)
-            .collect())
+        Ok((0..n).rev().map(|i| (i as f64 * step_ratio).round_ties_even() as usize).collect())
     }
 
     /// ᾱ_t and ᾱ_prev of the step `t → prev_t` (`prev_t = None` means `t − 1`, and "before 0" for t = 0).
-    pub(crate) fn step_alphas(
-        &self,
-        t: usize,
-        prev_t: Option<usize>,
-    ) -> Result<StepAlphas, SchedulerError> {
+    pub(crate) fn step_alphas(&self, t: usize, prev_t: Option<usize>) -> Result<StepAlphas, SchedulerError> {
         let train = self.config.num_train_timesteps;
         if t >= train {
-            return Err(SchedulerError::TimestepOutOfRange {
-                t,
-                num_train_timesteps: train,
-            });
+            return Err(SchedulerError::TimestepOutOfRange { t, num_train_timesteps: train });
         }
         let prev = match prev_t {
-            Some(prev_t) if prev_t >= t => {
-                return Err(SchedulerError::PrevTimestepNotBefore { t, prev_t })
-            }
+            Some(prev_t) if prev_t >= t => return Err(SchedulerError::PrevTimestepNotBefore { t, prev_t }),
             Some(prev_t) => Some(prev_t),
             None => t.checked_sub(1),
         };
@@ -238,9 +212,7 @@ impl UnCLIPScheduler {
 
     /// `clip_sample_range` when `clip_sample` is on.
     pub(crate) fn clip(&self) -> Option<f32> {
-        self.config
-            .clip_sample
-            .then_some(self.config.clip_sample_range)
+        self.config.clip_sample.then_some(self.config.clip_sample_range)
     }
 
     /// `UnCLIPScheduler.step(model_output, t, sample, prev_timestep=prev_t)` as scalars (spec §11.3).
@@ -248,16 +220,8 @@ impl UnCLIPScheduler {
     /// `prev_t` is the next entry of [`Self::set_timesteps`], `None` on the last step (t = 0), as the
     /// pipeline passes it. For skipped timesteps β is recomputed as `1 − ᾱ_t/ᾱ_prev`. Noise (and the
     /// generator draw that goes with it) only when `t > 0`.
-    pub fn step_coefficients(
-        &self,
-        t: usize,
-        prev_t: Option<usize>,
-    ) -> Result<StepCoefficients, SchedulerError> {
-        let StepAlphas {
-            alpha_prod_t,
-            alpha_prod_prev,
-            consecutive,
-        } = self.step_alphas(t, prev_t)?;
+    pub fn step_coefficients(&self, t: usize, prev_t: Option<usize>) -> Result<StepCoefficients, SchedulerError> {
+        let StepAlphas { alpha_prod_t, alpha_prod_prev, consecutive } = self.step_alphas(t, prev_t)?;
         let beta_prod_t = 1.0 - alpha_prod_t;
         let beta_prod_prev = 1.0 - alpha_prod_prev;
         let (beta, alpha) = if consecutive {
@@ -271,13 +235,8 @@ impl UnCLIPScheduler {
             // `_get_variance`: the posterior variance β̃_t of the (possibly skipping) step.
             let variance = beta_prod_prev / beta_prod_t * beta;
             match self.variance_type {
-                VarianceType::FixedSmallLog => NoiseScale::Fixed {
-                    sigma: (0.5 * variance.max(1e-20).ln()).exp(),
-                },
-                VarianceType::LearnedRange => NoiseScale::LearnedRange {
-                    log_min: variance.ln(),
-                    log_max: beta.ln(),
-                },
+                VarianceType::FixedSmallLog => NoiseScale::Fixed { sigma: (0.5 * variance.max(1e-20).ln()).exp() },
+                VarianceType::LearnedRange => NoiseScale::LearnedRange { log_min: variance.ln(), log_max: beta.ln() },
             }
         });
         Ok(StepCoefficients {
@@ -324,8 +283,7 @@ pub(crate) mod tests {
         "num_train_timesteps": 1000, "prediction_type": "epsilon", "variance_type": "fixed_small_log"}"#;
 
     pub(crate) fn scheduler(json: &str) -> UnCLIPScheduler {
-        UnCLIPScheduler::new(serde_json::from_str(json).expect("config parses"))
-            .expect("config is valid")
+        UnCLIPScheduler::new(serde_json::from_str(json).expect("config parses")).expect("config is valid")
     }
 
     /// Applies a step's coefficients to flat `f32` slices, elementwise in diffusers' order.
@@ -368,29 +326,23 @@ pub(crate) mod tests {
     fn timesteps_match_spec() {
         let s = scheduler(SUPER_RES_CONFIG);
         assert_eq!(s.set_timesteps(2).unwrap(), [999, 0]);
-        assert_eq!(
-            s.set_timesteps(7).unwrap(),
-            [999, 832, 666, 500, 333, 166, 0]
-        );
+        assert_eq!(s.set_timesteps(7).unwrap(), [999, 832, 666, 500, 333, 166, 0]);
         assert_eq!(
             s.set_timesteps(25).unwrap(),
             [
-                999, 957, 916, 874, 832, 791, 749, 708, 666, 624, 583, 541, 500, 458, 416, 375,
-                333, 291, 250, 208, 166, 125, 83, 42, 0
+                999, 957, 916, 874, 832, 791, 749, 708, 666, 624, 583, 541, 500, 458, 416, 375, 333, 291, 250, 208,
+                166, 125, 83, 42, 0
             ]
         );
         assert_eq!(
             s.set_timesteps(50).unwrap(),
             [
-                999, 979, 958, 938, 917, 897, 877, 856, 836, 816, 795, 775, 754, 734, 714, 693,
-                673, 652, 632, 612, 591, 571, 550, 530, 510, 489, 469, 449, 428, 408, 387, 367,
-                347, 326, 306, 285, 265, 245, 224, 204, 183, 163, 143, 122, 102, 82, 61, 41, 20, 0
+                999, 979, 958, 938, 917, 897, 877, 856, 836, 816, 795, 775, 754, 734, 714, 693, 673, 652, 632, 612,
+                591, 571, 550, 530, 510, 489, 469, 449, 428, 408, 387, 367, 347, 326, 306, 285, 265, 245, 224, 204,
+                183, 163, 143, 122, 102, 82, 61, 41, 20, 0
             ]
         );
-        assert_eq!(
-            s.set_timesteps(1000).unwrap(),
-            (0..1000).rev().collect::<Vec<_>>()
-        );
+        assert_eq!(s.set_timesteps(1000).unwrap(), (0..1000).rev().collect::<Vec<_>>());
     }
 
     #[test]
@@ -407,43 +359,15 @@ pub(crate) mod tests {
     fn rejects_bad_configs_and_calls_with_clear_errors() {
         let s = scheduler(DECODER_CONFIG);
         let msg = s.set_timesteps(1).unwrap_err().to_string();
-        assert_eq!(
-            msg,
-            "num_inference_steps must be ≥ 2 for UnCLIPScheduler (got 1): its step ratio divides by n-1"
-        );
-        assert!(matches!(
-            s.set_timesteps(1001),
-            Err(SchedulerError::TooManySteps { steps: 1001, .. })
-        ));
-        assert!(matches!(
-            s.step_coefficients(1000, None),
-            Err(SchedulerError::TimestepOutOfRange { t: 1000, .. })
-        ));
-        assert!(matches!(
-            s.step_coefficients(500, Some(500)),
-            Err(SchedulerError::PrevTimestepNotBefore { .. })
-        ));
+        assert_eq!(msg, "num_inference_steps must be ≥ 2 for UnCLIPScheduler (got 1): its step ratio divides by n-1");
+        assert!(matches!(s.set_timesteps(1001), Err(SchedulerError::TooManySteps { steps: 1001, .. })));
+        assert!(matches!(s.step_coefficients(1000, None), Err(SchedulerError::TimestepOutOfRange { t: 1000, .. })));
+        assert!(matches!(s.step_coefficients(500, Some(500)), Err(SchedulerError::PrevTimestepNotBefore { .. })));
         for (key, value, want) in [
-            (
-                "variance_type",
-                "\"fixed_large\"",
-                "unknown variance_type \"fixed_large\"",
-            ),
-            (
-                "prediction_type",
-                "\"v_prediction\"",
-                "unknown prediction_type \"v_prediction\"",
-            ),
-            (
-                "beta_schedule",
-                "\"sigmoid\"",
-                "unknown beta_schedule \"sigmoid\"",
-            ),
-            (
-                "clip_sample_range",
-                "0.0",
-                "clip_sample_range must be a positive",
-            ),
+            ("variance_type", "\"fixed_large\"", "unknown variance_type \"fixed_large\""),
+            ("prediction_type", "\"v_prediction\"", "unknown prediction_type \"v_prediction\""),
+            ("beta_schedule", "\"sigmoid\"", "unknown beta_schedule \"sigmoid\""),
+            ("clip_sample_range", "0.0", "clip_sample_range must be a positive"),
         ] {
             let json = format!("{{\"{key}\": {value}}}");
             let config: UnCLIPSchedulerConfig = serde_json::from_str(&json).unwrap();
@@ -459,10 +383,7 @@ pub(crate) mod tests {
         assert_eq!(s.prediction_type(), PredictionType::Epsilon);
         assert_eq!(s.beta_schedule(), BetaSchedule::SquaredCosCapV2);
         assert_eq!((s.num_train_timesteps(), s.clip()), (1000, Some(1.0)));
-        assert_eq!(
-            scheduler(DECODER_CONFIG).variance_type(),
-            VarianceType::LearnedRange
-        );
+        assert_eq!(scheduler(DECODER_CONFIG).variance_type(), VarianceType::LearnedRange);
         assert_eq!(scheduler(PRIOR_CONFIG).clip(), Some(5.0));
     }
 
@@ -474,10 +395,7 @@ pub(crate) mod tests {
         assert_eq!(last.mean_sample, 0.0);
         assert!((last.mean_x0 - 1.0).abs() < 1e-3);
         // t → t−1 given explicitly or implicitly is the same step.
-        assert_eq!(
-            s.step_coefficients(500, Some(499)).unwrap(),
-            s.step_coefficients(500, None).unwrap()
-        );
+        assert_eq!(s.step_coefficients(500, Some(499)).unwrap(), s.step_coefficients(500, None).unwrap());
         let c = s.add_noise_coefficients(500).unwrap();
         let ab = s.alphas_cumprod()[500];
         assert_eq!(c.sqrt_alpha_prod, ab.sqrt());
@@ -491,10 +409,7 @@ pub(crate) mod tests {
 
     impl Golden {
         pub(crate) fn load(file: &str) -> Self {
-            let path = format!(
-                "{}/tests/fixtures/golden/{file}",
-                env!("CARGO_MANIFEST_DIR")
-            );
+            let path = format!("{}/tests/fixtures/golden/{file}", env!("CARGO_MANIFEST_DIR"));
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
             let st = SafeTensors::deserialize(&bytes).expect("valid safetensors");
             let tensors = st
@@ -515,10 +430,7 @@ pub(crate) mod tests {
         pub(crate) fn f32(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
             let (shape, data, dtype) = &self.tensors[name];
             assert_eq!(*dtype, Dtype::F32, "{name}");
-            let values = data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let values = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             (shape.clone(), values)
         }
 
@@ -531,10 +443,7 @@ pub(crate) mod tests {
 
     fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
     }
 
     /// Largest errors of one scheduler over a run.
@@ -554,22 +463,14 @@ pub(crate) mod tests {
         let stages = [
             ("prior_scheduler", PRIOR_CONFIG, "prior.0.in.arg0"),
             ("decoder_scheduler", DECODER_CONFIG, "decoder.0.in.sample"),
-            (
-                "super_res_scheduler",
-                SUPER_RES_CONFIG,
-                "super_res_scheduler.0.sample",
-            ),
+            ("super_res_scheduler", SUPER_RES_CONFIG, "super_res_scheduler.0.sample"),
         ];
         let mut report = Vec::new();
         for (name, config, initial) in stages {
             let s = scheduler(config);
-            let steps = (0..)
-                .take_while(|i| golden.has(&format!("{name}.{i}.t")))
-                .count();
+            let steps = (0..).take_while(|i| golden.has(&format!("{name}.{i}.t"))).count();
             let timesteps = s.set_timesteps(steps).unwrap();
-            let golden_t: Vec<usize> = (0..steps)
-                .map(|i| golden.i64(&format!("{name}.{i}.t")) as usize)
-                .collect();
+            let golden_t: Vec<usize> = (0..steps).map(|i| golden.i64(&format!("{name}.{i}.t")) as usize).collect();
             assert_eq!(timesteps, golden_t, "{name} timesteps");
 
             let mut errors = StageErrors::default();
@@ -583,9 +484,7 @@ pub(crate) mod tests {
                 let key = |k: &str| format!("{name}.{i}.{k}");
                 let (_, sample) = golden.f32(&key("sample"));
                 let (_, model_output) = golden.f32(&key("model_output"));
-                let c = s
-                    .step_coefficients(t, timesteps.get(i + 1).copied())
-                    .unwrap();
+                let c = s.step_coefficients(t, timesteps.get(i + 1).copied()).unwrap();
                 // Batch 1: channels 0..C (ε) and C..2C (v) are the two contiguous halves.
                 let learned = s.variance_type() == VarianceType::LearnedRange;
                 let (model_output, v) = if learned && model_output.len() == 2 * sample.len() {

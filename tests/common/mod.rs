@@ -71,8 +71,12 @@ impl Golden {
         for (k, v) in st.tensors() {
             let d = v.data();
             let data: Vec<f32> = match v.dtype() {
-                safetensors::Dtype::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-                safetensors::Dtype::I64 => d.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+                safetensors::Dtype::F32 => {
+                    d.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+                }
+                safetensors::Dtype::I64 => {
+                    d.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
+                }
                 safetensors::Dtype::BOOL => d.iter().map(|&b| b as f32).collect(),
                 other => panic!("unexpected dtype {other:?} for {k}"),
             };

@@ -42,14 +42,25 @@ fn peak_rss_mb() -> Option<f64> {
 
 fn python() -> String {
     let venv = Path::new(".venv/bin/python");
-    if venv.exists() { venv.display().to_string() } else { "python3".into() }
+    if venv.exists() {
+        venv.display().to_string()
+    } else {
+        "python3".into()
+    }
 }
 
 /// Runs the peer; None (with the reason) when PyTorch/diffusers are not installed.
 fn run_peer(diffusers: &Path, a: &BenchArgs) -> std::result::Result<serde_json::Value, String> {
     let steps = format!("{},{},{}", a.steps[0], a.steps[1], a.steps[2]);
     let out = Command::new(python())
-        .args(["bench/diffusers_bench.py", &diffusers.display().to_string(), "--steps", &steps, "--runs", &a.runs.to_string()])
+        .args([
+            "bench/diffusers_bench.py",
+            &diffusers.display().to_string(),
+            "--steps",
+            &steps,
+            "--runs",
+            &a.runs.to_string(),
+        ])
         .output()
         .map_err(|e| format!("could not start {}: {e}", python()))?;
     if !out.status.success() {
@@ -57,7 +68,8 @@ fn run_peer(diffusers: &Path, a: &BenchArgs) -> std::result::Result<serde_json::
         return Err(format!("the PyTorch peer failed: {}", err.lines().last().unwrap_or("no output")));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).map_err(|e| format!("the PyTorch peer printed no JSON: {e}"))
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .map_err(|e| format!("the PyTorch peer printed no JSON: {e}"))
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -108,7 +120,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         "\nPeak resident memory: ours {}, PyTorch {}.",
         rss.map_or("n/a".into(), |m| format!("{m:.0} MB")),
         match &peer {
-            Ok(p) => format!("{:.0} MB (torch {})", p["peak_rss_mb"].as_f64().unwrap_or(0.0), p["torch"].as_str().unwrap_or("?")),
+            Ok(p) => format!(
+                "{:.0} MB (torch {})",
+                p["peak_rss_mb"].as_f64().unwrap_or(0.0),
+                p["torch"].as_str().unwrap_or("?")
+            ),
             Err(why) => format!("not measured: {why}"),
         }
     );

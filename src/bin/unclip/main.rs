@@ -106,7 +106,12 @@ fn run(command: Command) -> Result<()> {
         Command::Convert { diffusers_dir, out_dir, dtype } => {
             let dtype = parse_dtype(&dtype)?;
             let m = convert(&diffusers_dir, &out_dir, dtype, |msg| eprintln!("{msg}"))?;
-            eprintln!("wrote {} ({} files, {:.1} MB)", out_dir.join("model.json").display(), m.files().len(), m.total_bytes() as f64 / 1e6);
+            eprintln!(
+                "wrote {} ({} files, {:.1} MB)",
+                out_dir.join("model.json").display(),
+                m.files().len(),
+                m.total_bytes() as f64 / 1e6
+            );
             Ok(())
         }
         Command::Generate {
@@ -123,16 +128,27 @@ fn run(command: Command) -> Result<()> {
             steps_dir,
             backend,
         } => {
-            let params = GenerateParams { prompt, seed, prior_steps, decoder_steps, sr_steps, prior_guidance, decoder_guidance, image_embedding: None };
+            let params = GenerateParams {
+                prompt,
+                seed,
+                prior_steps,
+                decoder_steps,
+                sr_steps,
+                prior_guidance,
+                decoder_guidance,
+                image_embedding: None,
+            };
             params.validate()?;
             if out.is_none() && out_npy.is_none() && steps_dir.is_none() {
-                return Err(Error::Settings("nothing to write: give --out FILE.png, --out-npy FILE.npy or --steps-dir DIR".into()));
+                return Err(Error::Settings(
+                    "nothing to write: give --out FILE.png, --out-npy FILE.npy or --steps-dir DIR".into(),
+                ));
             }
             match backend {
                 BackendChoice::Cpu => generate(&Cpu, &model, &params, out, out_npy, steps_dir),
-                BackendChoice::Webgpu => Err(Error::Settings(
-                    "the webgpu backend is not part of this build yet; use --backend cpu".into(),
-                )),
+                BackendChoice::Webgpu => {
+                    Err(Error::Settings("the webgpu backend is not part of this build yet; use --backend cpu".into()))
+                }
             }
         }
         Command::Info { path } => info(&path),
@@ -183,7 +199,14 @@ struct ProgressBar {
 }
 
 impl ProgressBar {
-    async fn write_step<T: Tensor>(&self, dir: &Path, stage: Stage, i: usize, t: usize, tensors: [(&str, &T); 2]) -> Result<()> {
+    async fn write_step<T: Tensor>(
+        &self,
+        dir: &Path,
+        stage: Stage,
+        i: usize,
+        t: usize,
+        tensors: [(&str, &T); 2],
+    ) -> Result<()> {
         for (what, x) in tensors {
             let (c, h, w) = (x.dim(1), x.dim(2), x.dim(3));
             let hwc = chw_to_hwc01(&x.to_vec().await?[..c * h * w], c, h, w);
@@ -221,7 +244,8 @@ impl<T: Tensor> Observer<T> for ProgressBar {
                     rate
                 );
                 if let (Some(dir), true) = (&self.steps_dir, s.stage != Stage::Prior) {
-                    if let Err(e) = self.write_step(dir, s.stage, s.i, s.t, [("xt", s.sample), ("x0", s.pred_x0)]).await {
+                    if let Err(e) = self.write_step(dir, s.stage, s.i, s.t, [("xt", s.sample), ("x0", s.pred_x0)]).await
+                    {
                         self.error = Some(e);
                         return Flow::Cancel;
                     }
@@ -263,9 +287,14 @@ fn info(path: &Path) -> Result<()> {
         for a in &m.attribution {
             println!("  credit: {} ({})", a.name, a.license);
         }
-        println!("tokenizer: {} ({} bytes, pads to {} tokens)", m.tokenizer.file.file, m.tokenizer.file.bytes, m.tokenizer.max_length);
+        println!(
+            "tokenizer: {} ({} bytes, pads to {} tokens)",
+            m.tokenizer.file.file, m.tokenizer.file.bytes, m.tokenizer.max_length
+        );
         for (name, c) in m.components() {
-            let file = GgufFile::from_bytes(std::fs::read(path.join(&c.weights.file)).map_err(|e| Error::io(path.join(&c.weights.file), e))?)?;
+            let file = GgufFile::from_bytes(
+                std::fs::read(path.join(&c.weights.file)).map_err(|e| Error::io(path.join(&c.weights.file), e))?,
+            )?;
             let params: usize = file.tensors().map(|t| t.info.shape.iter().product::<usize>()).sum();
             println!(
                 "{name:<16} {:<30} {:>10.2} MB  {:>11} params  {}  sha256 {}…",
@@ -277,7 +306,11 @@ fn info(path: &Path) -> Result<()> {
             );
             println!("{:<16} config {}", "", c.config);
         }
-        for (name, s) in [("prior_scheduler", &m.prior_scheduler), ("decoder_scheduler", &m.decoder_scheduler), ("super_res_scheduler", &m.super_res_scheduler)] {
+        for (name, s) in [
+            ("prior_scheduler", &m.prior_scheduler),
+            ("decoder_scheduler", &m.decoder_scheduler),
+            ("super_res_scheduler", &m.super_res_scheduler),
+        ] {
             println!("{name:<16} {} {}", s.class, s.config);
         }
         println!("total download {:.2} MB", m.total_bytes() as f64 / 1e6);
@@ -288,7 +321,13 @@ fn info(path: &Path) -> Result<()> {
             println!("{k} = {v:?}");
         }
         for t in file.tensors() {
-            println!("{:<60} {:>20} {:?} {} bytes", t.info.name, format!("{:?}", t.info.shape), t.info.dtype, t.info.n_bytes);
+            println!(
+                "{:<60} {:>20} {:?} {} bytes",
+                t.info.name,
+                format!("{:?}", t.info.shape),
+                t.info.dtype,
+                t.info.n_bytes
+            );
         }
         println!("{} tensors, {}", file.header().tensors.len(), type_summary(&file));
     }
