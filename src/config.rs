@@ -139,7 +139,7 @@ impl PerBlock {
     pub fn get(&self, i: usize) -> usize {
         match self {
             PerBlock::One(v) => *v,
-            PerBlock::Each(v) => v.get(i).copied().unwrap_or(v[v.len() - 1]),
+            PerBlock::Each(v) => v.get(i).or(v.last()).copied().unwrap_or(0), // 0 is refused by Attention
         }
     }
 }
@@ -243,4 +243,33 @@ fn unet_mid_2d() -> Option<String> {
 }
 fn head_dim_8() -> Option<usize> {
     Some(8)
+}
+
+/// Checks the UNet geometry shared by both UNet classes: at least one block, blocks that agree, and a
+/// sample size that survives every 2× downsampling.
+pub fn check_unet_layout(
+    class: &str,
+    boc: &[usize],
+    down: usize,
+    up: usize,
+    layers: usize,
+    sample_size: usize,
+) -> crate::Result<()> {
+    let bad = |what: String| Err(crate::Error::Model(format!("{class} config: {what}")));
+    if boc.is_empty() || boc.contains(&0) {
+        return bad(format!("block_out_channels {boc:?} must list at least one positive channel count"));
+    }
+    if down != boc.len() || up != boc.len() {
+        return bad(format!("{} block_out_channels, {down} down blocks and {up} up blocks must match", boc.len()));
+    }
+    if layers == 0 || layers > 16 {
+        return bad(format!("layers_per_block {layers} must be between 1 and 16"));
+    }
+    let factor = 1usize << (boc.len() - 1).min(16);
+    if sample_size == 0 || sample_size % factor != 0 || sample_size > 4096 {
+        return bad(format!(
+            "sample_size {sample_size} must be a positive multiple of {factor} (one 2× step per block) up to 4096"
+        ));
+    }
+    Ok(())
 }

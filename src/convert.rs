@@ -88,7 +88,7 @@ fn storage(name: &str, shape: &[usize], dtype: GgmlType) -> (GgmlType, Vec<usize
         Role::Matrix if matches!(dtype, GgmlType::F32 | GgmlType::F16) => (dtype, shape.to_vec()),
         Role::Matrix => {
             let row: usize = shape[1..].iter().product();
-            if row % 32 == 0 {
+            if row.is_multiple_of(32) {
                 (dtype, vec![shape[0], row])
             } else {
                 (half, shape.to_vec())

@@ -29,7 +29,7 @@ impl<B: Backend> Attention<B> {
         eps: f64,
         added_kv_dim: Option<usize>,
     ) -> Result<Self> {
-        if head_dim == 0 || channels % head_dim != 0 {
+        if head_dim == 0 || !channels.is_multiple_of(head_dim) {
             return Err(crate::Error::Model(format!(
                 "attention over {channels} channels cannot use heads of {head_dim}"
             )));

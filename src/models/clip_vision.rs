@@ -23,7 +23,7 @@ pub struct ClipVisionModelWithProjection<B: Backend> {
 impl<B: Backend> ClipVisionModelWithProjection<B> {
     pub fn new(w: &Weights<B>, config: ClipVisionConfig) -> Result<Self> {
         let c = &config;
-        if c.patch_size == 0 || c.image_size % c.patch_size != 0 {
+        if c.patch_size == 0 || !c.image_size.is_multiple_of(c.patch_size) {
             return Err(Error::Model(format!(
                 "image_size {} is not a multiple of patch_size {}",
                 c.image_size, c.patch_size

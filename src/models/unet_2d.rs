@@ -32,6 +32,14 @@ impl<B: Backend> UNet2DModel<B> {
         if c.mid_block_type.as_deref() != Some("UNetMidBlock2D") {
             return unsupported(format!("mid_block_type {:?}", c.mid_block_type));
         }
+        crate::config::check_unet_layout(
+            "UNet2DModel",
+            &c.block_out_channels,
+            c.down_block_types.len(),
+            c.up_block_types.len(),
+            c.layers_per_block,
+            c.sample_size,
+        )?;
         let boc = &c.block_out_channels;
         let last = boc[boc.len() - 1];
         let temb = boc[0] * 4;

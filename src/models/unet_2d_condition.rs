@@ -55,6 +55,14 @@ impl<B: Backend> UNet2DConditionModel<B> {
             format!("mid_block_type {:?}", c.mid_block_type),
         )?;
 
+        crate::config::check_unet_layout(
+            "UNet2DConditionModel",
+            &c.block_out_channels,
+            c.down_block_types.len(),
+            c.up_block_types.len(),
+            c.layers_per_block,
+            c.sample_size,
+        )?;
         let boc = &c.block_out_channels;
         let temb = boc[0] * 4;
         let s = ResnetSettings {

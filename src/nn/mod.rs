@@ -143,7 +143,7 @@ pub struct GroupNorm<B: Backend> {
 
 impl<B: Backend> GroupNorm<B> {
     pub fn new(w: &Weights<B>, groups: usize, channels: usize, eps: f64) -> Result<Self> {
-        if groups == 0 || channels % groups != 0 {
+        if groups == 0 || !channels.is_multiple_of(groups) {
             return Err(Error::Model(format!(
                 "{}: GroupNorm of {channels} channels cannot use {groups} groups",
                 w.component
