@@ -1,24 +1,74 @@
 #!/usr/bin/env bash
-# unclip's one entry point.
-#   ./build.sh test        install what the tests need (on a fresh Debian machine) and run every test
-#   ./build.sh bench       benchmarks against diffusers/PyTorch on the same weights → docs/benchmarks.md
+# unclip's one entry point. Everything a fresh Debian machine needs is installed on first use.
+#   ./build.sh serve    build the wasm module and the static site (dist/), serve it on http://localhost:8080
+#   ./build.sh build    the same without serving
+#   ./build.sh test     every test: Rust (engine, conformance, GGUF) and the browser (headless Chromium)
+#   ./build.sh bench    benchmarks against diffusers/PyTorch on the same weights → docs/benchmarks.md
 set -euo pipefail
 cd "$(dirname "$0")"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+PORT="${PORT:-8080}"
 
 need_rust() {
   command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs) first" >&2; exit 1; }
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  # the CLI must match the wasm-bindgen crate in Cargo.lock exactly
+  local want have
+  want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+  if [[ "$have" != "$want" ]]; then
+    log "installing wasm-bindgen-cli $want (found '${have:-none}'; this compiles for 10-25 minutes, once)"
+    cargo install wasm-bindgen-cli --version "$want" --locked
+  fi
+}
+
+need_node() {
+  command -v npm >/dev/null || { log "installing Node.js and npm (apt)"; apt_install nodejs npm; }
+  if [[ ! -x node_modules/.bin/wasm-opt ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+    log "npm ci (binaryen's wasm-opt, playwright-core)"
+    npm ci --no-audit --no-fund
+  fi
+}
+
+apt_install() {
+  local sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+need_chromium() {
+  command -v chromium >/dev/null || { log "installing Debian's chromium (apt)"; apt_install chromium; }
+}
+
+build() {
+  need_rust; need_node
+  log "building the wasm module (wasm32-unknown-unknown, simd128)"
+  cargo build --lib --release --target wasm32-unknown-unknown
+  rm -rf pkg && wasm-bindgen --target web --no-typescript --out-dir pkg target/wasm32-unknown-unknown/release/unclip.wasm
+  local raw; raw=$(stat -c %s pkg/unclip_bg.wasm)
+  node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue pkg/unclip_bg.wasm -o pkg/unclip_bg.wasm
+  log "wasm: $raw bytes after wasm-bindgen, $(stat -c %s pkg/unclip_bg.wasm) after wasm-opt -O3"
+  log "assembling the static site in dist/ (www + pkg + the default model)"
+  cargo build --bin unclip
+  rm -rf dist && mkdir -p dist/models
+  cp -r www/. dist/ && cp -r pkg dist/pkg
+  ./target/debug/unclip convert tests/fixtures/tiny-unclip dist/models/default >/dev/null
 }
 
 cmd_test() {
-  need_rust
-  log "cargo test (engine, conformance against diffusers' golden tensors, GGUF hostile inputs)"
+  need_rust; need_node; need_chromium
+  log "cargo test (engine, conformance against diffusers' golden tensors, GGUF hostile inputs, CLI errors)"
   cargo test 2>&1
+  build
+  log "browser tests (Playwright + headless Chromium)"
+  node --test --test-concurrency=1 tests/browser/ 2>&1
 }
 
 cmd_bench() {
-  need_rust
   [[ -x .venv/bin/python ]] || { log "creating .venv with PyTorch + diffusers for the peer (~3 GB)"; python3 -m venv .venv; .venv/bin/pip install -q -r bench/requirements.txt; }
   cargo build --release --bin unclip
   local tmp; tmp=$(mktemp -d)
@@ -31,7 +81,9 @@ cmd_bench() {
 }
 
 case "${1:-}" in
+  build) build ;;
+  serve) build; log "serving dist/ on http://localhost:$PORT (Ctrl-C stops)"; python3 -m http.server "$PORT" --bind 127.0.0.1 --directory dist ;;
   test) cmd_test ;;
   bench) cmd_bench ;;
-  *) echo "usage: ./build.sh test | bench" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh serve | build | test | bench" >&2; exit 2 ;;
 esac

@@ -15,6 +15,8 @@ pub mod rng;
 pub mod schedulers;
 pub mod time;
 pub mod tokenizer;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use error::{Error, Result};
 pub use pipeline::{Event, Flow, GenerateOutput, GenerateParams, Observer, Stage, UnCLIPPipeline};

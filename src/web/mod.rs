@@ -1,0 +1,267 @@
+//! The only code that talks to JavaScript (wasm-bindgen). The worker (www/js/worker.js) streams each
+//! model file through a [`FileVerifier`] (SHA-256 and the GGUF header as bytes arrive), then builds an
+//! [`Engine`] from the verified bytes and calls `generate`, which reports every step to a JS callback
+//! and yields to the event loop between steps so a `cancel()` message can land.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use js_sys::{Function, Map, Object, Promise, Reflect, Uint8Array, Uint8ClampedArray};
+use sha2::{Digest, Sha256};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use crate::backend::cpu::Cpu;
+use crate::backend::{Backend, Tensor};
+use crate::gguf::{parse_header, HeaderStatus};
+use crate::manifest::{FileEntry, Manifest};
+use crate::pipeline::{chw_to_hwc01, hwc_to_rgba8, Event, Flow, GenerateParams, Observer, Stage, UnCLIPPipeline};
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Builds a plain JS object from (key, value) pairs.
+fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        // Reflect::set on a fresh plain object cannot fail
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    o.into()
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Text => "text",
+        Stage::Prior => "prior",
+        Stage::Decoder => "decoder",
+        Stage::SuperRes => "super_res",
+    }
+}
+
+/// Checks one file while it downloads: byte count, SHA-256, and (for .gguf) the header, parsed as
+/// soon as enough bytes have arrived.
+#[wasm_bindgen]
+pub struct FileVerifier {
+    entry: FileEntry,
+    hasher: Sha256,
+    received: u64,
+    /// The first bytes, kept until the GGUF header is complete.
+    prefix: Vec<u8>,
+    need: usize,
+    tensors: Option<usize>,
+}
+
+#[wasm_bindgen]
+impl FileVerifier {
+    /// `entry`: {file, bytes, sha256} from model.json.
+    #[wasm_bindgen(constructor)]
+    pub fn new(entry: JsValue) -> Result<FileVerifier, JsError> {
+        let entry: FileEntry = serde_wasm_bindgen::from_value(entry).map_err(js_err)?;
+        let gguf = entry.file.ends_with(".gguf");
+        Ok(FileVerifier { entry, hasher: Sha256::new(), received: 0, prefix: Vec::new(), need: if gguf { 1 } else { 0 }, tensors: None })
+    }
+
+    /// Feeds the next chunk. Errors as soon as the file is known to be wrong (too long, not GGUF).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsError> {
+        self.received += chunk.len() as u64;
+        if self.received > self.entry.bytes {
+            return Err(JsError::new(&format!(
+                "{} is longer than the {} bytes model.json lists: the server sent another file",
+                self.entry.file, self.entry.bytes
+            )));
+        }
+        self.hasher.update(chunk);
+        if self.need > 0 {
+            self.prefix.extend_from_slice(chunk);
+            if self.prefix.len() >= self.need {
+                match parse_header(&self.prefix).map_err(|e| js_err(format!("{}: {e}", self.entry.file)))? {
+                    HeaderStatus::Incomplete { need } => self.need = need,
+                    HeaderStatus::Complete(h) => {
+                        self.tensors = Some(h.tensors.len());
+                        self.need = 0;
+                        self.prefix = Vec::new();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tensors in the GGUF header, once it has been parsed.
+    #[wasm_bindgen(getter)]
+    pub fn tensors(&self) -> Option<usize> {
+        self.tensors
+    }
+
+    /// Checks the complete file's size and hash.
+    pub fn finish(&mut self) -> Result<(), JsError> {
+        if self.received != self.entry.bytes {
+            return Err(JsError::new(&format!(
+                "{} stopped after {} of {} bytes: the download was cut off",
+                self.entry.file, self.received, self.entry.bytes
+            )));
+        }
+        let got: String = self.hasher.finalize_reset().iter().map(|b| format!("{b:02x}")).collect();
+        if !got.eq_ignore_ascii_case(&self.entry.sha256) {
+            return Err(JsError::new(&format!(
+                "model.json lists {} with sha256 {}…, the download hashed to {}…",
+                self.entry.file,
+                &self.entry.sha256[..12.min(self.entry.sha256.len())],
+                &got[..12]
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Validates model.json and returns it with the list of files to fetch.
+#[wasm_bindgen(js_name = parseManifest)]
+pub fn parse_manifest(json: &str) -> Result<JsValue, JsError> {
+    let m = Manifest::from_json(json.as_bytes()).map_err(js_err)?;
+    let files: Vec<&FileEntry> = m.files();
+    let out = obj(&[
+        ("name", m.name.as_str().into()),
+        ("version", m.version.as_str().into()),
+        ("license", m.license.as_str().into()),
+        ("attribution", serde_wasm_bindgen::to_value(&m.attribution).map_err(js_err)?),
+        ("files", serde_wasm_bindgen::to_value(&files).map_err(js_err)?),
+        ("totalBytes", (m.total_bytes() as f64).into()),
+    ]);
+    Ok(out)
+}
+
+struct Inner {
+    pipeline: UnCLIPPipeline<Cpu>,
+    cancel: Cell<bool>,
+}
+
+/// A loaded model on the CPU backend (the WebGPU backend plugs in here when it lands).
+#[wasm_bindgen]
+pub struct Engine {
+    inner: Rc<Inner>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// `files`: Map from file name to its verified bytes (Uint8Array).
+    pub fn load(manifest_json: &str, files: Map) -> Result<Engine, JsError> {
+        let manifest = Manifest::from_json(manifest_json.as_bytes()).map_err(js_err)?;
+        let open = |f: &FileEntry| -> crate::Result<Vec<u8>> {
+            let bytes = files.get(&JsValue::from_str(&f.file));
+            if bytes.is_undefined() {
+                return Err(crate::Error::Weights(format!("{} was not downloaded", f.file)));
+            }
+            let bytes = Uint8Array::new(&bytes).to_vec();
+            f.verify(&bytes)?;
+            Ok(bytes)
+        };
+        let pipeline = UnCLIPPipeline::load(&Cpu, manifest, open).map_err(js_err)?;
+        Ok(Engine { inner: Rc::new(Inner { pipeline, cancel: Cell::new(false) }) })
+    }
+
+    /// {backend, width, height, maxTokens}
+    pub fn info(&self) -> JsValue {
+        let (h, w) = self.inner.pipeline.output_size();
+        obj(&[
+            ("backend", Cpu.name().into()),
+            ("width", (w as u32).into()),
+            ("height", (h as u32).into()),
+            ("maxTokens", (self.inner.pipeline.tokenizer.max_length() as u32).into()),
+        ])
+    }
+
+    /// Stops a running `generate` before its next step.
+    pub fn cancel(&self) {
+        self.inner.cancel.set(true);
+    }
+
+    /// params: {prompt, seed, prior_steps, …} (missing fields take diffusers' defaults).
+    /// `on_event` receives {type: "stage_start"|"step"|"stage_end"|"warning", …}; steps of the decoder
+    /// and super-res carry `xt` and `x0` as RGBA. Resolves to {rgba, width, height, image_embedding}.
+    pub fn generate(&self, params: JsValue, on_event: Function) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let params: GenerateParams = serde_wasm_bindgen::from_value(params).map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
+            inner.cancel.set(false);
+            let mut sink = JsObserver { on_event, cancel: &inner.cancel };
+            let out = inner.pipeline.generate(&params, &mut sink).await.map_err(js_err)?;
+            let rgba = Uint8ClampedArray::from(&out.to_rgba8()[..]);
+            Ok(obj(&[
+                ("rgba", rgba.into()),
+                ("width", (out.width as u32).into()),
+                ("height", (out.height as u32).into()),
+                ("image_embedding", js_sys::Float32Array::from(&out.image_embedding[..]).into()),
+            ]))
+        })
+    }
+}
+
+struct JsObserver<'a> {
+    on_event: Function,
+    cancel: &'a Cell<bool>,
+}
+
+/// Resolves on the next macrotask (setTimeout 0), so queued worker messages run.
+async fn yield_to_event_loop() {
+    let promise = Promise::new(&mut |resolve, _| {
+        let set_timeout = Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<Function>().ok());
+        match set_timeout {
+            Some(f) => {
+                let _ = f.call2(&JsValue::NULL, &resolve, &0.into());
+            }
+            None => {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+async fn rgba<T: Tensor>(t: &T) -> Result<(JsValue, u32, u32), crate::Error> {
+    let (c, h, w) = (t.dim(1), t.dim(2), t.dim(3));
+    let data = t.to_vec().await?;
+    let rgba = hwc_to_rgba8(&chw_to_hwc01(&data[..c * h * w], c, h, w));
+    Ok((Uint8ClampedArray::from(&rgba[..]).into(), w as u32, h as u32))
+}
+
+impl<T: Tensor> Observer<T> for JsObserver<'_> {
+    async fn on_event(&mut self, event: Event<'_, T>) -> Flow {
+        let message = match event {
+            Event::StageStart { stage, steps } => {
+                obj(&[("type", "stage_start".into()), ("stage", stage_name(stage).into()), ("steps", (steps as u32).into())])
+            }
+            Event::StageEnd { stage, elapsed_ms } => {
+                obj(&[("type", "stage_end".into()), ("stage", stage_name(stage).into()), ("ms", elapsed_ms.into())])
+            }
+            Event::Warning(w) => obj(&[("type", "warning".into()), ("message", w.into())]),
+            Event::Step(s) => {
+                let mut pairs = vec![
+                    ("type", JsValue::from("step")),
+                    ("stage", stage_name(s.stage).into()),
+                    ("i", (s.i as u32).into()),
+                    ("n", (s.n as u32).into()),
+                    ("t", (s.t as u32).into()),
+                    ("ms", s.elapsed_ms.into()),
+                ];
+                if s.stage != Stage::Prior {
+                    match (rgba(s.sample).await, rgba(s.pred_x0).await) {
+                        (Ok((xt, w, h)), Ok((x0, _, _))) => {
+                            pairs.extend([("xt", xt), ("x0", x0), ("width", w.into()), ("height", h.into())]);
+                        }
+                        _ => return Flow::Cancel,
+                    }
+                }
+                obj(&pairs)
+            }
+        };
+        let _ = self.on_event.call1(&JsValue::NULL, &message);
+        yield_to_event_loop().await;
+        if self.cancel.get() {
+            Flow::Cancel
+        } else {
+            Flow::Continue
+        }
+    }
+}

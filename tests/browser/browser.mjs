@@ -1,0 +1,53 @@
+// Headless Debian Chromium driven by playwright-core (never a downloaded browser).
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+export const ARTIFACTS = new URL("../../test-results/", import.meta.url).pathname;
+mkdirSync(ARTIFACTS, { recursive: true });
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+      "--disable-sync", "--enable-unsafe-webgpu"],
+  });
+}
+
+/// A new page that records every text #load-text shows (the streaming progress) in window.__loadLog.
+export async function openPage(context, url) {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  await page.addInitScript(() => {
+    window.__loadLog = [];
+    addEventListener("DOMContentLoaded", () => {
+      const el = document.getElementById("load-text");
+      new MutationObserver(() => window.__loadLog.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+    });
+  });
+  await page.goto(url);
+  return page;
+}
+
+export async function waitState(page, states, timeout = 120_000) {
+  const want = [].concat(states);
+  await page.waitForFunction((w) => w.includes(document.body.dataset.state), want, { timeout });
+  return page.evaluate(() => document.body.dataset.state);
+}
+
+/// The result image as RGBA bytes.
+export async function resultPixels(page) {
+  return page.evaluate(async () => {
+    const img = document.getElementById("result");
+    await img.decode();
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    return { width: c.width, height: c.height, data: Array.from(g.getImageData(0, 0, c.width, c.height).data) };
+  });
+}
+
+export async function shot(page, name) {
+  await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
+}

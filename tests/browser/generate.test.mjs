@@ -1,0 +1,135 @@
+// The generate page in headless Chromium against a real HTTP server: streaming load with progress,
+// generation with one event per step, the image equal to the native CLI's, the offline cache,
+// every download fault with its message and a working retry, cancel, and determinism.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startServer } from "./server.mjs";
+import { launch, openPage, waitState, resultPixels, shot } from "./browser.mjs";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const SMALL = "prompt=horse&seed=0&prior_steps=2&decoder_steps=2&sr_steps=2";
+let server, browser;
+
+before(async () => {
+  server = await startServer(join(ROOT, "dist"));
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+function readNpy(path) {
+  const b = readFileSync(path);
+  const headerLen = b.readUInt16LE(8);
+  return new Float32Array(b.buffer.slice(b.byteOffset + 10 + headerLen, b.byteOffset + b.length));
+}
+
+test("loads with streamed progress, generates with one event per step, matches the native CLI", async () => {
+  const context = await browser.newContext();
+  const page = await openPage(context, `${server.url}?${SMALL}&autorun=1`);
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+  await shot(page, "generate-done");
+
+  const log = await page.evaluate(() => window.__loadLog);
+  assert.ok(log.some((t) => /decoder\.gguf: .* of .*MB, \d+ tensors/.test(t)), `byte-level progress with the parsed header: ${log.join(" | ")}`);
+  assert.ok(log.some((t) => /ready/.test(t)));
+  assert.equal(await page.evaluate(() => document.body.dataset.steps), String(2 + 2 + 2), "one step event per step");
+
+  const tmp = mkdtempSync(join(tmpdir(), "unclip-"));
+  execFileSync(join(ROOT, "target/debug/unclip"), ["generate", "--model", join(ROOT, "dist/models/default"), "--prompt", "horse", "--seed", "0",
+    "--prior-steps", "2", "--decoder-steps", "2", "--sr-steps", "2", "--out-npy", join(tmp, "native.npy")], { stdio: "ignore" });
+  const native = readNpy(join(tmp, "native.npy"));
+  const { width, height, data } = await resultPixels(page);
+  assert.equal(width * height * 3, native.length);
+  let max = 0;
+  for (let p = 0; p < width * height; p++) {
+    for (let c = 0; c < 3; c++) max = Math.max(max, Math.abs(data[p * 4 + c] / 255 - native[p * 3 + c]));
+  }
+  console.log(`browser (wasm CPU) vs native CLI: max abs diff ${max.toFixed(5)} (8-bit PNG: rounding alone allows 0.00196)`);
+  assert.ok(max <= 2.5 / 255, `max abs diff ${max}`);
+  await context.close();
+});
+
+test("a reload without network generates from the cache", async () => {
+  const context = await browser.newContext();
+  const page = await openPage(context, `${server.url}?${SMALL}`);
+  await waitState(page, "ready");
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  const hits = server.hits.get("decoder.gguf");
+  await context.setOffline(true);
+  await page.goto(`${server.url}?${SMALL}&autorun=1`).catch(() => {}); // the page itself comes from the HTTP cache or fails
+  if (await page.evaluate(() => !document.body)) return assert.fail("the page did not load offline");
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error").catch(() => ""));
+  assert.equal(server.hits.get("decoder.gguf"), hits, "no weight was fetched again");
+  const log = await page.evaluate(() => window.__loadLog);
+  assert.ok(log.some((t) => /from the cache/.test(t)), log.join(" | "));
+  await shot(page, "offline-from-cache");
+  await context.close();
+});
+
+for (const [fault, message] of [
+  ["404", /decoder\.gguf: the server answered 404/],
+  ["500", /decoder\.gguf: the server answered 500/],
+  ["corrupt", /decoder\.gguf with sha256 .*hashed to/],
+  ["truncate", /decoder\.gguf stopped after \d+ of \d+ bytes/],
+  ["cut", /decoder\.gguf: the connection broke after \d+ of \d+ bytes|decoder\.gguf stopped after/],
+]) {
+  test(`a ${fault} download says so, caches nothing bad, and a retry works`, async () => {
+    const context = await browser.newContext();
+    server.faults.set("decoder.gguf", fault);
+    const page = await openPage(context, `${server.url}?${SMALL}`);
+    assert.equal(await waitState(page, ["ready", "error"]), "error");
+    const error = await page.textContent("#error");
+    assert.match(error, message);
+    await shot(page, `fault-${fault}`);
+    const cached = await page.evaluate(async () => (await (await caches.open("unclip-models-v1")).keys()).map((r) => r.url));
+    assert.ok(!cached.some((u) => u.includes("decoder.gguf")), `no decoder entry cached: ${cached}`);
+    server.faults.delete("decoder.gguf");
+    await page.click("#retry-load");
+    assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
+    await context.close();
+  });
+}
+
+test("a full storage quota warns and still generates", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin: server.url.replace(/\/$/, ""), quotaSize: 200_000 });
+  await page.goto(`${server.url}?${SMALL}&autorun=1`);
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+  assert.match(await page.textContent("#warning"), /could not be stored for offline use/);
+  await shot(page, "quota-full");
+  await context.close();
+});
+
+test("cancel stops within one step; the same seed gives the same image twice", async () => {
+  const context = await browser.newContext();
+  const page = await openPage(context, `${server.url}?prompt=horse&seed=3&prior_steps=2&decoder_steps=50&sr_steps=2`);
+  await waitState(page, "ready");
+  await page.click("#generate");
+  await page.waitForFunction(() => Number(document.body.dataset.steps) >= 4);
+  const atClick = await page.evaluate(() => Number(document.body.dataset.steps));
+  await page.click("#cancel");
+  assert.equal(await waitState(page, ["ready", "done", "error"]), "ready");
+  const after = await page.evaluate(() => Number(document.body.dataset.steps));
+  assert.ok(after <= atClick + 1, `${after - atClick} steps ran after cancel`);
+  await shot(page, "cancelled");
+
+  const run = async () => {
+    await page.fill("#decoder_steps", "2");
+    await page.click("#generate");
+    assert.equal(await waitState(page, ["done", "error"]), "done");
+    const src = await page.getAttribute("#result", "src");
+    await page.evaluate(() => { document.body.dataset.state = "ready"; });
+    return src;
+  };
+  assert.equal(await run(), await run());
+  assert.match(page.url(), /seed=3/, "settings live in the URL");
+  await context.close();
+});

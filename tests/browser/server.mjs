@@ -1,0 +1,45 @@
+// A real static HTTP server for dist/ with injectable faults, for the browser tests. Loopback only.
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { extname, join, normalize } from "node:path";
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm", ".png": "image/png" };
+
+/// faults: file name → "404" | "500" | "corrupt" | "truncate" | "cut" | "slow"
+export async function startServer(root) {
+  const faults = new Map();
+  const hits = new Map();
+  const server = createServer(async (req, res) => {
+    let path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+    if (path.endsWith("/")) path += "index.html";
+    const name = path.split("/").pop();
+    hits.set(name, (hits.get(name) ?? 0) + 1);
+    let body;
+    try {
+      body = await readFile(join(root, path));
+    } catch {
+      res.writeHead(404).end("not found");
+      return;
+    }
+    const fault = faults.get(name);
+    const headers = { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "cache-control": "no-store" };
+    if (fault === "404" || fault === "500") {
+      res.writeHead(Number(fault), headers).end(`injected ${fault}`);
+    } else if (fault === "corrupt") {
+      const bad = Buffer.from(body);
+      bad[bad.length - 10] ^= 0xff;
+      res.writeHead(200, { ...headers, "content-length": bad.length }).end(bad);
+    } else if (fault === "truncate") {
+      const half = body.subarray(0, body.length >> 1);
+      res.writeHead(200, { ...headers, "content-length": half.length }).end(half);
+    } else if (fault === "cut") {
+      // promise the whole file, send half, then drop the connection
+      res.writeHead(200, { ...headers, "content-length": body.length });
+      res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.socket.destroy(), 50));
+    } else {
+      res.writeHead(200, { ...headers, "content-length": body.length }).end(body);
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/`, faults, hits, close: () => new Promise((r) => server.close(r)) };
+}

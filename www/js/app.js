@@ -1,0 +1,150 @@
+// The generate page: DOM only. The model lives in a worker (worker.js); this module sends it
+// messages (protocol.js) and draws what comes back.
+
+import { DEFAULTS, STAGES } from "./protocol.js";
+
+const $ = (id) => document.getElementById(id);
+const MODEL_URL = new URL("../models/default/", import.meta.url).href;
+const FIELDS = ["prompt", "seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "backend"];
+const NUMERIC = new Set(["seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance"]);
+
+const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+const state = (s) => { document.body.dataset.state = s; };
+let stageTimes = {};
+
+function settingsFromUrl() {
+  const q = new URLSearchParams(location.search);
+  for (const f of FIELDS) if (q.has(f)) $(f).value = q.get(f);
+  return q.get("autorun") === "1";
+}
+
+function readSettings() {
+  const p = {};
+  for (const f of FIELDS) p[f] = NUMERIC.has(f) ? Number($(f).value) : $(f).value;
+  return p;
+}
+
+function writeUrl(p) {
+  const q = new URLSearchParams();
+  for (const f of FIELDS) if (String(p[f]) !== String(DEFAULTS[f]) || f === "prompt") q.set(f, p[f]);
+  history.replaceState(null, "", `?${q}`);
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+}
+
+function mb(bytes) { return `${(bytes / 1e6).toFixed(1)} MB`; }
+
+function draw(canvas, rgba, w, h) {
+  canvas.width = w; canvas.height = h;
+  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
+}
+
+function stageRow(stage) { return document.querySelector(`.stage[data-stage="${stage}"]`); }
+
+function resetStages() {
+  for (const s of STAGES) { const r = stageRow(s); r.querySelector("progress").value = 0; r.querySelector("small").textContent = ""; }
+}
+
+const handlers = {
+  load_progress(m) {
+    $("load-bar").value = m.total ? m.loaded / m.total : 0;
+    const how = m.cached ? "from the cache" : `${mb(m.rate)}/s, ${Math.ceil(m.eta)} s left`;
+    const header = m.tensors ? `, ${m.tensors} tensors` : "";
+    $("load-text").textContent = `${m.file}: ${mb(m.fileLoaded)} of ${mb(m.fileBytes)}${header} — total ${mb(m.loaded)} of ${mb(m.total)} (${how})`;
+  },
+  ready(m) {
+    $("load-bar").value = 1;
+    $("load-text").textContent = `${m.model.name} ${m.model.version} ready (${m.info.width}×${m.info.height})`;
+    $("backend-status").textContent = `Backend: ${m.info.backend} — ${m.reason}`;
+    $("about-title").textContent = `${m.model.name} ${m.model.version}`;
+    $("about-license").textContent = `Licence: ${m.model.license}`;
+    $("about-credits").replaceChildren(...m.model.attribution.map((a) => {
+      const li = document.createElement("li");
+      li.textContent = `${a.name} — ${a.license}${a.copyright ? `, ${a.copyright}` : ""}`;
+      return li;
+    }));
+    $("generate").disabled = false;
+    state("ready");
+    if (autorun) { autorun = false; $("form").requestSubmit(); }
+  },
+  stage_start(m) { stageTimes[m.stage] = { steps: m.steps }; },
+  step(m) {
+    const row = stageRow(m.stage);
+    row.querySelector("progress").value = (m.i + 1) / m.n;
+    const rate = (m.i + 1) / Math.max(m.ms / 1000, 1e-3);
+    row.querySelector("small").textContent = `${m.i + 1}/${m.n} · t=${m.t} · ${rate.toFixed(2)} steps/s · ${((m.n - m.i - 1) / rate).toFixed(1)} s left`;
+    if (m.xt) { draw($("xt"), m.xt, m.width, m.height); draw($("x0"), m.x0, m.width, m.height); }
+    document.body.dataset.steps = String(Number(document.body.dataset.steps || 0) + 1);
+  },
+  stage_end(m) {
+    const row = stageRow(m.stage);
+    row.querySelector("progress").value = 1;
+    row.querySelector("small").textContent = `done in ${(m.ms / 1000).toFixed(2)} s`;
+  },
+  warning(m) { $("warning").textContent = m.message; $("warning").hidden = false; },
+  done(m) {
+    const canvas = document.createElement("canvas");
+    draw(canvas, m.rgba, m.width, m.height);
+    const url = canvas.toDataURL("image/png");
+    $("result").src = url; $("result").hidden = false;
+    $("download").href = url; $("download").hidden = false;
+    const p = readSettings();
+    $("download").download = `unclip-${p.prompt.replace(/[^a-z0-9]+/gi, "-").slice(0, 40)}-${p.seed}.png`;
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button"; b.title = `${p.prompt} (seed ${p.seed})`;
+    b.innerHTML = `<img alt="">`; b.firstChild.src = url; b.firstChild.alt = b.title;
+    b.onclick = () => { for (const f of FIELDS) $(f).value = p[f]; writeUrl(p); $("result").src = url; };
+    li.append(b); $("history").prepend(li);
+    finish("done");
+  },
+  cancelled() { finish("ready"); },
+  error(m) {
+    showError(m.message);
+    if (m.phase === "load") { $("load-text").textContent = "The model could not be loaded."; $("retry-load").hidden = false; }
+    finish("error");
+  },
+  storage(m) {
+    const files = m.entries.map((e) => `${e.name} (${mb(e.bytes)})`).join(", ") || "nothing cached";
+    $("storage-text").textContent = `${files}. Origin storage: ${mb(m.usage)} of ${mb(m.quota)}${m.persisted ? ", persistent" : ""}.`;
+  },
+};
+
+function finish(s) {
+  $("cancel").disabled = true;
+  $("generate").disabled = document.body.dataset.state === "loading" && s === "error";
+  state(s);
+}
+
+worker.onmessage = ({ data }) => handlers[data.type]?.(data);
+worker.onerror = (e) => { showError(`the worker failed: ${e.message}`); state("error"); };
+
+$("form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const p = readSettings();
+  writeUrl(p);
+  $("error").hidden = true; $("warning").hidden = true;
+  resetStages();
+  document.body.dataset.steps = "0";
+  $("cancel").disabled = false; $("generate").disabled = true;
+  state("running");
+  worker.postMessage({ type: "generate", params: p });
+});
+$("cancel").onclick = () => worker.postMessage({ type: "cancel" });
+$("dice").onclick = () => { $("seed").value = Math.floor(Math.random() * 2 ** 32); };
+$("about-open").onclick = () => $("about").showModal();
+$("storage").addEventListener("toggle", () => { if ($("storage").open) worker.postMessage({ type: "storage" }); });
+$("storage-clear").onclick = () => worker.postMessage({ type: "clear_cache" });
+
+const retry = document.createElement("button");
+retry.id = "retry-load"; retry.type = "button"; retry.textContent = "Retry"; retry.hidden = true;
+retry.onclick = () => { retry.hidden = true; $("error").hidden = true; state("loading"); worker.postMessage({ type: "load", modelUrl: MODEL_URL }); };
+$("load").append(retry);
+
+navigator.serviceWorker?.register(new URL("../sw.js", import.meta.url)).catch(() => {}); // offline app shell
+
+let autorun = settingsFromUrl();
+worker.postMessage({ type: "load", modelUrl: MODEL_URL });

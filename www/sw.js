@@ -1,0 +1,27 @@
+// Service worker: keeps the app shell (page, scripts, wasm) available offline. Network first, so a
+// new deployment is picked up at once; the cached copy answers when the network does not. Model files
+// are not handled here: js/weights.js streams, verifies and caches them itself.
+const SHELL = "unclip-shell-v1";
+const FILES = ["./", "index.html", "css/app.css", "js/app.js", "js/protocol.js", "js/worker.js", "js/weights.js", "pkg/unclip.js", "pkg/unclip_bg.wasm"];
+
+self.addEventListener("install", (e) => {
+  e.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (e) => e.waitUntil(self.clients.claim()));
+
+self.addEventListener("fetch", (e) => {
+  const url = new URL(e.request.url);
+  if (e.request.method !== "GET" || url.origin !== location.origin || url.pathname.includes("/models/")) return;
+  e.respondWith(
+    fetch(e.request)
+      .then((res) => {
+        if (res.ok) {
+          const copy = res.clone();
+          caches.open(SHELL).then((c) => c.put(e.request, copy));
+        }
+        return res;
+      })
+      .catch(async () => (await caches.match(e.request, { ignoreSearch: true })) ?? Response.error()),
+  );
+});
