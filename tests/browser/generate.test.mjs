@@ -121,6 +121,7 @@ test("cancel stops within one step; the same seed gives the same image twice", a
   assert.ok(after <= atClick + 1, `${after - atClick} steps ran after cancel`);
   await shot(page, "cancelled");
 
+  await page.click("#settings > summary"); // keyboard/mouse users open the settings the same way
   const run = async () => {
     await page.fill("#decoder_steps", "2");
     await page.click("#generate");
