@@ -4,6 +4,7 @@
 #   ./build.sh build    the same without serving
 #   ./build.sh test     every test: Rust (engine, conformance, GGUF) and the browser (headless Chromium)
 #   ./build.sh bench    benchmarks against diffusers/PyTorch on the same weights → docs/benchmarks.md
+#   ./build.sh test-train   one step of every training script on a few images (needs train/requirements.txt)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -52,6 +53,7 @@ build() {
   local raw; raw=$(stat -c %s pkg/unclip_bg.wasm)
   node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue pkg/unclip_bg.wasm -o pkg/unclip_bg.wasm
   log "wasm: $raw bytes after wasm-bindgen, $(stat -c %s pkg/unclip_bg.wasm) after wasm-opt -O3"
+  echo "{\"wasm_raw_bytes\": $raw, \"wasm_opt_bytes\": $(stat -c %s pkg/unclip_bg.wasm)}" > pkg/build-info.json
   log "assembling the static site in dist/ (www + pkg + the default model)"
   cargo build --bin unclip
   rm -rf dist && mkdir -p dist/models
@@ -85,5 +87,8 @@ case "${1:-}" in
   serve) build; log "serving dist/ on http://localhost:$PORT (Ctrl-C stops)"; python3 -m http.server "$PORT" --bind 127.0.0.1 --directory dist ;;
   test) cmd_test ;;
   bench) cmd_bench ;;
-  *) echo "usage: ./build.sh serve | build | test | bench" >&2; exit 2 ;;
+  test-train)
+    [[ -x .venv/bin/python ]] || { log "creating .venv from train/requirements.txt (~6 GB)"; python3 -m venv .venv; .venv/bin/pip install -q -r train/requirements.txt; }
+    bash train/smoke_test.sh ;;
+  *) echo "usage: ./build.sh serve | build | test | bench | test-train" >&2; exit 2 ;;
 esac

@@ -153,8 +153,9 @@ impl Tensor for CpuTensor {
         self.map(|t| t.broadcast_matmul(&rhs.0))
     }
 
-    /// Implicit GEMM: a k×k kernel unrolls each image into (C·k·k, H'·W') columns (im2col), then
-    /// (O, C·k·k) · (C·k·k, H'·W') gives the NCHW output directly; a 1×1 kernel needs no unrolling.
+    /// Implicit GEMM: a k×k kernel unrolls bands of output rows into (C·k·k, rows·W') columns
+    /// (im2col, bounded to 16 MB however large the image), and (O, C·k·k) · columns fills those
+    /// output columns of the NCHW result; a 1×1 kernel needs no unrolling.
     fn conv2d(&self, w: &CpuTensor, b: Option<&Self>, padding: usize) -> Result<Self> {
         let (n, c, h, wid) = self.0.dims4()?;
         let (o, ci, kh, kw) = w.0.dims4()?;
@@ -162,21 +163,29 @@ impl Tensor for CpuTensor {
             return Err(Error::Model(format!("a conv over {ci} channels was given {c} channels")));
         }
         let (oh, ow) = ((h + 2 * padding + 1).saturating_sub(kh), (wid + 2 * padding + 1).saturating_sub(kw));
-        let (ck, hw) = (c * kh * kw, oh * ow);
+        let g = ConvGeometry { c, h, w: wid, kh, kw, pad: padding, ow };
+        let ck = c * kh * kw;
         let bias = b.map(|b| b.host()).transpose()?;
         let y = self.with_data(|x| {
             w.with_data(|kernel| {
-                let mut y = vec![0f32; n * o * hw];
-                for (img, out) in y.chunks_mut(o * hw).enumerate() {
+                let mut y = vec![0f32; n * o * oh * ow];
+                for (img, out) in y.chunks_mut(o * oh * ow).enumerate() {
                     let image = &x[img * c * h * wid..][..c * h * wid];
-                    let unrolled;
-                    let cols = if kh == 1 && kw == 1 && padding == 0 {
-                        image
-                    } else {
-                        unrolled = im2col(image, c, h, wid, kh, kw, padding, oh, ow);
-                        &unrolled[..]
-                    };
-                    conv_rows(kernel, cols, bias.as_deref(), out, ck, hw)?;
+                    if kh == 1 && kw == 1 && padding == 0 {
+                        conv_block(kernel, image, out, ck, 0, oh * ow, oh * ow)?;
+                        continue;
+                    }
+                    let band = (IM2COL_MAX_ELEMS / (ck * ow).max(1)).clamp(1, oh.max(1));
+                    for y0 in (0..oh).step_by(band) {
+                        let y1 = (y0 + band).min(oh);
+                        let cols = im2col(image, &g, y0, y1);
+                        conv_block(kernel, &cols, out, ck, y0 * ow, (y1 - y0) * ow, oh * ow)?;
+                    }
+                }
+                if let Some(bias) = &bias {
+                    for (row, v) in y.chunks_mut(oh * ow).enumerate() {
+                        v.iter_mut().for_each(|y| *y += bias[row % o]);
+                    }
                 }
                 Ok(y)
             })
@@ -305,57 +314,53 @@ impl Tensor for CpuTensor {
     }
 }
 
-/// Unrolls one CHW image into (C·kh·kw, oh·ow) columns for a stride-1 convolution with zero padding.
-#[allow(clippy::too_many_arguments)]
-fn im2col(x: &[f32], c: usize, h: usize, w: usize, kh: usize, kw: usize, pad: usize, oh: usize, ow: usize) -> Vec<f32> {
-    let mut cols = vec![0f32; c * kh * kw * oh * ow];
-    for (row, out) in cols.chunks_mut(oh * ow).enumerate() {
+/// A stride-1 convolution's input and output sizes.
+struct ConvGeometry {
+    c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    pad: usize,
+    ow: usize,
+}
+
+/// Most im2col floats held at once (16 MB): large images are unrolled in bands of output rows.
+const IM2COL_MAX_ELEMS: usize = 4 << 20;
+
+/// Unrolls output rows y0..y1 of one CHW image into (C·kh·kw, (y1−y0)·ow) columns, zero-padded.
+fn im2col(x: &[f32], g: &ConvGeometry, y0: usize, y1: usize) -> Vec<f32> {
+    let ConvGeometry { c, h, w, kh, kw, pad, ow, .. } = *g;
+    let n_cols = (y1 - y0) * ow;
+    let mut cols = vec![0f32; c * kh * kw * n_cols];
+    for (row, out) in cols.chunks_mut(n_cols).enumerate() {
         let (ch, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
         let plane = &x[ch * h * w..][..h * w];
         // output column ox reads input column ox + kx − pad; keep the in-range span
         let x0 = pad.saturating_sub(kx);
         let x1 = (w + pad).saturating_sub(kx).min(ow);
-        for oy in 0..oh {
+        for oy in y0..y1 {
             let iy = oy + ky;
             if iy < pad || iy - pad >= h || x0 >= x1 {
                 continue; // a padding row stays zero
             }
             let src = &plane[(iy - pad) * w..][..w];
-            out[oy * ow + x0..oy * ow + x1].copy_from_slice(&src[x0 + kx - pad..x1 + kx - pad]);
+            let dst = (oy - y0) * ow;
+            out[dst + x0..dst + x1].copy_from_slice(&src[x0 + kx - pad..x1 + kx - pad]);
         }
     }
     cols
 }
 
-/// out (O, hw) = kernel (O, ck) · cols (ck, hw) + bias, blocks of output channels in parallel.
-fn conv_rows(kernel: &[f32], cols: &[f32], bias: Option<&[f32]>, out: &mut [f32], ck: usize, hw: usize) -> Result<()> {
-    let rows_per_task = (CONV_TASK_ELEMS / hw.max(1)).max(1);
+/// out[:, col0..col0+n] (O rows of length hw) = kernel (O, ck) · cols (ck, n); blocks of output
+/// channels run in parallel.
+fn conv_block(kernel: &[f32], cols: &[f32], out: &mut [f32], ck: usize, col0: usize, n: usize, hw: usize) -> Result<()> {
+    let rows_per_task = (CONV_TASK_ELEMS / n.max(1)).max(1);
     par_chunks(out, rows_per_task * hw, |i, chunk| {
         let rows = chunk.len() / hw;
-        let o0 = i * rows_per_task;
-        let kernel = &kernel[o0 * ck..][..rows * ck];
-        sgemm(
-            Gemm {
-                m: rows,
-                n: hw,
-                k: ck,
-                a: kernel,
-                a_rs: ck,
-                a_cs: 1,
-                b: cols,
-                b_rs: hw,
-                b_cs: 1,
-                c_rs: hw,
-                scale: 1.0,
-            },
-            chunk,
-        )?;
-        if let Some(bias) = bias {
-            for (r, row) in chunk.chunks_mut(hw).enumerate() {
-                row.iter_mut().for_each(|y| *y += bias[o0 + r]);
-            }
-        }
-        Ok(())
+        let kernel = &kernel[i * rows_per_task * ck..][..rows * ck];
+        let gemm = Gemm { m: rows, n, k: ck, a: kernel, a_rs: ck, a_cs: 1, b: cols, b_rs: n, b_cs: 1, c_rs: hw, scale: 1.0 };
+        sgemm(gemm, &mut chunk[col0..])
     })
 }
 

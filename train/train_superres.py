@@ -1,0 +1,96 @@
+"""Train the 32->64 super-resolution UNet2DModel (`super_res_first`, spec §10).
+
+The model sees [noisy 64x64 image, low-res image upsampled with antialiased bicubic] (the pipeline's
+F.interpolate(mode="bicubic", antialias=True)) and predicts epsilon (cosine schedule, MSE). As unCLIP
+trains its upsamplers (Ramesh et al. 2022, §2.1 / appendix: "we slightly corrupt the conditioning image
+during training ... gaussian blur" for the first upsampler), the 32x32 conditioning image is corrupted so
+the model tolerates the decoder's imperfect outputs: Gaussian blur (sigma ~ U(0.2, 1.0), half the time) and
+Gaussian noise (std ~ U(0, 0.05) in [-1, 1] units, half the time).
+
+`super_res_last` is not trained separately: the pipeline runs it only for the final step at t = 0, where
+the predicted epsilon is scaled by sqrt(1 - abar_0) = 0.0064, so export.py writes a copy of this model.
+
+Usage: python train/train_superres.py --preset tiny --steps 300
+"""
+import torch
+import torch.nn.functional as F
+
+import models
+import trainer
+from data import EmojiData, to_signed
+from diffusion import Schedule
+
+DEFAULTS = {"batch": {"tiny": 16, "full": 128}, "lr": {"tiny": 1e-3, "full": 2e-4}}
+BLUR_SIGMA = (0.2, 1.0)
+NOISE_STD = (0.0, 0.05)
+
+
+def gaussian_blur(x, sigma):
+    """Per-sample separable Gaussian blur (5 taps, reflect padding); sigma: (N,) tensor."""
+    taps = torch.arange(-2, 3, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (taps[None, :] / sigma[:, None]) ** 2)
+    k = k / k.sum(1, keepdim=True)  # (N,5)
+    n, c, h, w = x.shape
+    y = F.pad(x.reshape(1, n * c, h, w), (2, 2, 2, 2), mode="reflect")
+    kk = k.repeat_interleave(c, 0)
+    y = F.conv2d(y, kk[:, None, None, :], groups=n * c)
+    y = F.conv2d(y, kk[:, None, :, None], groups=n * c)
+    return y.reshape(n, c, h, w)
+
+
+def corrupt(low, generator=None):
+    """Blur half the batch and add noise to (an independent) half: the unCLIP upsampler augmentation."""
+    n, dev = low.shape[0], low.device
+
+    def uniform(lo, hi):
+        return torch.rand(n, device=dev, generator=generator) * (hi - lo) + lo
+
+    blur = torch.rand(n, device=dev, generator=generator) < 0.5
+    low = torch.where(blur[:, None, None, None], gaussian_blur(low, uniform(*BLUR_SIGMA)), low)
+    noisy = torch.rand(n, device=dev, generator=generator) < 0.5
+    std = torch.where(noisy, uniform(*NOISE_STD), torch.zeros(n, device=dev))
+    return low + std[:, None, None, None] * torch.randn(low.shape, device=dev, generator=generator)
+
+
+def upsample(low):
+    """The pipeline's conditioning upsample (spec §10.1)."""
+    return F.interpolate(low, size=(models.SUPERRES_SIZE, models.SUPERRES_SIZE), mode="bicubic",
+                         align_corners=False, antialias=True)
+
+
+def main():
+    args = trainer.resolve(trainer.parser(__doc__.splitlines()[0], DEFAULTS).parse_args(), "superres")
+    data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
+    unet = models.superres(**models.PRESETS[args.preset]["superres"])
+    run = trainer.Run(args, {"super_res_first": unet}, extra_state={"data_rng": (data.rng_state, data.set_rng_state)})
+    sched = Schedule(run.device)
+
+    def loss_on(model, idx, low, t, noise):
+        x0 = to_signed(data.images64[idx])
+        x_t = sched.q_sample(x0, t, noise)
+        with run.autocast():
+            eps = model(torch.cat([x_t, upsample(low)], dim=1), t).sample
+        return F.mse_loss(eps.float(), noise)
+
+    def step(_):
+        idx = data.batch_indices(args.batch)
+        low = corrupt(to_signed(data.images32[idx]))
+        t = sched.sample_t(len(idx), run.device)
+        noise = torch.randn(len(idx), 3, models.SUPERRES_SIZE, models.SUPERRES_SIZE, device=run.device)
+        return loss_on(unet, idx, low, t, noise), {}
+
+    val_idx = data.validation_indices()
+    val_t = torch.linspace(0, 999, len(val_idx), device=run.device).long()
+    val_noise = torch.randn(len(val_idx), 3, models.SUPERRES_SIZE, models.SUPERRES_SIZE,
+                            generator=torch.Generator().manual_seed(0)).to(run.device)
+    val_low = to_signed(data.images32[val_idx])
+
+    @torch.no_grad()
+    def evaluate(r):
+        return {"val_mse": float(loss_on(r.ema.models["super_res_first"], val_idx, val_low, val_t, val_noise))}
+
+    run.train(step, on_checkpoint=evaluate)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Shared training harness: command-line flags, device/precision, AdamW + warmup, EMA weights, CSV log,
+resumable checkpoints and a wall-clock limit.
+
+A run lives in train/runs/<run>/:
+  checkpoint.pt        everything needed to resume (weights, EMA, optimiser, step, RNG states)
+  ema/<component>/     EMA weights saved with save_pretrained (config.json + safetensors): what export.py reads
+  log.csv              step, wall time, s/step, learning rate, losses and metrics
+"""
+import argparse
+import copy
+import csv
+import os
+import time
+
+import numpy as np
+import torch
+
+RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs")
+
+
+def parser(description, defaults):
+    """Common flags; `defaults` gives the component's per-preset batch and learning rate."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--preset", choices=["tiny", "full"], default="tiny")
+    p.add_argument("--run", help="run directory name under train/runs (default <component>-<preset>)")
+    p.add_argument("--steps", type=int, default=1000, help="total optimiser steps (counted across resumes)")
+    p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this much wall time")
+    p.add_argument("--batch", type=int, help=f"batch size (default {defaults['batch']})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {defaults['lr']})")
+    p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
+    p.add_argument("--weight-decay", type=float, default=defaults.get("weight_decay", 0.0))
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--resume", action="store_true", help="continue from train/runs/<run>/checkpoint.pt")
+    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit-images", type=int, help="train on the first N training images only (smoke test)")
+    p.set_defaults(_defaults=defaults)
+    return p
+
+
+def resolve(args, component):
+    """Fill preset defaults, pick the device, seed everything."""
+    d = args._defaults
+    args.batch = args.batch or d["batch"][args.preset]
+    args.lr = args.lr or d["lr"][args.preset]
+    args.run = args.run or f"{component}-{args.preset}"
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    torch.manual_seed(args.seed)
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return args
+
+
+class EMA:
+    """Exponential moving average of trainable parameters (frozen parameters and buffers are copied),
+    with the usual warm-up decay min(decay, (1 + n) / (10 + n))."""
+
+    def __init__(self, models, decay):
+        self.decay = decay
+        self.models = {k: copy.deepcopy(m).eval().requires_grad_(False) for k, m in models.items()}
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, models):
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, m in models.items():
+            e = self.models[k]
+            for pe, p in zip(e.parameters(), m.parameters()):
+                if p.requires_grad:
+                    pe.lerp_(p.detach(), 1.0 - d)
+                else:
+                    pe.copy_(p.detach())
+            for be, b in zip(e.buffers(), m.buffers()):
+                be.copy_(b)
+
+
+class Run:
+    """Optimiser, EMA, logging and checkpoints for a dict of models trained together."""
+
+    def __init__(self, args, models, extra_state=None):
+        self.args = args
+        self.device = torch.device(args.device)
+        self.dir = os.path.join(RUNS, args.run)
+        os.makedirs(self.dir, exist_ok=True)
+        self.models = {k: m.to(self.device).train() for k, m in models.items()}
+        params = [p for m in self.models.values() for p in m.parameters() if p.requires_grad]
+        self.params = params
+        self.opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), weight_decay=args.weight_decay)
+        self.ema = EMA(self.models, args.ema_decay)
+        self.extra_state = extra_state or {}  # name -> (getter, setter), e.g. the data sampler's RNG
+        self.step = 0
+        self.elapsed = 0.0
+        if args.resume:
+            self.load()
+        self.log_path = os.path.join(self.dir, "log.csv")
+        self.log_fields = None
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    def lr_at(self, step):
+        return self.args.lr * min(1.0, (step + 1) / max(1, self.args.warmup))
+
+    def checkpoint(self):
+        state = {
+            "step": self.step, "elapsed": self.elapsed, "args": {k: v for k, v in vars(self.args).items() if k != "_defaults"},
+            "models": {k: m.state_dict() for k, m in self.models.items()},
+            "ema": {k: m.state_dict() for k, m in self.ema.models.items()}, "ema_updates": self.ema.updates,
+            "opt": self.opt.state_dict(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "extra": {k: get() for k, (get, _) in self.extra_state.items()},
+        }
+        tmp = os.path.join(self.dir, "checkpoint.pt.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, os.path.join(self.dir, "checkpoint.pt"))
+        for k, m in self.ema.models.items():
+            if hasattr(m, "save_pretrained"):  # pipeline components (not e.g. the CLIP logit scale)
+                m.save_pretrained(os.path.join(self.dir, "ema", k))
+
+    def load(self):
+        path = os.path.join(self.dir, "checkpoint.pt")
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        for k, m in self.models.items():
+            m.load_state_dict(state["models"][k])
+            self.ema.models[k].load_state_dict(state["ema"][k])
+        self.ema.updates = state["ema_updates"]
+        self.opt.load_state_dict(state["opt"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        for k, (_, set_) in self.extra_state.items():
+            set_(state["extra"][k])
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        print(f"resumed {path} at step {self.step}")
+
+    def log(self, row):
+        if self.log_fields is None:
+            self.log_fields = list(row)
+            new = not os.path.exists(self.log_path) or not self.args.resume
+            self.log_file = open(self.log_path, "w" if new else "a", newline="")
+            self.writer = csv.DictWriter(self.log_file, fieldnames=self.log_fields, extrasaction="ignore")
+            if new:
+                self.writer.writeheader()
+        self.writer.writerow(row)
+        self.log_file.flush()
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+
+    def train(self, step_fn, on_checkpoint=None):
+        """Run step_fn(step) -> (loss, {metric: float}) until --steps, or until this invocation has run
+        --max-minutes; checkpoint every --ckpt-every steps and at the end. on_checkpoint(run) may return
+        metrics to log (evaluation)."""
+        a = self.args
+        t0, elapsed0, saved_at = time.time(), self.elapsed, None
+        window_t, window = t0, []
+        while self.step < a.steps:
+            if a.max_minutes is not None and time.time() - t0 > a.max_minutes * 60:
+                print(f"time limit reached at step {self.step}")
+                break
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr_at(self.step)
+            loss, metrics = step_fn(self.step)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            self.opt.step()
+            self.ema.update(self.models)
+            self.step += 1
+            window.append({"loss": float(loss.detach()), **{k: float(v) for k, v in metrics.items()}})
+            if self.step % a.log_every == 0 or self.step == a.steps:
+                now = time.time()
+                row = {"step": self.step, "time_s": round(elapsed0 + now - t0, 1),
+                       "s_per_step": round((now - window_t) / len(window), 4), "lr": self.lr_at(self.step - 1)}
+                row.update({k: float(np.mean([w[k] for w in window])) for k in window[0]})
+                self.log(row)
+                window_t, window = now, []
+            if self.step % a.ckpt_every == 0:
+                self.elapsed = elapsed0 + time.time() - t0
+                self.save(on_checkpoint)
+                saved_at = self.step
+        if saved_at != self.step:
+            self.elapsed = elapsed0 + time.time() - t0
+            self.save(on_checkpoint)
+
+    def save(self, on_checkpoint):
+        self.checkpoint()
+        if on_checkpoint is not None:
+            metrics = on_checkpoint(self)
+            if metrics:
+                print("eval", {k: round(v, 4) for k, v in metrics.items()}, flush=True)
+                with open(os.path.join(self.dir, "eval.csv"), "a") as f:
+                    f.write(",".join([str(self.step)] + [f"{k}={v:.4f}" for k, v in metrics.items()]) + "\n")
+        print(f"checkpoint at step {self.step} -> {self.dir}", flush=True)
