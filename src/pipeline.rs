@@ -29,6 +29,18 @@ pub enum Stage {
     SuperRes,
 }
 
+impl Stage {
+    /// The stage's name in events, file names and the page ("text", "prior", "decoder", "super_res").
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Text => "text",
+            Stage::Prior => "prior",
+            Stage::Decoder => "decoder",
+            Stage::SuperRes => "super_res",
+        }
+    }
+}
+
 /// One denoising step.
 pub struct StepEvent<'a, T> {
     pub stage: Stage,
@@ -47,6 +59,30 @@ pub struct StepEvent<'a, T> {
     pub prev_sample: &'a T,
     /// Milliseconds since the stage started.
     pub elapsed_ms: f64,
+}
+
+impl<'a, T> StepEvent<'a, T> {
+    /// Step i of `timesteps`; tensors = [x_t, model output, x̂0, x_{t-1}]; `start` = the stage's start.
+    fn new(
+        stage: Stage,
+        i: usize,
+        timesteps: &[usize],
+        [sample, model_output, pred_x0, prev_sample]: [&'a T; 4],
+        start: f64,
+    ) -> Self {
+        let elapsed_ms = now_ms() - start;
+        StepEvent {
+            stage,
+            i,
+            n: timesteps.len(),
+            t: timesteps[i],
+            sample,
+            model_output,
+            pred_x0,
+            prev_sample,
+            elapsed_ms,
+        }
+    }
 }
 
 pub enum Event<'a, T> {
@@ -407,17 +443,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
                     let c = self.prior_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
                     let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, e])?) } else { None };
                     let (prev, x0) = B::Tensor::scheduler_step(&pred, None, &x, noise.as_ref(), &c)?;
-                    emit!(Event::Step(StepEvent {
-                        stage: Stage::Prior,
-                        i,
-                        n: timesteps.len(),
-                        t,
-                        sample: &x,
-                        model_output: &pred,
-                        pred_x0: &x0,
-                        prev_sample: &prev,
-                        elapsed_ms: now_ms() - start,
-                    }));
+                    emit!(Event::Step(StepEvent::new(Stage::Prior, i, &timesteps, [&x, &pred, &x0, &prev], start)));
                     x = prev;
                 }
                 emit!(Event::StageEnd { stage: Stage::Prior, elapsed_ms: now_ms() - start });
@@ -458,17 +484,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
             let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, ch, size, size])?) } else { None };
             let var = if learned_variance { Some(&var) } else { None };
             let (prev, x0) = B::Tensor::scheduler_step(&eps, var, &x, noise.as_ref(), &c)?;
-            emit!(Event::Step(StepEvent {
-                stage: Stage::Decoder,
-                i,
-                n: timesteps.len(),
-                t,
-                sample: &x,
-                model_output: &eps,
-                pred_x0: &x0,
-                prev_sample: &prev,
-                elapsed_ms: now_ms() - start,
-            }));
+            emit!(Event::Step(StepEvent::new(Stage::Decoder, i, &timesteps, [&x, &eps, &x0, &prev], start)));
             x = prev;
         }
         emit!(Event::StageEnd { stage: Stage::Decoder, elapsed_ms: now_ms() - start });
@@ -489,17 +505,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
             let noise =
                 if c.noise.is_some() { Some(self.randn(&mut rng, &[b, sr_ch, sr_size, sr_size])?) } else { None };
             let (prev, x0) = B::Tensor::scheduler_step(&eps, None, &x, noise.as_ref(), &c)?;
-            emit!(Event::Step(StepEvent {
-                stage: Stage::SuperRes,
-                i,
-                n: timesteps.len(),
-                t,
-                sample: &x,
-                model_output: &eps,
-                pred_x0: &x0,
-                prev_sample: &prev,
-                elapsed_ms: now_ms() - start,
-            }));
+            emit!(Event::Step(StepEvent::new(Stage::SuperRes, i, &timesteps, [&x, &eps, &x0, &prev], start)));
             x = prev;
         }
         emit!(Event::StageEnd { stage: Stage::SuperRes, elapsed_ms: now_ms() - start });

@@ -354,12 +354,21 @@ fn im2col(x: &[f32], g: &ConvGeometry, y0: usize, y1: usize) -> Vec<f32> {
 
 /// out[:, col0..col0+n] (O rows of length hw) = kernel (O, ck) · cols (ck, n); blocks of output
 /// channels run in parallel.
-fn conv_block(kernel: &[f32], cols: &[f32], out: &mut [f32], ck: usize, col0: usize, n: usize, hw: usize) -> Result<()> {
+fn conv_block(
+    kernel: &[f32],
+    cols: &[f32],
+    out: &mut [f32],
+    ck: usize,
+    col0: usize,
+    n: usize,
+    hw: usize,
+) -> Result<()> {
     let rows_per_task = (CONV_TASK_ELEMS / n.max(1)).max(1);
     par_chunks(out, rows_per_task * hw, |i, chunk| {
         let rows = chunk.len() / hw;
         let kernel = &kernel[i * rows_per_task * ck..][..rows * ck];
-        let gemm = Gemm { m: rows, n, k: ck, a: kernel, a_rs: ck, a_cs: 1, b: cols, b_rs: n, b_cs: 1, c_rs: hw, scale: 1.0 };
+        let gemm =
+            Gemm { m: rows, n, k: ck, a: kernel, a_rs: ck, a_cs: 1, b: cols, b_rs: n, b_cs: 1, c_rs: hw, scale: 1.0 };
         sgemm(gemm, &mut chunk[col0..])
     })
 }

@@ -31,15 +31,6 @@ fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
     o.into()
 }
 
-fn stage_name(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Text => "text",
-        Stage::Prior => "prior",
-        Stage::Decoder => "decoder",
-        Stage::SuperRes => "super_res",
-    }
-}
-
 /// Checks one file while it downloads: byte count, SHA-256, and (for .gguf) the header, parsed as
 /// soon as enough bytes have arrived.
 #[wasm_bindgen]
@@ -60,7 +51,14 @@ impl FileVerifier {
     pub fn new(entry: JsValue) -> Result<FileVerifier, JsError> {
         let entry: FileEntry = serde_wasm_bindgen::from_value(entry).map_err(js_err)?;
         let gguf = entry.file.ends_with(".gguf");
-        Ok(FileVerifier { entry, hasher: Sha256::new(), received: 0, prefix: Vec::new(), need: if gguf { 1 } else { 0 }, tensors: None })
+        Ok(FileVerifier {
+            entry,
+            hasher: Sha256::new(),
+            received: 0,
+            prefix: Vec::new(),
+            need: if gguf { 1 } else { 0 },
+            tensors: None,
+        })
     }
 
     /// Feeds the next chunk. Errors as soon as the file is known to be wrong (too long, not GGUF).
@@ -183,7 +181,8 @@ impl Engine {
     pub fn generate(&self, params: JsValue, on_event: Function) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let params: GenerateParams = serde_wasm_bindgen::from_value(params).map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
+            let params: GenerateParams =
+                serde_wasm_bindgen::from_value(params).map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
             inner.cancel.set(false);
             let mut sink = JsObserver { on_event, cancel: &inner.cancel };
             let out = inner.pipeline.generate(&params, &mut sink).await.map_err(js_err)?;
@@ -206,7 +205,8 @@ struct JsObserver<'a> {
 /// Resolves on the next macrotask (setTimeout 0), so queued worker messages run.
 async fn yield_to_event_loop() {
     let promise = Promise::new(&mut |resolve, _| {
-        let set_timeout = Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<Function>().ok());
+        let set_timeout =
+            Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<Function>().ok());
         match set_timeout {
             Some(f) => {
                 let _ = f.call2(&JsValue::NULL, &resolve, &0.into());
@@ -230,16 +230,16 @@ impl<T: Tensor> Observer<T> for JsObserver<'_> {
     async fn on_event(&mut self, event: Event<'_, T>) -> Flow {
         let message = match event {
             Event::StageStart { stage, steps } => {
-                obj(&[("type", "stage_start".into()), ("stage", stage_name(stage).into()), ("steps", (steps as u32).into())])
+                obj(&[("type", "stage_start".into()), ("stage", stage.name().into()), ("steps", (steps as u32).into())])
             }
             Event::StageEnd { stage, elapsed_ms } => {
-                obj(&[("type", "stage_end".into()), ("stage", stage_name(stage).into()), ("ms", elapsed_ms.into())])
+                obj(&[("type", "stage_end".into()), ("stage", stage.name().into()), ("ms", elapsed_ms.into())])
             }
             Event::Warning(w) => obj(&[("type", "warning".into()), ("message", w.into())]),
             Event::Step(s) => {
                 let mut pairs = vec![
                     ("type", JsValue::from("step")),
-                    ("stage", stage_name(s.stage).into()),
+                    ("stage", s.stage.name().into()),
                     ("i", (s.i as u32).into()),
                     ("n", (s.n as u32).into()),
                     ("t", (s.t as u32).into()),

@@ -210,32 +210,23 @@ impl ProgressBar {
         for (what, x) in tensors {
             let (c, h, w) = (x.dim(1), x.dim(2), x.dim(3));
             let hwc = chw_to_hwc01(&x.to_vec().await?[..c * h * w], c, h, w);
-            let name = format!("{}_{i:03}_t{t:03}_{what}.png", stage_name(stage));
+            let name = format!("{}_{i:03}_t{t:03}_{what}.png", stage.name());
             write_png(&dir.join(name), &hwc_to_rgba8(&hwc), w, h)?;
         }
         Ok(())
     }
 }
 
-fn stage_name(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Text => "text",
-        Stage::Prior => "prior",
-        Stage::Decoder => "decoder",
-        Stage::SuperRes => "super_res",
-    }
-}
-
 impl<T: Tensor> Observer<T> for ProgressBar {
     async fn on_event(&mut self, event: Event<'_, T>) -> Flow {
         match event {
-            Event::StageStart { stage, .. } if stage != Stage::Text => eprint!("{:>9} …", stage_name(stage)),
+            Event::StageStart { stage, .. } if stage != Stage::Text => eprint!("{:>9} …", stage.name()),
             Event::Step(s) => {
                 let done = (s.i + 1) * 30 / s.n;
                 let rate = (s.i + 1) as f64 / (s.elapsed_ms / 1000.0).max(1e-9);
                 eprint!(
                     "\r{:>9} [{}{}] {:>3}/{} t={:<3} {:.2} it/s ",
-                    stage_name(s.stage),
+                    s.stage.name(),
                     "#".repeat(done),
                     " ".repeat(30 - done),
                     s.i + 1,
