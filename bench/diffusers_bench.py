@@ -10,6 +10,7 @@ import resource
 import time
 import warnings
 
+import numpy as np
 import torch
 from diffusers import PriorTransformer, UnCLIPPipeline, UnCLIPScheduler, UNet2DConditionModel, UNet2DModel
 from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
@@ -53,6 +54,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--prompt", default="horse")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out-npy", help="save the image (1, H, W, 3) in [0, 1] here, to compare with ours")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(2)
@@ -70,9 +72,11 @@ def main():
             for k in acc:
                 acc[k] = 0.0
             t0 = time.perf_counter()
-            pipe(args.prompt, generator=torch.Generator().manual_seed(args.seed), prior_num_inference_steps=steps[0],
-                 decoder_num_inference_steps=steps[1], super_res_num_inference_steps=steps[2], output_type="np")
+            image = pipe(args.prompt, generator=torch.Generator().manual_seed(args.seed), prior_num_inference_steps=steps[0],
+                 decoder_num_inference_steps=steps[1], super_res_num_inference_steps=steps[2], output_type="np").images
             runs.append(dict(acc, total=(time.perf_counter() - t0) * 1000))
+    if args.out_npy:
+        np.save(args.out_npy, image.astype(np.float32))
     best = min(runs[1:], key=lambda r: r["total"])
     best["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     best["torch"] = torch.__version__

@@ -217,7 +217,7 @@ impl Tensor for CpuTensor {
                     let y = *v * scale + shift;
                     *v = match act {
                         None => y,
-                        Some(Activation::Silu) => y / (1.0 + (-y).exp()),
+                        Some(Activation::Silu) => y / (1.0 + exp(-y)),
                         Some(other) => return Err(Error::Model(format!("GroupNorm cannot fuse {other:?}"))),
                     };
                 }
@@ -352,8 +352,8 @@ fn im2col(x: &[f32], g: &ConvGeometry, y0: usize, y1: usize) -> Vec<f32> {
     cols
 }
 
-/// out[:, col0..col0+n] (O rows of length hw) = kernel (O, ck) · cols (ck, n); blocks of output
-/// channels run in parallel.
+/// out[:, col0..col0+n] (O rows of length hw) = kernel (O, ck) · cols (ck, n), as one GEMM that the
+/// kernel spreads over the threads.
 fn conv_block(
     kernel: &[f32],
     cols: &[f32],
@@ -363,18 +363,23 @@ fn conv_block(
     n: usize,
     hw: usize,
 ) -> Result<()> {
-    let rows_per_task = (CONV_TASK_ELEMS / n.max(1)).max(1);
-    par_chunks(out, rows_per_task * hw, |i, chunk| {
-        let rows = chunk.len() / hw;
-        let kernel = &kernel[i * rows_per_task * ck..][..rows * ck];
-        let gemm =
-            Gemm { m: rows, n, k: ck, a: kernel, a_rs: ck, a_cs: 1, b: cols, b_rs: n, b_cs: 1, c_rs: hw, scale: 1.0 };
-        sgemm(gemm, &mut chunk[col0..])
-    })
+    let o = kernel.len() / ck.max(1);
+    let gemm = Gemm {
+        m: o,
+        n,
+        k: ck,
+        a: kernel,
+        a_rs: ck,
+        a_cs: 1,
+        b: cols,
+        b_rs: n,
+        b_cs: 1,
+        c_rs: hw,
+        scale: 1.0,
+        parallel: true,
+    };
+    sgemm(gemm, &mut out[col0..])
 }
-
-/// Output elements per parallel conv task.
-const CONV_TASK_ELEMS: usize = 16 * 1024;
 
 #[derive(Clone, Copy)]
 struct AttentionShape {
@@ -411,7 +416,23 @@ fn fused_attention(
             // S = scale · Q_blk · K_hᵀ        Q rows have stride C, Kᵀ is K read column-wise
             let qb = &q[(b * lq + q0) * c + h * d..];
             let kh = &k[b * lk * c + h * d..];
-            sgemm(Gemm { m: bq, n: lk, k: d, a: qb, a_rs: c, a_cs: 1, b: kh, b_rs: 1, b_cs: c, c_rs: lk, scale }, sc)?;
+            sgemm(
+                Gemm {
+                    m: bq,
+                    n: lk,
+                    k: d,
+                    a: qb,
+                    a_rs: c,
+                    a_cs: 1,
+                    b: kh,
+                    b_rs: 1,
+                    b_cs: c,
+                    c_rs: lk,
+                    scale,
+                    parallel: false,
+                },
+                sc,
+            )?;
             for (i, row) in sc.chunks_mut(lk).enumerate() {
                 if let Some((bias, bn, bqn)) = bias {
                     let bias_row =
@@ -419,18 +440,28 @@ fn fused_attention(
                     row.iter_mut().zip(bias_row).for_each(|(s, b)| *s += b);
                 }
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for s in row.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
+                row.iter_mut().for_each(|s| *s = exp(*s - max));
+                let sum: f32 = row.iter().sum();
                 let inv = 1.0 / sum;
                 row.iter_mut().for_each(|s| *s *= inv);
             }
             // O_blk = P · V_h
             let vh = &v[b * lk * c + h * d..];
             sgemm(
-                Gemm { m: bq, n: d, k: lk, a: sc, a_rs: lk, a_cs: 1, b: vh, b_rs: c, b_cs: 1, c_rs: d, scale: 1.0 },
+                Gemm {
+                    m: bq,
+                    n: d,
+                    k: lk,
+                    a: sc,
+                    a_rs: lk,
+                    a_cs: 1,
+                    b: vh,
+                    b_rs: c,
+                    b_cs: 1,
+                    c_rs: d,
+                    scale: 1.0,
+                    parallel: false,
+                },
                 &mut out[q0 * d..(q0 + bq) * d],
             )?;
         }
@@ -447,43 +478,16 @@ fn fused_attention(
     Ok(out)
 }
 
-/// Y (m, out) = X (m, k) · Wᵀ + b, with W stored (out, k); blocks of rows run in parallel.
+/// Y (m, out) = X (m, k) · Wᵀ + b, with W stored (out, k): one GEMM spread over the threads.
 fn linear_rows(x: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, k: usize, out: usize) -> Result<Vec<f32>> {
     let mut y = vec![0f32; m * out];
-    par_chunks(&mut y, LINEAR_ROWS * out, |i, chunk| {
-        let rows = chunk.len() / out;
-        let xs = &x[i * LINEAR_ROWS * k..][..rows * k];
-        sgemm(
-            Gemm { m: rows, n: out, k, a: xs, a_rs: k, a_cs: 1, b: w, b_rs: 1, b_cs: k, c_rs: out, scale: 1.0 },
-            chunk,
-        )?;
-        if let Some(bias) = bias {
-            chunk.chunks_mut(out).for_each(|r| r.iter_mut().zip(bias).for_each(|(y, b)| *y += b));
-        }
-        Ok(())
-    })?;
+    let gemm =
+        Gemm { m, n: out, k, a: x, a_rs: k, a_cs: 1, b: w, b_rs: 1, b_cs: k, c_rs: out, scale: 1.0, parallel: true };
+    sgemm(gemm, &mut y)?;
+    if let Some(bias) = bias {
+        y.chunks_mut(out).for_each(|r| r.iter_mut().zip(bias).for_each(|(y, b)| *y += b));
+    }
     Ok(y)
-}
-
-/// Rows of a linear layer's output per parallel task.
-const LINEAR_ROWS: usize = 128;
-
-/// Runs `f(i, chunk)` over `chunk_len`-sized chunks of `data`, in parallel where threads exist.
-fn par_chunks(
-    data: &mut [f32],
-    chunk_len: usize,
-    f: impl Fn(usize, &mut [f32]) -> Result<()> + Sync + Send,
-) -> Result<()> {
-    let chunk_len = chunk_len.max(1);
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        data.par_chunks_mut(chunk_len).enumerate().try_for_each(|(i, c)| f(i, c))
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        data.chunks_mut(chunk_len).enumerate().try_for_each(|(i, c)| f(i, c))
-    }
 }
 
 /// Maps 0..n through `f`, in parallel where threads exist.
@@ -512,9 +516,21 @@ struct Gemm<'a> {
     b_cs: usize,
     c_rs: usize,
     scale: f32,
+    /// Let the kernel split the product across threads (one big product); false inside tasks that
+    /// already run in parallel.
+    parallel: bool,
 }
 
-/// A bounds-checked call of the `gemm` crate's strided single-threaded kernel.
+fn parallelism(parallel: bool) -> gemm::Parallelism {
+    #[cfg(not(target_arch = "wasm32"))]
+    if parallel {
+        return gemm::Parallelism::Rayon(0); // every thread of rayon's pool
+    }
+    let _ = parallel;
+    gemm::Parallelism::None
+}
+
+/// A bounds-checked call of the `gemm` crate's strided kernel.
 fn sgemm(g: Gemm<'_>, c: &mut [f32]) -> Result<()> {
     let last = |rows: usize, rs: usize, cols: usize, cs: usize| (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs;
     if g.m == 0 || g.n == 0 || g.k == 0 {
@@ -549,8 +565,39 @@ fn sgemm(g: Gemm<'_>, c: &mut [f32]) -> Result<()> {
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism(g.parallel),
         );
     }
     Ok(())
+}
+
+/// e^x in f32 without branches, so loops over it vectorize (Cephes' expf: range reduction by ln 2 in
+/// two parts, a degree-5 polynomial, the exponent put in by bit arithmetic; within 2 ulp of the
+/// correctly rounded value). Inputs above 88 give e^88; −∞ and anything below −87.3
+/// give 0, the way softmax's masked scores need.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let underflow = x < -87.336_55;
+    let x = x.clamp(-87.336_55, 88.0);
+    // round(x·log2 e) to nearest by adding 1.5·2^23 (no libm call, so it vectorizes)
+    const SHIFTER: f32 = 12_582_912.0;
+    let t = x * LOG2E + SHIFTER;
+    let n = t - SHIFTER;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5e-1;
+    let y = p * r * r + r + 1.0;
+    let scaled = f32::from_bits(((t.to_bits() as i32 - SHIFTER.to_bits() as i32 + 127) << 23) as u32) * y;
+    if underflow {
+        0.0
+    } else {
+        scaled
+    }
 }

@@ -32,6 +32,9 @@ function readNpy(path) {
 test("loads with streamed progress, generates with one event per step, matches the native CLI", async () => {
   const context = await browser.newContext();
   const page = await openPage(context, `${server.url}?${SMALL}&autorun=1`);
+  await shot(page, "loading");
+  await waitState(page, ["running", "done", "error"]);
+  await shot(page, "running");
   assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
   await shot(page, "generate-done");
 
@@ -52,6 +55,20 @@ test("loads with streamed progress, generates with one event per step, matches t
   }
   console.log(`browser (wasm CPU) vs native CLI: max abs diff ${max.toFixed(5)} (8-bit PNG: rounding alone allows 0.00196)`);
   assert.ok(max <= 2.5 / 255, `max abs diff ${max}`);
+  await context.close();
+});
+
+test("a phone-sized screen and the keyboard alone are enough", async () => {
+  const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+  const page = await openPage(context, `${server.url}?seed=1&prior_steps=2&decoder_steps=2&sr_steps=2`);
+  await waitState(page, "ready");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling on a phone (${overflow}px)`);
+  await page.focus("#prompt");
+  await page.keyboard.type("horse");
+  await page.keyboard.press("Enter"); // submits the form
+  assert.equal(await waitState(page, ["done", "error"]), "done");
+  await shot(page, "phone");
   await context.close();
 });
 

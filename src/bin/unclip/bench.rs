@@ -49,8 +49,8 @@ fn python() -> String {
     }
 }
 
-/// Runs the peer; None (with the reason) when PyTorch/diffusers are not installed.
-fn run_peer(diffusers: &Path, a: &BenchArgs) -> std::result::Result<serde_json::Value, String> {
+/// Runs the peer (its image goes to `npy`); Err with the reason when PyTorch/diffusers are missing.
+fn run_peer(diffusers: &Path, a: &BenchArgs, npy: &Path) -> std::result::Result<serde_json::Value, String> {
     let steps = format!("{},{},{}", a.steps[0], a.steps[1], a.steps[2]);
     let out = Command::new(python())
         .args([
@@ -61,6 +61,7 @@ fn run_peer(diffusers: &Path, a: &BenchArgs) -> std::result::Result<serde_json::
             "--runs",
             &a.runs.to_string(),
         ])
+        .args(["--out-npy", &npy.display().to_string()])
         .output()
         .map_err(|e| format!("could not start {}: {e}", python()))?;
     if !out.status.success() {
@@ -84,10 +85,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         ..Default::default()
     };
     let mut best: Option<(f64, StageTimes)> = None;
+    let mut image = Vec::new();
     for run in 0..=a.runs {
         let mut times = StageTimes::default();
         let start = unclip::time::now_ms();
-        pollster::block_on(pipeline.generate(&params, &mut times))?;
+        image = pollster::block_on(pipeline.generate(&params, &mut times))?.image;
         let total = unclip::time::now_ms() - start;
         eprintln!("ours run {run}: {total:.0} ms{}", if run == 0 { " (warm-up)" } else { "" });
         if run > 0 && best.as_ref().is_none_or(|(t, _)| total < *t) {
@@ -96,10 +98,20 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let (total, times) = best.expect("at least one timed run");
     let rss = peak_rss_mb();
+    let npy = std::env::temp_dir().join(format!("unclip-bench-peer-{}.npy", std::process::id()));
     let peer = match &a.diffusers {
-        Some(d) => run_peer(d, &a),
+        Some(d) => run_peer(d, &a, &npy),
         None => Err("no --diffusers folder given".into()),
     };
+    // the same seed must give the same image as diffusers (the torch-compatible RNG)
+    let agreement = std::fs::read(&npy).ok().and_then(|b| {
+        let _ = std::fs::remove_file(&npy);
+        let header = u16::from_le_bytes([*b.get(8)?, *b.get(9)?]) as usize;
+        let theirs: Vec<f32> =
+            b.get(10 + header..)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        (theirs.len() == image.len())
+            .then(|| image.iter().zip(&theirs).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max))
+    });
 
     let mut md = format!(
         "### {name}, {}/{}/{} steps, CPU (best of {})\n\n| stage | ours (ms) | PyTorch (ms) | ours / PyTorch |\n|---|---|---|---|\n",
@@ -128,6 +140,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             Err(why) => format!("not measured: {why}"),
         }
     );
+    md += &match agreement {
+        Some(e) => format!(" Same seed, same image: max abs difference ours vs diffusers {e:.1e}."),
+        None => " The images were not compared (no peer image).".into(),
+    };
     println!("{md}");
     write_section(&a.out, &format!("cpu-{name}"), &md)
 }

@@ -78,7 +78,8 @@ enum Command {
         /// The diffusers folder the model was converted from (the PyTorch peer runs it).
         #[arg(long)]
         diffusers: Option<PathBuf>,
-        #[arg(long, default_value = "25,25,7", value_delimiter = ',', num_args = 3)]
+        /// Prior, decoder and super-res steps.
+        #[arg(long, default_value = "25,25,7", value_delimiter = ',')]
         steps: Vec<usize>,
         #[arg(long, default_value_t = 3)]
         runs: usize,
@@ -155,7 +156,10 @@ fn run(command: Command) -> Result<()> {
         Command::Bench { model, diffusers, steps, runs, out } => bench::bench(bench::BenchArgs {
             model,
             diffusers,
-            steps: [steps[0], steps[1], steps[2]],
+            steps: match steps[..] {
+                [p, d, s] => [p, d, s],
+                _ => return Err(Error::Settings(format!("--steps takes three numbers like 25,25,7, got {steps:?}"))),
+            },
             runs: runs.max(1),
             out,
         }),
