@@ -166,3 +166,37 @@ fn same_seed_same_image_other_seed_other_image() {
     assert_eq!(run(7), run(7));
     assert!(max_abs_diff(&run(7), &run(8)) > 0.1);
 }
+
+/// Counts the events of each stage.
+struct StageCounter(std::collections::HashMap<&'static str, usize>);
+
+impl<T> unclip::Observer<T> for StageCounter {
+    async fn on_event(&mut self, e: unclip::Event<'_, T>) -> unclip::Flow {
+        if let unclip::Event::Step(s) = e {
+            *self.0.entry(s.stage.name()).or_default() += 1;
+        }
+        unclip::Flow::Continue
+    }
+}
+
+#[test]
+fn a_given_image_embedding_skips_the_prior() {
+    let p = tiny_pipeline(GgmlType::F32);
+    let base =
+        GenerateParams { prompt: "horse".into(), prior_steps: 2, decoder_steps: 2, sr_steps: 2, ..Default::default() };
+    let first = pollster::block_on(p.generate(&base, &mut Silent)).unwrap();
+    let given = GenerateParams { image_embedding: Some(first.image_embedding.clone()), ..base.clone() };
+    let mut counter = StageCounter(Default::default());
+    let a = pollster::block_on(p.generate(&given, &mut counter)).unwrap();
+    assert_eq!(counter.0.get("prior"), None, "no prior step runs");
+    assert_eq!(counter.0.get("decoder"), Some(&2));
+    assert_eq!(a.image_embedding, first.image_embedding);
+    let b = pollster::block_on(p.generate(&given, &mut Silent)).unwrap();
+    assert_eq!(a.image, b.image, "deterministic for a seed");
+    // an empty prompt is allowed when an embedding is given; a wrong-sized embedding is not
+    let no_text = GenerateParams { prompt: String::new(), ..given.clone() };
+    assert!(pollster::block_on(p.generate(&no_text, &mut Silent)).is_ok());
+    let wrong = GenerateParams { image_embedding: Some(vec![0.0; 5]), ..given };
+    let err = pollster::block_on(p.generate(&wrong, &mut Silent)).err().unwrap().to_string();
+    assert!(err.contains("must be 32 finite numbers"), "{err}");
+}
