@@ -265,3 +265,29 @@ impl<T: Tensor> Observer<T> for JsObserver<'_> {
         }
     }
 }
+
+/// β, ᾱ and log-SNR over 1000 training steps for the teaching page, from the code the pipeline uses:
+/// "linear" (DDPM, β from 1e-4 to 0.02) or "cosine" (Improved DDPM, `squaredcos_cap_v2`).
+#[wasm_bindgen(js_name = scheduleTables)]
+pub fn schedule_tables(kind: &str) -> Result<JsValue, JsError> {
+    use crate::schedulers::{alphas_cumprod, betas, log_snr, BetaSchedule};
+    let schedule = match kind {
+        "linear" => BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 },
+        "cosine" => BetaSchedule::SquaredCosCapV2,
+        other => return Err(JsError::new(&format!("unknown schedule `{other}` (expected linear or cosine)"))),
+    };
+    let b = betas(schedule, 1000);
+    let ab = alphas_cumprod(&b);
+    let snr = log_snr(&ab);
+    Ok(obj(&[
+        ("betas", js_sys::Float32Array::from(&b[..]).into()),
+        ("alphasCumprod", js_sys::Float32Array::from(&ab[..]).into()),
+        ("logSnr", js_sys::Float32Array::from(&snr[..]).into()),
+    ]))
+}
+
+/// `torch.randn(n, generator=torch.Generator().manual_seed(seed))`: the noise ε of the forward process.
+#[wasm_bindgen]
+pub fn randn(seed: u64, n: usize) -> js_sys::Float32Array {
+    js_sys::Float32Array::from(&crate::rng::TorchGenerator::new(seed).randn(n)[..])
+}

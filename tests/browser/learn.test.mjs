@@ -1,0 +1,87 @@
+// The teaching page's forward-process panel: the noised image equals the formula computed here, the
+// slider (by keyboard) moves it, the schedules come from wasm and match diffusers' tables, the language
+// toggle switches every label, and the lesson lives in the URL.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startServer } from "./server.mjs";
+import { launch, waitState, shot } from "./browser.mjs";
+import { STRINGS } from "../../www/js/learn/i18n.js";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+let server, browser;
+before(async () => {
+  server = await startServer(join(ROOT, "dist"));
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/// Max |canvas x_t − the formula| in 8-bit steps, with ε and ᾱ taken from the page's wasm module.
+async function formulaError(page, schedule, t, seed) {
+  return page.evaluate(async ({ schedule, t, seed }) => {
+    const wasm = await import("./pkg/unclip.js");
+    const eps = wasm.randn(BigInt(seed), 3 * 64 * 64);
+    const abar = wasm.scheduleTables(schedule).alphasCumprod[t];
+    const pixels = (id) => document.getElementById(id).getContext("2d").getImageData(0, 0, 64, 64).data;
+    const [x0, xt] = [pixels("x0"), pixels("xt")];
+    let max = 0;
+    for (let p = 0; p < 64 * 64; p++) {
+      for (let c = 0; c < 3; c++) {
+        const v = Math.sqrt(abar) * (x0[p * 4 + c] / 127.5 - 1) + Math.sqrt(1 - abar) * eps[c * 4096 + p];
+        const want = Math.min(255, Math.max(0, Math.round((v * 0.5 + 0.5) * 255)));
+        max = Math.max(max, Math.abs(want - xt[p * 4 + c]));
+      }
+    }
+    return max;
+  }, { schedule, t, seed });
+}
+
+test("forward process: pixels follow the formula, the slider moves them, schedules match diffusers", async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}learn.html?image=dog-face.png&t=300&schedule=cosine&seed=0`);
+  await waitState(page, "ready");
+  assert.ok((await formulaError(page, "cosine", 300, 0)) <= 1);
+  const before = await page.$eval("#xt", (c) => c.toDataURL());
+  await shot(page, "learn-forward-t300");
+
+  await page.focus("#t");
+  await page.keyboard.press("End"); // the slider is keyboard-reachable
+  assert.equal(await page.textContent("#t-out"), "999");
+  assert.ok((await formulaError(page, "cosine", 999, 0)) <= 1);
+  assert.notEqual(await page.$eval("#xt", (c) => c.toDataURL()), before, "moving the slider changes x_t");
+  await page.selectOption("#schedule", "linear");
+  assert.ok((await formulaError(page, "linear", 999, 0)) <= 1);
+
+  const tables = await page.evaluate(async () => {
+    const wasm = await import("./pkg/unclip.js");
+    const pick = (k) => { const a = wasm.scheduleTables(k).alphasCumprod; return [a[0], a[500], a[999]]; };
+    return { cosine: pick("cosine"), linear: pick("linear") };
+  });
+  // diffusers' squaredcos_cap_v2 values (spec §11.1), and DDPM's linear schedule computed here in f64
+  const close = (a, b) => Math.abs(a - b) <= 1e-6 * Math.max(Math.abs(b), 1e-3);
+  [0.99995869, 0.49228504, 2.4287350e-09].forEach((want, i) => assert.ok(Math.abs(tables.cosine[i] - want) <= 1e-7 * Math.max(1, want) + 1e-15, `cosine ${i}`));
+  let ab = 1; const lin = [];
+  for (let t = 0; t < 1000; t++) { ab *= 1 - (1e-4 + (0.02 - 1e-4) * t / 999); if ([0, 500, 999].includes(t)) lin.push(ab); }
+  lin.forEach((want, i) => assert.ok(close(tables.linear[i], want), `linear ${i}: ${tables.linear[i]} vs ${want}`));
+  assert.match(await page.textContent("#destroyed"), /t = \d+ with the linear schedule and at t = \d+ with the cosine/);
+  assert.equal(await page.$$eval("#strip-linear canvas", (c) => c.length), 11);
+  await page.close();
+});
+
+test("the language toggle switches every label, and the lesson is in the URL", async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}learn.html?image=rocket.png&t=600`);
+  await waitState(page, "ready");
+  await page.click("#lang");
+  const labels = await page.$$eval("[data-i18n]", (els) => els.map((e) => [e.dataset.i18n, e.textContent]));
+  for (const [key, text] of labels) assert.equal(text, STRINGS.zh[key], key);
+  assert.match(await page.textContent("#destroyed"), /线性调度/);
+  await shot(page, "learn-forward-zh");
+  assert.match(page.url(), /image=rocket\.png/);
+  assert.match(page.url(), /t=600/);
+  assert.match(page.url(), /lang=zh/);
+  await page.close();
+});

@@ -1,0 +1,51 @@
+// English and 中文 for the teaching page: every element with data-i18n="key" gets its text from here.
+export const STRINGS = {
+  en: {
+    title: "How diffusion works",
+    subtitle: "the maths of DALL·E 2, computed live in this page",
+    back: "← Generate",
+    cosine: "cosine (Improved DDPM, unCLIP)",
+    linear: "linear (DDPM)",
+    "forward.title": "1. The forward process: adding noise",
+    "forward.text": "Training data is destroyed step by step: at step t the image x₀ is scaled down and Gaussian noise ε is mixed in. ᾱ_t (“alpha bar”) is how much of the image is left; the schedule decides how fast it falls.",
+    "forward.image": "Image",
+    "forward.upload": "or your own",
+    "forward.schedule": "Schedule",
+    "forward.seed": "Noise seed",
+    "forward.noise": "ε, the noise",
+    "forward.strips": "The same image at t = 0, 100, …, 900, 999",
+    "forward.plotAbar": "ᾱ_t: how much image is left",
+    "forward.plotSnr": "log SNR: signal against noise",
+    destroyed: (lin, cos) => `The signal falls below 1% of the noise power (SNR < 0.01) at t = ${lin} with the linear schedule and at t = ${cos} with the cosine one: the linear schedule wastes its last steps on pure noise.`,
+    lang: "中文",
+  },
+  zh: {
+    title: "扩散模型是怎样工作的",
+    subtitle: "DALL·E 2 的数学，在本页实时计算",
+    back: "← 生成图像",
+    cosine: "余弦（Improved DDPM，unCLIP）",
+    linear: "线性（DDPM）",
+    "forward.title": "1. 前向过程：加噪声",
+    "forward.text": "训练图像被一步步破坏：在第 t 步，图像 x₀ 被缩小，并混入高斯噪声 ε。ᾱ_t（“alpha bar”）表示图像还剩下多少；噪声调度决定它下降的快慢。",
+    "forward.image": "图像",
+    "forward.upload": "或上传你自己的",
+    "forward.schedule": "噪声调度",
+    "forward.seed": "噪声种子",
+    "forward.noise": "ε，噪声",
+    "forward.strips": "同一图像在 t = 0, 100, …, 900, 999 时",
+    "forward.plotAbar": "ᾱ_t：图像还剩多少",
+    "forward.plotSnr": "log SNR：信号与噪声之比",
+    destroyed: (lin, cos) => `信号功率降到噪声的 1% 以下（SNR < 0.01）：线性调度在 t = ${lin}，余弦调度在 t = ${cos}。线性调度把最后的步数浪费在纯噪声上。`,
+    lang: "English",
+  },
+};
+
+export function applyLanguage(lang) {
+  const s = STRINGS[lang];
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  for (const el of document.querySelectorAll("[data-i18n]")) {
+    const v = s[el.dataset.i18n];
+    if (typeof v === "string") el.textContent = v;
+  }
+  document.getElementById("lang").textContent = s.lang;
+}

@@ -1,0 +1,30 @@
+// The teaching page: wasm init, language, and the lesson's state in the URL so a teacher can share it.
+import init from "../../pkg/unclip.js";
+import { ForwardPanel } from "./forward.js";
+import { applyLanguage } from "./i18n.js";
+
+const q = new URLSearchParams(location.search);
+const state = {
+  image: q.get("image") ?? "dog-face.png",
+  t: Number(q.get("t") ?? 250),
+  schedule: q.get("schedule") === "linear" ? "linear" : "cosine",
+  seed: Number(q.get("seed") ?? 0),
+  lang: q.get("lang") === "zh" ? "zh" : "en",
+};
+
+function writeUrl() {
+  history.replaceState(null, "", `?${new URLSearchParams(Object.entries(state).map(([k, v]) => [k, String(v)]))}`);
+}
+
+await init();
+const gallery = await (await fetch("gallery/gallery.json")).json();
+const forward = new ForwardPanel(state);
+applyLanguage(state.lang);
+document.getElementById("lang").onclick = () => {
+  state.lang = state.lang === "en" ? "zh" : "en";
+  applyLanguage(state.lang);
+  forward.update();
+};
+document.addEventListener("learn-state", writeUrl);
+await forward.init(gallery);
+document.body.dataset.state = "ready";
