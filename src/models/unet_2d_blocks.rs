@@ -22,6 +22,13 @@ pub struct AttnSettings {
     pub cross_attention_dim: usize,
 }
 
+impl AttnSettings {
+    /// The SimpleCrossAttn attention of a block with `channels` channels.
+    fn build<B: Backend>(&self, w: &Weights<B>, channels: usize, s: ResnetSettings) -> Result<Attention<B>> {
+        Attention::new(w, channels, self.head_dim, s.groups, s.eps, Some(self.cross_attention_dim))
+    }
+}
+
 fn is_cross_attn(block_type: &str, allowed: &[&str]) -> Result<bool> {
     if !allowed.contains(&block_type) {
         return Err(Error::Model(format!("block type `{block_type}` is not supported (expected one of {allowed:?})")));
@@ -54,15 +61,7 @@ impl<B: Backend> DownBlock2D<B> {
             let cin = if j == 0 { in_ch } else { out_ch };
             resnets.push(ResnetBlock2D::new(&w.pp("resnets").pp(j), cin, out_ch, Resample::None, s)?);
             if cross {
-                let aw = w.pp("attentions").pp(j);
-                attentions.push(Attention::new(
-                    &aw,
-                    out_ch,
-                    attn.head_dim,
-                    s.groups,
-                    s.eps,
-                    Some(attn.cross_attention_dim),
-                )?);
+                attentions.push(attn.build(&w.pp("attentions").pp(j), out_ch, s)?);
             }
         }
         let downsampler = if add_downsample {
@@ -169,15 +168,7 @@ impl<B: Backend> UpBlock2D<B> {
             let cin = if j == 0 { prev_out_ch } else { out_ch };
             resnets.push(ResnetBlock2D::new(&w.pp("resnets").pp(j), cin + skip, out_ch, Resample::None, s)?);
             if cross {
-                let aw = w.pp("attentions").pp(j);
-                attentions.push(Attention::new(
-                    &aw,
-                    out_ch,
-                    attn.head_dim,
-                    s.groups,
-                    s.eps,
-                    Some(attn.cross_attention_dim),
-                )?);
+                attentions.push(attn.build(&w.pp("attentions").pp(j), out_ch, s)?);
             }
         }
         let upsampler = if add_upsample {
