@@ -266,24 +266,43 @@ impl<T: Tensor> Observer<T> for JsObserver<'_> {
     }
 }
 
-/// β, ᾱ and log-SNR over 1000 training steps for the teaching page, from the code the pipeline uses:
-/// "linear" (DDPM, β from 1e-4 to 0.02) or "cosine" (Improved DDPM, `squaredcos_cap_v2`).
-#[wasm_bindgen(js_name = scheduleTables)]
-pub fn schedule_tables(kind: &str) -> Result<JsValue, JsError> {
-    use crate::schedulers::{alphas_cumprod, betas, log_snr, BetaSchedule};
-    let schedule = match kind {
-        "linear" => BetaSchedule::Linear { beta_start: 1e-4, beta_end: 0.02 },
-        "cosine" => BetaSchedule::SquaredCosCapV2,
+/// The scheduler behind a teaching-page schedule: "linear" (DDPM, β from 1e-4 to 0.02) or "cosine"
+/// (Improved DDPM, `squaredcos_cap_v2`, what unCLIP uses).
+fn teaching_scheduler(kind: &str) -> Result<crate::schedulers::UnCLIPScheduler, JsError> {
+    use crate::schedulers::{UnCLIPScheduler, UnCLIPSchedulerConfig};
+    let beta_schedule = match kind {
+        "linear" => "linear",
+        "cosine" => "squaredcos_cap_v2",
         other => return Err(JsError::new(&format!("unknown schedule `{other}` (expected linear or cosine)"))),
     };
-    let b = betas(schedule, 1000);
-    let ab = alphas_cumprod(&b);
-    let snr = log_snr(&ab);
+    let config = UnCLIPSchedulerConfig {
+        beta_schedule: beta_schedule.into(),
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        ..Default::default()
+    };
+    UnCLIPScheduler::new(config).map_err(js_err)
+}
+
+/// β, ᾱ and log-SNR over the 1000 training steps, from the scheduler code the pipeline runs.
+#[wasm_bindgen(js_name = scheduleTables)]
+pub fn schedule_tables(kind: &str) -> Result<JsValue, JsError> {
+    let s = teaching_scheduler(kind)?;
+    let snr = crate::schedulers::log_snr(s.alphas_cumprod());
     Ok(obj(&[
-        ("betas", js_sys::Float32Array::from(&b[..]).into()),
-        ("alphasCumprod", js_sys::Float32Array::from(&ab[..]).into()),
+        ("betas", js_sys::Float32Array::from(s.betas()).into()),
+        ("alphasCumprod", js_sys::Float32Array::from(s.alphas_cumprod()).into()),
         ("logSnr", js_sys::Float32Array::from(&snr[..]).into()),
     ]))
+}
+
+/// The forward process x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε (the scheduler's `add_noise`).
+#[wasm_bindgen(js_name = addNoise)]
+pub fn add_noise(kind: &str, t: usize, x0: &[f32], eps: &[f32]) -> Result<js_sys::Float32Array, JsError> {
+    let c = teaching_scheduler(kind)?.add_noise_coefficients(t).map_err(js_err)?;
+    let xt: Vec<f32> =
+        x0.iter().zip(eps).map(|(x, e)| c.sqrt_alpha_prod * x + c.sqrt_one_minus_alpha_prod * e).collect();
+    Ok(js_sys::Float32Array::from(&xt[..]))
 }
 
 /// `torch.randn(n, generator=torch.Generator().manual_seed(seed))`: the noise ε of the forward process.

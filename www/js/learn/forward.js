@@ -1,6 +1,6 @@
-// Panel 1, the forward process: x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε with a seeded ε (torch's randn, from wasm),
-// ᾱ from the same scheduler code the pipeline runs.
-import { randn, scheduleTables } from "../../pkg/unclip.js";
+// Panel 1, the forward process: x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε with a seeded ε (torch's randn), ᾱ and the
+// noising itself from the scheduler code the pipeline runs (wasm).
+import { addNoise, randn, scheduleTables } from "../../pkg/unclip.js";
 import { STRINGS } from "./i18n.js";
 
 const SIZE = 64;
@@ -21,12 +21,6 @@ function toRgba(chw, scale = 0.5, offset = 0.5) {
 function paint(canvas, rgba) {
   canvas.width = SIZE; canvas.height = SIZE;
   canvas.getContext("2d").putImageData(new ImageData(rgba, SIZE, SIZE), 0, 0);
-}
-
-/// x_t for a CHW x₀ and ε at timestep t of `abar`.
-export function noised(x0, eps, abar, t) {
-  const a = Math.sqrt(abar[t]), b = Math.sqrt(1 - abar[t]);
-  return x0.map((v, i) => a * v + b * eps[i]);
 }
 
 /// An image element → CHW floats in [-1, 1], drawn on white at 64×64.
@@ -114,7 +108,7 @@ export class ForwardPanel {
     $("t-out").textContent = s.t;
     paint($("x0"), toRgba(this.x0));
     paint($("eps"), toRgba(eps, 1 / 6)); // ±3σ spans the grey range
-    paint($("xt"), toRgba(noised(this.x0, eps, abar, s.t)));
+    paint($("xt"), toRgba(addNoise(s.schedule, s.t, this.x0, eps)));
     const snr = abar[s.t] / (1 - abar[s.t]);
     $("abar").textContent = abar[s.t].toPrecision(5);
     $("signal").textContent = Math.sqrt(abar[s.t]).toPrecision(5);
@@ -125,7 +119,7 @@ export class ForwardPanel {
       strip.replaceChildren(...STRIP_T.map((t) => {
         const c = document.createElement("canvas");
         c.title = `t = ${t}`;
-        paint(c, toRgba(noised(this.x0, eps, this.tables[kind].alphasCumprod, t)));
+        paint(c, toRgba(addNoise(kind, t, this.x0, eps)));
         return c;
       }));
     }
