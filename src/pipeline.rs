@@ -15,7 +15,9 @@ use crate::manifest::{Component, FileEntry, Manifest, SchedulerEntry};
 use crate::models::*;
 use crate::nn::{resize::resize_bicubic_aa, Weights};
 use crate::rng::TorchGenerator;
-use crate::schedulers::{UnCLIPScheduler, UnCLIPSchedulerConfig, VarianceType};
+use crate::schedulers::{
+    ddim_step_coefficients, StepCoefficients, UnCLIPScheduler, UnCLIPSchedulerConfig, VarianceType,
+};
 use crate::time::now_ms;
 use crate::tokenizer::{Tokenizer, Tokens};
 
@@ -57,6 +59,9 @@ pub struct StepEvent<'a, T> {
     pub pred_x0: &'a T,
     /// The sample after the step (x_{t-1}).
     pub prev_sample: &'a T,
+    /// Under classifier-free guidance: the unconditional and conditional predictions that
+    /// `model_output` = uncond + g·(cond − uncond) combines.
+    pub guidance: Option<[&'a T; 2]>,
     /// Milliseconds since the stage started.
     pub elapsed_ms: f64,
 }
@@ -81,7 +86,12 @@ impl<'a, T> StepEvent<'a, T> {
             pred_x0,
             prev_sample,
             elapsed_ms,
+            guidance: None,
         }
+    }
+
+    fn with_guidance(self, parts: Option<&'a Guided<T>>) -> Self {
+        StepEvent { guidance: parts.map(|g| [&g.uncond, &g.cond]), ..self }
     }
 }
 
@@ -112,7 +122,18 @@ impl<T> Observer<T> for Silent {
     }
 }
 
-/// What to generate. Defaults are diffusers' (25/25/7 steps, guidance 4.0/8.0, seed 0).
+/// How each denoising step moves from x_t to x_{t-1}.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampler {
+    /// UnCLIPScheduler's ancestral step (DDPM with the model's variance), as diffusers runs unCLIP.
+    #[default]
+    Ddpm,
+    /// DDIM with η = 0 on the same timesteps: deterministic after the initial noise.
+    Ddim,
+}
+
+/// What to generate. Defaults are diffusers' (25/25/7 steps, guidance 4.0/8.0, seed 0, DDPM).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct GenerateParams {
@@ -125,6 +146,8 @@ pub struct GenerateParams {
     pub decoder_guidance: f32,
     /// An image embedding to decode instead of running the prior (variations, interpolation).
     pub image_embedding: Option<Vec<f32>>,
+    /// The sampler of every stage.
+    pub sampler: Sampler,
 }
 
 impl Default for GenerateParams {
@@ -138,6 +161,7 @@ impl Default for GenerateParams {
             prior_guidance: 4.0,
             decoder_guidance: 8.0,
             image_embedding: None,
+            sampler: Sampler::Ddpm,
         }
     }
 }
@@ -209,6 +233,13 @@ pub fn chw_to_hwc01(chw: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// A classifier-free-guided prediction and the two it combines.
+pub struct Guided<T> {
+    pub uncond: T,
+    pub cond: T,
+    pub guided: T,
 }
 
 pub enum TextEncoder<B: Backend> {
@@ -384,10 +415,19 @@ impl<B: Backend> UnCLIPPipeline<B> {
     }
 
     /// u + g·(c − u) over the [uncond; cond] halves of `out` (first `channels` channels).
-    fn guide(out: &B::Tensor, b: usize, channels: usize, g: f32) -> Result<B::Tensor> {
-        let u = out.narrow(0, 0, b)?.narrow(1, 0, channels)?;
-        let c = out.narrow(0, b, b)?.narrow(1, 0, channels)?;
-        u.add(&c.sub(&u)?.affine(g, 0.0)?)
+    fn guide(out: &B::Tensor, b: usize, channels: usize, g: f32) -> Result<Guided<B::Tensor>> {
+        let uncond = out.narrow(0, 0, b)?.narrow(1, 0, channels)?;
+        let cond = out.narrow(0, b, b)?.narrow(1, 0, channels)?;
+        let guided = uncond.add(&cond.sub(&uncond)?.affine(g, 0.0)?)?;
+        Ok(Guided { uncond, cond, guided })
+    }
+
+    /// The step coefficients of the chosen sampler.
+    fn coefficients(sampler: Sampler, s: &UnCLIPScheduler, t: usize, prev: Option<usize>) -> Result<StepCoefficients> {
+        Ok(match sampler {
+            Sampler::Ddpm => s.step_coefficients(t, prev)?,
+            Sampler::Ddim => ddim_step_coefficients(s, t, prev, 0.0)?,
+        })
     }
 
     pub async fn generate<O: Observer<B::Tensor>>(&self, p: &GenerateParams, obs: &mut O) -> Result<GenerateOutput> {
@@ -439,11 +479,13 @@ impl<B: Backend> UnCLIPPipeline<B> {
                 for (i, &t) in timesteps.iter().enumerate() {
                     let input = if do_cfg { B::Tensor::cat(&[&x, &x], 0)? } else { x.clone() };
                     let out = self.prior.forward(&input, t, &text.text_embeds, &text.last_hidden_state, &mask)?;
-                    let pred = if do_cfg { Self::guide(&out, b, e, p.prior_guidance)? } else { out };
-                    let c = self.prior_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
+                    let guided = if do_cfg { Some(Self::guide(&out, b, e, p.prior_guidance)?) } else { None };
+                    let pred = guided.as_ref().map_or(&out, |g| &g.guided);
+                    let c = Self::coefficients(p.sampler, &self.prior_scheduler, t, timesteps.get(i + 1).copied())?;
                     let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, e])?) } else { None };
-                    let (prev, x0) = B::Tensor::scheduler_step(&pred, None, &x, noise.as_ref(), &c)?;
-                    emit!(Event::Step(StepEvent::new(Stage::Prior, i, &timesteps, [&x, &pred, &x0, &prev], start)));
+                    let (prev, x0) = B::Tensor::scheduler_step(pred, None, &x, noise.as_ref(), &c)?;
+                    let event = StepEvent::new(Stage::Prior, i, &timesteps, [&x, pred, &x0, &prev], start);
+                    emit!(Event::Step(event.with_guidance(guided.as_ref())));
                     x = prev;
                 }
                 emit!(Event::StageEnd { stage: Stage::Prior, elapsed_ms: now_ms() - start });
@@ -474,17 +516,20 @@ impl<B: Backend> UnCLIPPipeline<B> {
             let input = if do_cfg { B::Tensor::cat(&[&x, &x], 0)? } else { x.clone() };
             let out =
                 self.decoder.forward(&input, t, &cond.encoder_hidden_states, &cond.additive_time_emb, &decoder_mask)?;
-            let (eps, var) = if do_cfg {
+            let (guided, eps, var) = if do_cfg {
                 let var = out.narrow(0, b, b)?.narrow(1, ch, out.dim(1) - ch)?; // the cond half's v
-                (Self::guide(&out, b, ch, p.decoder_guidance)?, var)
+                let guided = Self::guide(&out, b, ch, p.decoder_guidance)?;
+                let eps = guided.guided.clone();
+                (Some(guided), eps, var)
             } else {
-                (out.narrow(1, 0, ch)?, out.narrow(1, ch, out.dim(1) - ch)?)
+                (None, out.narrow(1, 0, ch)?, out.narrow(1, ch, out.dim(1) - ch)?)
             };
-            let c = self.decoder_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
+            let c = Self::coefficients(p.sampler, &self.decoder_scheduler, t, timesteps.get(i + 1).copied())?;
             let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, ch, size, size])?) } else { None };
             let var = if learned_variance { Some(&var) } else { None };
             let (prev, x0) = B::Tensor::scheduler_step(&eps, var, &x, noise.as_ref(), &c)?;
-            emit!(Event::Step(StepEvent::new(Stage::Decoder, i, &timesteps, [&x, &eps, &x0, &prev], start)));
+            let event = StepEvent::new(Stage::Decoder, i, &timesteps, [&x, &eps, &x0, &prev], start);
+            emit!(Event::Step(event.with_guidance(guided.as_ref())));
             x = prev;
         }
         emit!(Event::StageEnd { stage: Stage::Decoder, elapsed_ms: now_ms() - start });
@@ -501,7 +546,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
         for (i, &t) in timesteps.iter().enumerate() {
             let unet = if i + 1 == timesteps.len() { &self.super_res_last } else { &self.super_res_first };
             let eps = unet.forward(&B::Tensor::cat(&[&x, &upscaled], 1)?, t)?;
-            let c = self.super_res_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
+            let c = Self::coefficients(p.sampler, &self.super_res_scheduler, t, timesteps.get(i + 1).copied())?;
             let noise =
                 if c.noise.is_some() { Some(self.randn(&mut rng, &[b, sr_ch, sr_size, sr_size])?) } else { None };
             let (prev, x0) = B::Tensor::scheduler_step(&eps, None, &x, noise.as_ref(), &c)?;

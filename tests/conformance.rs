@@ -200,3 +200,46 @@ fn a_given_image_embedding_skips_the_prior() {
     let err = pollster::block_on(p.generate(&wrong, &mut Silent)).err().unwrap().to_string();
     assert!(err.contains("must be 32 finite numbers"), "{err}");
 }
+
+/// Checks, at every guided step, that the event's model output is uncond + g·(cond − uncond).
+struct GuidanceCheck {
+    scale: f32,
+    checked: usize,
+    worst: f32,
+}
+
+impl<T: unclip::backend::Tensor> unclip::Observer<T> for GuidanceCheck {
+    async fn on_event(&mut self, e: unclip::Event<'_, T>) -> unclip::Flow {
+        if let unclip::Event::Step(s) = e {
+            if let (unclip::Stage::Decoder, Some([u, c])) = (s.stage, s.guidance) {
+                let (u, c, g) = (host(u), host(c), host(s.model_output));
+                let want: Vec<f32> = u.iter().zip(&c).map(|(u, c)| u + self.scale * (c - u)).collect();
+                self.worst = self.worst.max(max_abs_diff(&g, &want));
+                self.checked += 1;
+            }
+        }
+        unclip::Flow::Continue
+    }
+}
+
+#[test]
+fn ddim_is_deterministic_and_differs_from_ddpm_and_guidance_parts_are_reported() {
+    let p = tiny_pipeline(GgmlType::F32);
+    let params = |sampler| GenerateParams {
+        prompt: "horse".into(),
+        prior_steps: 5,
+        decoder_steps: 5,
+        sr_steps: 3,
+        sampler,
+        ..Default::default()
+    };
+    let ddim = params(unclip::pipeline::Sampler::Ddim);
+    let mut check = GuidanceCheck { scale: ddim.decoder_guidance, checked: 0, worst: 0.0 };
+    let a = pollster::block_on(p.generate(&ddim, &mut check)).unwrap();
+    assert_eq!(check.checked, 5, "every decoder step reports its uncond/cond parts");
+    assert!(check.worst < 1e-5, "guided = uncond + g·(cond − uncond): {}", check.worst);
+    let b = pollster::block_on(p.generate(&ddim, &mut Silent)).unwrap();
+    assert_eq!(a.image, b.image);
+    let ddpm = pollster::block_on(p.generate(&params(unclip::pipeline::Sampler::Ddpm), &mut Silent)).unwrap();
+    assert!(max_abs_diff(&a.image, &ddpm.image) > 1e-2, "DDIM and DDPM give different images");
+}

@@ -252,6 +252,17 @@ impl<T: Tensor> Observer<T> for JsObserver<'_> {
                         }
                         _ => return Flow::Cancel,
                     }
+                    // the (guided) ε̂ and, under guidance, the two predictions it combines, as raw floats
+                    let mut eps = vec![("eps", s.model_output)];
+                    if let Some([u, c]) = s.guidance {
+                        eps.extend([("eps_uncond", u), ("eps_cond", c)]);
+                    }
+                    for (name, t) in eps {
+                        match t.to_vec().await {
+                            Ok(v) => pairs.push((name, js_sys::Float32Array::from(&v[..]).into())),
+                            Err(_) => return Flow::Cancel,
+                        }
+                    }
                 }
                 obj(&pairs)
             }

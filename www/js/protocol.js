@@ -11,7 +11,9 @@
 //   {type: "load_progress", file, fileLoaded, fileBytes, loaded, total, rate, eta, cached, tensors}
 //   {type: "ready", model: {name, version, license, attribution}, info: {backend, width, height}, reason}
 //   {type: "stage_start", stage, steps} / {type: "stage_end", stage, ms}
-//   {type: "step", stage, i, n, t, ms, xt?, x0?, width?, height?}   xt/x0: RGBA Uint8ClampedArray
+//   {type: "step", stage, i, n, t, ms, xt?, x0?, width?, height?, eps?, eps_uncond?, eps_cond?}
+//                                            xt/x0: RGBA Uint8ClampedArray; eps*: CHW Float32Array (ε̂, and
+//                                            under guidance the unconditional and conditional ε̂)
 //   {type: "warning", message}
 //   {type: "done", rgba, width, height, ms}
 //   {type: "cancelled"}

@@ -42,7 +42,7 @@ async function generate(params) {
   const start = performance.now();
   try {
     const out = await engine.generate(params, (event) => {
-      const transfer = event.xt ? [event.xt.buffer, event.x0.buffer] : [];
+      const transfer = ["xt", "x0", "eps", "eps_uncond", "eps_cond"].filter((k) => event[k]).map((k) => event[k].buffer);
       post(event, transfer);
     });
     post({ type: "done", rgba: out.rgba, width: out.width, height: out.height, ms: performance.now() - start }, [out.rgba.buffer]);

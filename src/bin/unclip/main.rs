@@ -13,7 +13,9 @@ use unclip::backend::cpu::Cpu;
 use unclip::backend::{Backend, Tensor};
 use unclip::convert::{convert, open_model_dir, parse_dtype};
 use unclip::gguf::GgufFile;
-use unclip::pipeline::{chw_to_hwc01, hwc_to_rgba8, Event, Flow, GenerateParams, Observer, Stage, UnCLIPPipeline};
+use unclip::pipeline::{
+    chw_to_hwc01, hwc_to_rgba8, Event, Flow, GenerateParams, Observer, Sampler, Stage, UnCLIPPipeline,
+};
 use unclip::{Error, Result};
 
 #[derive(Parser)]
@@ -27,6 +29,12 @@ struct Cli {
 enum BackendChoice {
     Cpu,
     Webgpu,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SamplerChoice {
+    Ddpm,
+    Ddim,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +76,9 @@ enum Command {
         steps_dir: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendChoice,
+        /// ddpm (diffusers' ancestral unCLIP step) or ddim (η = 0, deterministic after the initial noise).
+        #[arg(long, value_enum, default_value = "ddpm")]
+        sampler: SamplerChoice,
     },
     /// Show a model directory's components or a GGUF file's tensors.
     Info { path: PathBuf },
@@ -128,6 +139,7 @@ fn run(command: Command) -> Result<()> {
             out_npy,
             steps_dir,
             backend,
+            sampler,
         } => {
             let params = GenerateParams {
                 prompt,
@@ -138,6 +150,10 @@ fn run(command: Command) -> Result<()> {
                 prior_guidance,
                 decoder_guidance,
                 image_embedding: None,
+                sampler: match sampler {
+                    SamplerChoice::Ddpm => Sampler::Ddpm,
+                    SamplerChoice::Ddim => Sampler::Ddim,
+                },
             };
             params.validate()?;
             if out.is_none() && out_npy.is_none() && steps_dir.is_none() {
