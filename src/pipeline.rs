@@ -146,7 +146,8 @@ pub struct GenerateParams {
     pub decoder_guidance: f32,
     /// An image embedding to decode instead of running the prior (variations, interpolation).
     pub image_embedding: Option<Vec<f32>>,
-    /// The sampler of every stage.
+    /// The sampler of the decoder and super-res stages (the prior always runs unCLIP's own step, so
+    /// DDPM and DDIM runs from one seed share the prior and the decoder's initial noise).
     pub sampler: Sampler,
 }
 
@@ -481,7 +482,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
                     let out = self.prior.forward(&input, t, &text.text_embeds, &text.last_hidden_state, &mask)?;
                     let guided = if do_cfg { Some(Self::guide(&out, b, e, p.prior_guidance)?) } else { None };
                     let pred = guided.as_ref().map_or(&out, |g| &g.guided);
-                    let c = Self::coefficients(p.sampler, &self.prior_scheduler, t, timesteps.get(i + 1).copied())?;
+                    let c = self.prior_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
                     let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, e])?) } else { None };
                     let (prev, x0) = B::Tensor::scheduler_step(pred, None, &x, noise.as_ref(), &c)?;
                     let event = StepEvent::new(Stage::Prior, i, &timesteps, [&x, pred, &x0, &prev], start);

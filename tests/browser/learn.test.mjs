@@ -85,3 +85,32 @@ test("the language toggle switches every label, and the lesson is in the URL", a
   assert.match(page.url(), /lang=zh/);
   await page.close();
 });
+
+test("reverse process: one frame per step, DDPM and DDIM start from the same noise and then part, deterministically", async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}learn.html?prompt=horse&rseed=4&steps=5`);
+  await page.waitForFunction(() => document.body.dataset.reverse === "ready", null, { timeout: 120_000 });
+  const run = async () => {
+    await page.click("#rev-run");
+    await page.waitForFunction(() => ["done", "error"].includes(document.body.dataset.reverse), null, { timeout: 120_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.reverse), "done", await page.textContent("#rev-status"));
+  };
+  await run();
+  assert.equal(await page.$eval("#rev-step", (e) => e.max), "4", "5 decoder steps → 5 frames");
+  const frame = (id) => page.$eval(`#${id}`, (c) => c.toDataURL());
+  assert.equal(await frame("ddpm-xt"), await frame("ddim-xt"), "step 1: the same x_T for both samplers");
+  assert.equal(await frame("ddpm-x0"), await frame("ddim-x0"), "step 1: the same prediction");
+  await page.focus("#rev-step");
+  await page.keyboard.press("End");
+  assert.equal(await page.textContent("#rev-i"), "5/5");
+  const last = { ddpm: await frame("ddpm-x0"), ddim: await frame("ddim-x0") };
+  assert.notEqual(last.ddpm, last.ddim, "DDPM and DDIM end in different places");
+  await shot(page, "learn-reverse");
+  await run(); // the same seed again: the same frames
+  await page.focus("#rev-step");
+  await page.keyboard.press("End");
+  assert.equal(await frame("ddpm-x0"), last.ddpm);
+  assert.equal(await frame("ddim-x0"), last.ddim);
+  assert.match(page.url(), /rseed=4/);
+  await page.close();
+});

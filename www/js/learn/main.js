@@ -1,6 +1,7 @@
 // The teaching page: wasm init, language, and the lesson's state in the URL so a teacher can share it.
 import init from "../../pkg/unclip.js";
 import { ForwardPanel } from "./forward.js";
+import { ReversePanel } from "./reverse.js";
 import { applyLanguage } from "./i18n.js";
 
 const q = new URLSearchParams(location.search);
@@ -10,6 +11,9 @@ const state = {
   schedule: q.get("schedule") === "linear" ? "linear" : "cosine",
   seed: Number(q.get("seed") ?? 0),
   lang: q.get("lang") === "zh" ? "zh" : "en",
+  prompt: q.get("prompt") ?? "a happy dog",
+  rseed: Number(q.get("rseed") ?? 0),
+  steps: [5, 10, 25, 50].includes(Number(q.get("steps"))) ? Number(q.get("steps")) : 10,
 };
 
 function writeUrl() {
@@ -27,4 +31,5 @@ document.getElementById("lang").onclick = () => {
 };
 document.addEventListener("learn-state", writeUrl);
 await forward.init(gallery);
+new ReversePanel(state).init();
 document.body.dataset.state = "ready";
