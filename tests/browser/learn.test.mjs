@@ -114,3 +114,25 @@ test("reverse process: one frame per step, DDPM and DDIM start from the same noi
   assert.match(page.url(), /rseed=4/);
   await page.close();
 });
+
+test("guidance: the scales render side by side, and the unconditional, conditional and guided ε̂ are shown", async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}learn.html?prompt=horse&rseed=2&steps=5`);
+  await page.waitForFunction(() => document.body.dataset.guidance === "ready", null, { timeout: 120_000 });
+  await page.click("#cfg-run");
+  await page.waitForFunction(() => ["done", "error"].includes(document.body.dataset.guidance), null, { timeout: 180_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.guidance), "done", await page.textContent("#cfg-status"));
+  const img = (id) => page.$eval(`#${id}`, (c) => (c.width ? c.toDataURL() : ""));
+  const decoded = await Promise.all([1, 3, 8].map((g) => img(`cfg-decoder-${g}`)));
+  assert.ok(decoded.every((d) => d.length > 100), "every decoder scale rendered");
+  assert.equal(new Set(decoded).size, 3, "each guidance scale gives a different image");
+  // Both prior scales ran and drew their image embedding. (Whether they differ is the model's business:
+  // the random tiny fixture's prior saturates its ±5 clip, so its guidance changes nothing visible.)
+  for (const id of ["cfg-prior-1", "cfg-prior-4", "cfg-prior-emb-1", "cfg-prior-emb-4"]) assert.ok((await img(id)).length > 100, id);
+  assert.equal(await page.$eval("#cfg-prior-emb-4", (c) => c.width), 32, "one cell per embedding dimension");
+  assert.equal(await page.$eval("#cfg-step", (e) => e.max), "4", "one set of predictions per decoder step");
+  const parts = await Promise.all(["cfg-uncond", "cfg-cond", "cfg-guided"].map(img));
+  assert.equal(new Set(parts).size, 3, "uncond, cond and guided predictions differ");
+  await page.locator("#guidance").screenshot({ path: `${new URL("../../test-results/", import.meta.url).pathname}learn-guidance.png` });
+  await page.close();
+});

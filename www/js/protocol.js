@@ -15,7 +15,7 @@
 //                                            xt/x0: RGBA Uint8ClampedArray; eps*: CHW Float32Array (ε̂, and
 //                                            under guidance the unconditional and conditional ε̂)
 //   {type: "warning", message}
-//   {type: "done", rgba, width, height, ms}
+//   {type: "done", rgba, width, height, embedding, ms}   embedding: the image embedding (Float32Array)
 //   {type: "cancelled"}
 //   {type: "error", phase: "load" | "generate", message}
 //   {type: "storage", entries: [{name, bytes}], usage, quota, persisted}

@@ -45,7 +45,8 @@ async function generate(params) {
       const transfer = ["xt", "x0", "eps", "eps_uncond", "eps_cond"].filter((k) => event[k]).map((k) => event[k].buffer);
       post(event, transfer);
     });
-    post({ type: "done", rgba: out.rgba, width: out.width, height: out.height, ms: performance.now() - start }, [out.rgba.buffer]);
+    const done = { type: "done", rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, ms: performance.now() - start };
+    post(done, [out.rgba.buffer, out.image_embedding.buffer]);
   } catch (e) {
     if (/cancelled/.test(e.message)) post({ type: "cancelled" });
     else throw e;

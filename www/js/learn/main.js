@@ -1,6 +1,8 @@
 // The teaching page: wasm init, language, and the lesson's state in the URL so a teacher can share it.
 import init from "../../pkg/unclip.js";
 import { ForwardPanel } from "./forward.js";
+import { GuidancePanel } from "./guidance.js";
+import { ModelWorker } from "./model.js";
 import { ReversePanel } from "./reverse.js";
 import { applyLanguage } from "./i18n.js";
 
@@ -31,5 +33,7 @@ document.getElementById("lang").onclick = () => {
 };
 document.addEventListener("learn-state", writeUrl);
 await forward.init(gallery);
-new ReversePanel(state).init();
+const model = new ModelWorker((text) => { document.getElementById("rev-status").textContent = text; });
+new ReversePanel(state, model).init();
+new GuidancePanel(state, model).init();
 document.body.dataset.state = "ready";
