@@ -159,14 +159,61 @@ impl Engine {
         Ok(Engine { inner: Rc::new(Inner { pipeline, cancel: Cell::new(false) }) })
     }
 
-    /// {backend, width, height, maxTokens}
+    /// {backend, width, height, maxTokens, stages: [{stage, what, input, output}]}: the tensor shapes of
+    /// one generation under guidance (N = 2: [uncond; cond]), for the teaching page's overview.
     pub fn info(&self) -> JsValue {
-        let (h, w) = self.inner.pipeline.output_size();
+        let p = &self.inner.pipeline;
+        let (h, w) = p.output_size();
+        let l = p.tokenizer.max_length();
+        let (te, th) = match &p.text_encoder {
+            crate::pipeline::TextEncoder::Clip(m) => (m.config.projection_dim, m.config.hidden_size),
+            crate::pipeline::TextEncoder::Bert(m) => (m.config.hidden_size, m.config.hidden_size),
+        };
+        let e = p.prior.config.embedding_dim;
+        let tp = &p.text_proj.config;
+        let (dc, sr) = (&p.decoder.config, &p.super_res_first.config);
+        let (c, s, s2) = (dc.in_channels, dc.sample_size, sr.sample_size);
+        let shape = |d: &[usize]| format!("({})", d.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "));
+        let stages = [
+            ("text", "text encoder", shape(&[2, l]), format!("{} + {}", shape(&[2, te]), shape(&[2, l, th]))),
+            ("prior", "prior (per step)", shape(&[2, e]), shape(&[2, e])),
+            ("image_embedding", "image embedding", shape(&[1, e]), shape(&[1, e])),
+            (
+                "text_proj",
+                "text_proj",
+                shape(&[2, e]),
+                format!(
+                    "{} + {}",
+                    shape(&[2, tp.clip_extra_context_tokens + l, tp.cross_attention_dim]),
+                    shape(&[2, tp.time_embed_dim])
+                ),
+            ),
+            ("decoder", "decoder (per step)", shape(&[2, c, s, s]), shape(&[2, dc.out_channels, s, s])),
+            ("upsample", "bicubic upsample", shape(&[1, c, s, s]), shape(&[1, c, s2, s2])),
+            (
+                "super_res",
+                "super-res (per step)",
+                shape(&[1, sr.in_channels, s2, s2]),
+                shape(&[1, sr.out_channels, s2, s2]),
+            ),
+        ];
+        let stages: js_sys::Array = stages
+            .iter()
+            .map(|(stage, what, input, output)| {
+                obj(&[
+                    ("stage", (*stage).into()),
+                    ("what", (*what).into()),
+                    ("input", input.as_str().into()),
+                    ("output", output.as_str().into()),
+                ])
+            })
+            .collect();
         obj(&[
             ("backend", Cpu.name().into()),
             ("width", (w as u32).into()),
             ("height", (h as u32).into()),
-            ("maxTokens", (self.inner.pipeline.tokenizer.max_length() as u32).into()),
+            ("maxTokens", (l as u32).into()),
+            ("stages", stages.into()),
         ])
     }
 

@@ -112,6 +112,10 @@ test("reverse process: one frame per step, DDPM and DDIM start from the same noi
   assert.equal(await frame("ddpm-x0"), last.ddpm);
   assert.equal(await frame("ddim-x0"), last.ddim);
   assert.match(page.url(), /rseed=4/);
+  // panel 5: this model's shapes (tiny fixture: 77 tokens + 4 extra, 100-d cross-attention) and the run's values
+  assert.equal(await page.textContent('#hier-stages li[data-stage="text_proj"] .out'), "(2, 81, 100) + (2, 128)");
+  assert.equal(await page.textContent('#hier-stages li[data-stage="decoder"] .out'), "(2, 6, 32, 32)");
+  assert.match(await page.textContent("#hier-embedding"), /‖z‖ = [\d.]+; z = \[.*\] \(32 numbers\)/);
   await page.close();
 });
 

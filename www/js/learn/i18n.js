@@ -30,6 +30,11 @@ export const STRINGS = {
     "guidance.prior": "prior g (decoder g = 8)",
     "guidance.parts": "The three predictions at decoder step (g = 8)",
     "guidance.guided": "guided ε̂",
+    "hierarchy.title": "5. The hierarchy: two stages",
+    "hierarchy.text": "DALL·E 2 does not go from words to pixels in one step. The prior turns the text embedding into an image embedding z — a point in the image tower's “CLIP” space — and the decoder paints z at low resolution; super-resolution adds the detail. The shapes below are this model's; the values are from the last run of panel 2.",
+    "hierarchy.waiting": "Run panel 2 to see the values.",
+    "hierarchy.small": "decoder output",
+    "hierarchy.final": "after super-res",
     lang: "中文",
   },
   zh: {
@@ -62,6 +67,11 @@ export const STRINGS = {
     "guidance.prior": "先验 g（解码器 g = 8）",
     "guidance.parts": "解码器某一步的三个预测（g = 8）",
     "guidance.guided": "引导后的 ε̂",
+    "hierarchy.title": "5. 层级结构：两个阶段",
+    "hierarchy.text": "DALL·E 2 不是一步从文字走到像素。先验模型把文本嵌入变成图像嵌入 z——图像塔“CLIP”空间中的一个点——解码器以低分辨率画出 z；超分辨率再补上细节。下面的形状来自当前模型；数值来自第 2 部分最近一次运行。",
+    "hierarchy.waiting": "运行第 2 部分即可看到数值。",
+    "hierarchy.small": "解码器输出",
+    "hierarchy.final": "超分辨率之后",
     lang: "English",
   },
 };

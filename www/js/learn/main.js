@@ -2,6 +2,7 @@
 import init from "../../pkg/unclip.js";
 import { ForwardPanel } from "./forward.js";
 import { GuidancePanel } from "./guidance.js";
+import { HierarchyPanel } from "./hierarchy.js";
 import { ModelWorker } from "./model.js";
 import { ReversePanel } from "./reverse.js";
 import { applyLanguage } from "./i18n.js";
@@ -36,4 +37,5 @@ await forward.init(gallery);
 const model = new ModelWorker((text) => { document.getElementById("rev-status").textContent = text; });
 new ReversePanel(state, model).init();
 new GuidancePanel(state, model).init();
+new HierarchyPanel(model).init();
 document.body.dataset.state = "ready";

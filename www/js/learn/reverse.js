@@ -26,10 +26,12 @@ export class ReversePanel {
     $("rev-play").onclick = () => this.togglePlay();
   }
 
-  generate(sampler) {
+  async generate(sampler) {
     const s = this.state;
     const params = { prompt: s.prompt, seed: s.rseed, prior_steps: 10, decoder_steps: s.steps, sr_steps: 2, sampler };
-    return this.model.generate(params, (m) => { if (m.stage === "decoder") this.frames[sampler].push(m); });
+    const done = await this.model.generate(params, (m) => { if (m.stage === "decoder") this.frames[sampler].push(m); });
+    const detail = { embedding: done.embedding, decoder: this.frames[sampler].at(-1), done };
+    document.dispatchEvent(new CustomEvent("learn-run", { detail })); // panel 5 shows the run's values
   }
 
   async run() {

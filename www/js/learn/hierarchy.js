@@ -1,0 +1,37 @@
+// Panel 5, the hierarchy: text → prior → image embedding → decoder → super-res, with the tensor shapes of
+// the loaded model and the values of the last run made in panel 2.
+import { paintRgba } from "./model.js";
+
+const $ = (id) => document.getElementById(id);
+
+export class HierarchyPanel {
+  constructor(model) {
+    this.model = model;
+  }
+
+  init() {
+    this.model.ready.then((m) => {
+      $("hier-stages").replaceChildren(...m.info.stages.map((s) => {
+        const li = document.createElement("li");
+        li.dataset.stage = s.stage;
+        li.innerHTML = `<strong></strong><code class="in"></code> → <code class="out"></code>`;
+        li.querySelector("strong").textContent = s.what;
+        li.querySelector(".in").textContent = s.input;
+        li.querySelector(".out").textContent = s.output;
+        return li;
+      }));
+    });
+    document.addEventListener("learn-run", (e) => this.showRun(e.detail));
+  }
+
+  /// detail: {embedding (Float32Array), decoder: last decoder step message, done: the final image}
+  showRun({ embedding, decoder, done }) {
+    const norm = Math.hypot(...embedding);
+    const head = Array.from(embedding.slice(0, 6), (v) => v.toFixed(3)).join(", ");
+    $("hier-embedding").removeAttribute("data-i18n"); // values now, not the translated placeholder
+    $("hier-embedding").textContent = `‖z‖ = ${norm.toFixed(3)}; z = [${head}, …] (${embedding.length} numbers)`;
+    paintRgba($("hier-small"), decoder.x0, decoder.width, decoder.height);
+    paintRgba($("hier-final"), done.rgba, done.width, done.height);
+    document.body.dataset.hierarchy = "shown";
+  }
+}
