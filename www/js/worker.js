@@ -10,6 +10,17 @@ const ready = init();
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 
+/// What this browser's WebGPU offers, in words (the backend choice is explained to the user).
+async function webgpuStatus() {
+  if (!navigator.gpu) return "this browser has no WebGPU";
+  const adapter = await navigator.gpu.requestAdapter().catch(() => null);
+  if (!adapter) return "WebGPU is present but offers no adapter";
+  const info = adapter.info ?? {};
+  const fallback = info.isFallbackAdapter ?? adapter.isFallbackAdapter;
+  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unnamed";
+  return `WebGPU adapter: ${name}${fallback ? " (a software fallback, slower than the CPU path)" : ""}`;
+}
+
 async function load(modelUrl) {
   await ready;
   const base = new URL(modelUrl, self.location.href);
@@ -30,7 +41,7 @@ async function load(modelUrl) {
       }
       throw e;
     }
-    const reason = "WebGPU backend not built yet: running on the CPU (wasm simd128)";
+    const reason = `${await webgpuStatus()}; the WebGPU backend is not built yet, so this runs on the CPU (wasm simd128)`;
     post({ type: "ready", model: { name: manifest.name, version: manifest.version, license: manifest.license, attribution: manifest.attribution }, info: engine.info(), reason });
     return;
   }
