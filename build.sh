@@ -67,7 +67,7 @@ cmd_test() {
   cargo test 2>&1
   build
   log "browser tests (Playwright + headless Chromium)"
-  node --test --test-concurrency=1 tests/browser/ 2>&1
+  node --test --test-concurrency=1 tests/browser/*.test.mjs 2>&1
 }
 
 cmd_bench() {
@@ -79,6 +79,7 @@ cmd_bench() {
   .venv/bin/python bench/make_midsize.py tests/fixtures/tiny-unclip "$tmp/midsize-diffusers" >/dev/null 2>&1
   ./target/release/unclip convert "$tmp/midsize-diffusers" "$tmp/midsize" >/dev/null 2>&1
   ./target/release/unclip bench --model "$tmp/midsize" --diffusers "$tmp/midsize-diffusers" --steps 25,25,7 --runs 1
+  ./target/release/unclip bench --weights-of bench/karlo
   rm -rf "$tmp"
 }
 

@@ -266,7 +266,7 @@ pub fn check_unet_layout(
         return bad(format!("layers_per_block {layers} must be between 1 and 16"));
     }
     let factor = 1usize << (boc.len() - 1).min(16);
-    if sample_size == 0 || sample_size % factor != 0 || sample_size > 4096 {
+    if sample_size == 0 || !sample_size.is_multiple_of(factor) || sample_size > 4096 {
         return bad(format!(
             "sample_size {sample_size} must be a positive multiple of {factor} (one 2× step per block) up to 4096"
         ));

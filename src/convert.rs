@@ -55,8 +55,12 @@ fn read_json(path: &Path, what: &'static str) -> Result<Value> {
     })
 }
 
+/// Writes to a temporary name first and renames, so an interrupted conversion never leaves a
+/// half-written file under a real name (model.json, written last, is what makes a directory a model).
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 /// How a tensor is stored, from its name and shape.
@@ -95,6 +99,12 @@ fn storage(name: &str, shape: &[usize], dtype: GgmlType) -> (GgmlType, Vec<usize
             }
         }
     }
+}
+
+/// Bytes a tensor takes in a converted model (the storage rules above).
+pub fn stored_bytes(name: &str, shape: &[usize], dtype: GgmlType) -> u64 {
+    let (ty, stored) = storage(name, shape, dtype);
+    ty.n_bytes(stored.iter().product::<usize>() as u64).unwrap_or(u64::MAX)
 }
 
 /// Reads every tensor of a safetensors file as f32 (F32, F16 and BF16 are accepted).

@@ -2,7 +2,7 @@
 // new deployment is picked up at once; the cached copy answers when the network does not. Model files
 // are not handled here: js/weights.js streams, verifies and caches them itself.
 const SHELL = "unclip-shell-v1";
-const FILES = ["./", "index.html", "css/app.css", "js/app.js", "js/protocol.js", "js/worker.js", "js/weights.js", "pkg/unclip.js",
+const FILES = ["./", "index.html", "css/app.css", "js/app.js", "js/protocol.js", "js/worker.js", "js/weights.js", "js/canvas.js", "pkg/unclip.js",
   "pkg/unclip_bg.wasm", "learn.html", "css/learn.css", "js/learn/main.js", "js/learn/forward.js", "js/learn/i18n.js", "js/learn/reverse.js", "js/learn/guidance.js", "js/learn/model.js", "js/learn/hierarchy.js",
   "gallery/gallery.json"];
 

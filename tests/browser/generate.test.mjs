@@ -1,27 +1,17 @@
 // The generate page in headless Chromium against a real HTTP server: streaming load with progress,
 // generation with one event per step, the image equal to the native CLI's, the offline cache,
 // every download fault with its message and a working retry, cancel, and determinism.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer } from "./server.mjs";
-import { launch, openPage, waitState, resultPixels, shot } from "./browser.mjs";
+import { openPage, waitState, resultPixels, shot } from "./browser.mjs";
+import { ROOT, serverAndBrowser } from "./setup.mjs";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const SMALL = "prompt=horse&seed=0&prior_steps=2&decoder_steps=2&sr_steps=2";
-let server, browser;
-
-before(async () => {
-  server = await startServer(join(ROOT, "dist"));
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const env = serverAndBrowser();
 
 function readNpy(path) {
   const b = readFileSync(path);
@@ -30,8 +20,8 @@ function readNpy(path) {
 }
 
 test("loads with streamed progress, generates with one event per step, matches the native CLI", async () => {
-  const context = await browser.newContext();
-  const page = await openPage(context, `${server.url}?${SMALL}&autorun=1`);
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?${SMALL}&autorun=1`);
   await shot(page, "loading");
   await waitState(page, ["running", "done", "error"]);
   await shot(page, "running");
@@ -61,8 +51,8 @@ test("loads with streamed progress, generates with one event per step, matches t
 });
 
 test("a phone-sized screen and the keyboard alone are enough", async () => {
-  const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
-  const page = await openPage(context, `${server.url}?seed=1&prior_steps=2&decoder_steps=2&sr_steps=2`);
+  const context = await env.browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+  const page = await openPage(context, `${env.server.url}?seed=1&prior_steps=2&decoder_steps=2&sr_steps=2`);
   await waitState(page, "ready");
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling on a phone (${overflow}px)`);
@@ -75,16 +65,16 @@ test("a phone-sized screen and the keyboard alone are enough", async () => {
 });
 
 test("a reload without network generates from the cache", async () => {
-  const context = await browser.newContext();
-  const page = await openPage(context, `${server.url}?${SMALL}`);
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?${SMALL}`);
   await waitState(page, "ready");
   await page.evaluate(() => navigator.serviceWorker.ready);
-  const hits = server.hits.get("decoder.gguf");
+  const hits = env.server.hits.get("decoder.gguf");
   await context.setOffline(true);
-  await page.goto(`${server.url}?${SMALL}&autorun=1`).catch(() => {}); // the page itself comes from the HTTP cache or fails
+  await page.goto(`${env.server.url}?${SMALL}&autorun=1`).catch(() => {}); // the page itself comes from the HTTP cache or fails
   if (await page.evaluate(() => !document.body)) return assert.fail("the page did not load offline");
   assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error").catch(() => ""));
-  assert.equal(server.hits.get("decoder.gguf"), hits, "no weight was fetched again");
+  assert.equal(env.server.hits.get("decoder.gguf"), hits, "no weight was fetched again");
   const log = await page.evaluate(() => window.__loadLog);
   assert.ok(log.some((t) => /from the cache/.test(t)), log.join(" | "));
   await shot(page, "offline-from-cache");
@@ -99,28 +89,42 @@ for (const [fault, message] of [
   ["cut", /decoder\.gguf: the connection broke after \d+ of \d+ bytes|decoder\.gguf stopped after/],
 ]) {
   test(`a ${fault} download says so, caches nothing bad, and a retry works`, async () => {
-    const context = await browser.newContext();
-    server.faults.set("decoder.gguf", fault);
-    const page = await openPage(context, `${server.url}?${SMALL}`);
+    const context = await env.browser.newContext();
+    env.server.faults.set("decoder.gguf", fault);
+    const page = await openPage(context, `${env.server.url}?${SMALL}`);
     assert.equal(await waitState(page, ["ready", "error"]), "error");
     const error = await page.textContent("#error");
     assert.match(error, message);
     await shot(page, `fault-${fault}`);
     const cached = await page.evaluate(async () => (await (await caches.open("unclip-models-v1")).keys()).map((r) => r.url));
     assert.ok(!cached.some((u) => u.includes("decoder.gguf")), `no decoder entry cached: ${cached}`);
-    server.faults.delete("decoder.gguf");
+    env.server.faults.delete("decoder.gguf");
     await page.click("#retry-load");
     assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
     await context.close();
   });
 }
 
+test("a broken model.json says so, is never cached, and a retry works", async () => {
+  const context = await env.browser.newContext();
+  env.server.faults.set("model.json", "corrupt");
+  const page = await openPage(context, `${env.server.url}?${SMALL}`);
+  assert.equal(await waitState(page, ["ready", "error"]), "error");
+  assert.match(await page.textContent("#error"), /model\.json is not a valid unclip model manifest/);
+  const cached = await page.evaluate(async () => (await (await caches.open("unclip-models-v1")).keys()).map((r) => r.url));
+  assert.ok(!cached.some((u) => u.includes("model.json")), `no bad manifest cached: ${cached}`);
+  env.server.faults.delete("model.json");
+  await page.click("#retry-load");
+  assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
+  await context.close();
+});
+
 test("a full storage quota warns and still generates", async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
   const cdp = await context.newCDPSession(page);
-  await cdp.send("Storage.overrideQuotaForOrigin", { origin: server.url.replace(/\/$/, ""), quotaSize: 200_000 });
-  await page.goto(`${server.url}?${SMALL}&autorun=1`);
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin: env.server.url.replace(/\/$/, ""), quotaSize: 200_000 });
+  await page.goto(`${env.server.url}?${SMALL}&autorun=1`);
   assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
   assert.match(await page.textContent("#warning"), /could not be stored for offline use/);
   await shot(page, "quota-full");
@@ -128,8 +132,8 @@ test("a full storage quota warns and still generates", async () => {
 });
 
 test("cancel stops within one step; the same seed gives the same image twice", async () => {
-  const context = await browser.newContext();
-  const page = await openPage(context, `${server.url}?prompt=horse&seed=3&prior_steps=2&decoder_steps=50&sr_steps=2`);
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?prompt=horse&seed=3&prior_steps=2&decoder_steps=50&sr_steps=2`);
   await waitState(page, "ready");
   await page.click("#generate");
   await page.waitForFunction(() => Number(document.body.dataset.steps) >= 4);

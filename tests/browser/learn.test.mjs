@@ -1,23 +1,13 @@
 // The teaching page's forward-process panel: the noised image equals the formula computed here, the
 // slider (by keyboard) moves it, the schedules come from wasm and match diffusers' tables, the language
 // toggle switches every label, and the lesson lives in the URL.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { startServer } from "./server.mjs";
-import { launch, waitState, shot } from "./browser.mjs";
+import { serverAndBrowser } from "./setup.mjs";
+import { waitState, shot } from "./browser.mjs";
 import { STRINGS } from "../../www/js/learn/i18n.js";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-let server, browser;
-before(async () => {
-  server = await startServer(join(ROOT, "dist"));
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const env = serverAndBrowser();
 
 /// Max |canvas x_t − the formula| in 8-bit steps, with ε and ᾱ taken from the page's wasm module.
 async function formulaError(page, schedule, t, seed) {
@@ -40,8 +30,8 @@ async function formulaError(page, schedule, t, seed) {
 }
 
 test("forward process: pixels follow the formula, the slider moves them, schedules match diffusers", async () => {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}learn.html?image=dog-face.png&t=300&schedule=cosine&seed=0`);
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.url}learn.html?image=dog-face.png&t=300&schedule=cosine&seed=0`);
   await waitState(page, "ready");
   assert.ok((await formulaError(page, "cosine", 300, 0)) <= 1);
   const before = await page.$eval("#xt", (c) => c.toDataURL());
@@ -72,8 +62,8 @@ test("forward process: pixels follow the formula, the slider moves them, schedul
 });
 
 test("the language toggle switches every label, and the lesson is in the URL", async () => {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}learn.html?image=rocket.png&t=600`);
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.url}learn.html?image=rocket.png&t=600`);
   await waitState(page, "ready");
   await page.click("#lang");
   const labels = await page.$$eval("[data-i18n]", (els) => els.map((e) => [e.dataset.i18n, e.textContent]));
@@ -87,8 +77,8 @@ test("the language toggle switches every label, and the lesson is in the URL", a
 });
 
 test("reverse process: one frame per step, DDPM and DDIM start from the same noise and then part, deterministically", async () => {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}learn.html?prompt=horse&rseed=4&steps=5`);
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.url}learn.html?prompt=horse&rseed=4&steps=5`);
   await page.waitForFunction(() => document.body.dataset.reverse === "ready", null, { timeout: 120_000 });
   const run = async () => {
     await page.click("#rev-run");
@@ -120,8 +110,8 @@ test("reverse process: one frame per step, DDPM and DDIM start from the same noi
 });
 
 test("guidance: the scales render side by side, and the unconditional, conditional and guided ε̂ are shown", async () => {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}learn.html?prompt=horse&rseed=2&steps=5`);
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.url}learn.html?prompt=horse&rseed=2&steps=5`);
   await page.waitForFunction(() => document.body.dataset.guidance === "ready", null, { timeout: 120_000 });
   await page.click("#cfg-run");
   await page.waitForFunction(() => ["done", "error"].includes(document.body.dataset.guidance), null, { timeout: 180_000 });

@@ -1,6 +1,7 @@
 // The generate page: DOM only. The model lives in a worker (worker.js); this module sends it
 // messages (protocol.js) and draws what comes back.
 
+import { paintRgba } from "./canvas.js";
 import { DEFAULTS, STAGES } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
@@ -37,11 +38,6 @@ function showError(message) {
 
 function mb(bytes) { return `${(bytes / 1e6).toFixed(1)} MB`; }
 
-function draw(canvas, rgba, w, h) {
-  canvas.width = w; canvas.height = h;
-  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
-}
-
 function stageRow(stage) { return document.querySelector(`.stage[data-stage="${stage}"]`); }
 
 function resetStages() {
@@ -76,7 +72,7 @@ const handlers = {
     row.querySelector("progress").value = (m.i + 1) / m.n;
     const rate = (m.i + 1) / Math.max(m.ms / 1000, 1e-3);
     row.querySelector("small").textContent = `${m.i + 1}/${m.n} · t=${m.t} · ${rate.toFixed(2)} steps/s · ${((m.n - m.i - 1) / rate).toFixed(1)} s left`;
-    if (m.xt) { draw($("xt"), m.xt, m.width, m.height); draw($("x0"), m.x0, m.width, m.height); }
+    if (m.xt) { paintRgba($("xt"), m.xt, m.width, m.height); paintRgba($("x0"), m.x0, m.width, m.height); }
     document.body.dataset.steps = String(Number(document.body.dataset.steps || 0) + 1);
   },
   stage_end(m) {
@@ -87,7 +83,7 @@ const handlers = {
   warning(m) { $("warning").textContent = m.message; $("warning").hidden = false; },
   done(m) {
     const canvas = document.createElement("canvas");
-    draw(canvas, m.rgba, m.width, m.height);
+    paintRgba(canvas, m.rgba, m.width, m.height);
     const url = canvas.toDataURL("image/png");
     $("result").src = url; $("result").hidden = false;
     $("download").href = url; $("download").hidden = false;

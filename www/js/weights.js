@@ -20,15 +20,16 @@ async function fetchManifest(base, cache) {
     const res = await fetch(url, { cache: "no-store" });
     if (!res.ok) throw new LoadError(`model.json: the server answered ${res.status} ${res.statusText} for ${url}`);
     text = await res.text();
-    await cache.put(url, new Response(text, { headers: { "content-type": "application/json" } })).catch(() => {});
   } catch (e) {
+    // offline or a server error: the copy from the last visit, if there is one
     const cached = await cache.match(url);
-    if (!cached) {
-      throw e instanceof LoadError ? e : new LoadError(`could not fetch ${url} (${e.message}) and no copy is cached: check the connection and reload`);
-    }
-    text = await cached.text();
+    if (!cached) throw e instanceof LoadError ? e : new LoadError(`could not fetch ${url} (${e.message}) and no copy is cached: check the connection and reload`);
+    const cachedText = await cached.text();
+    return { text: cachedText, manifest: parseManifest(cachedText) };
   }
-  return { text, manifest: parseManifest(text) };
+  const manifest = parseManifest(text); // throws on a bad manifest, which is then never cached
+  await cache.put(url, new Response(text, { headers: { "content-type": "application/json" } })).catch(() => {});
+  return { text, manifest };
 }
 
 /// Streams one file through a FileVerifier, reporting progress; returns its bytes.

@@ -159,3 +159,49 @@ fn write_section(path: &Path, key: &str, body: &str) -> Result<()> {
     };
     std::fs::write(path, new).map_err(|e| Error::io(path, e))
 }
+
+/// Weight memory of a model given as state-dict key lists ("name<TAB>(d0, d1, …)" per line, one file
+/// per component, e.g. Karlo's in bench/karlo/), under the converter's storage rules; writes a section
+/// of docs/benchmarks.md. Activations are not counted.
+pub fn weight_memory(keys_dir: &Path, out: &Path) -> Result<()> {
+    use unclip::convert::stored_bytes;
+    use unclip::gguf::GgmlType;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(keys_dir)
+        .map_err(|e| Error::io(keys_dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with("_state_dict_keys.txt"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Settings(format!("{} has no *_state_dict_keys.txt files", keys_dir.display())));
+    }
+    let mut md = String::from("### Weight memory from state-dict key lists (converter's storage rules)\n\n| component | params | f32 | q8_0 | q4_0 |\n|---|---|---|---|---|\n");
+    let mb = |b: u64| format!("{:.0} MB", b as f64 / (1 << 20) as f64);
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let (mut params, mut bytes) = (0u64, [0u64; 3]);
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (name, dims) = line
+                .split_once('\t')
+                .ok_or_else(|| Error::Settings(format!("{}: `{line}` is not `name<TAB>(shape)`", path.display())))?;
+            let shape: Vec<usize> = dims
+                .trim_matches(|c| c == '(' || c == ')' || c == ' ')
+                .split(',')
+                .filter_map(|d| d.trim().parse().ok())
+                .collect();
+            params += shape.iter().product::<usize>() as u64;
+            for (i, ty) in [GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_0].into_iter().enumerate() {
+                bytes[i] += stored_bytes(name, &shape, ty);
+            }
+        }
+        let component =
+            path.file_name().map(|f| f.to_string_lossy().replace("_state_dict_keys.txt", "")).unwrap_or_default();
+        md += &format!("| {component} | {params} | {} | {} | {} |\n", mb(bytes[0]), mb(bytes[1]), mb(bytes[2]));
+    }
+    println!("{md}");
+    write_section(
+        out,
+        &format!("weights-{}", keys_dir.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default()),
+        &md,
+    )
+}

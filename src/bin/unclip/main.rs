@@ -84,8 +84,12 @@ enum Command {
     Info { path: PathBuf },
     /// Time the pipeline on the CPU against diffusers/PyTorch on the same weights; writes docs/benchmarks.md.
     Bench {
+        /// The converted model to time.
+        #[arg(long, required_unless_present = "weights_of")]
+        model: Option<PathBuf>,
+        /// Instead of timing: the weight memory of the state-dict key lists in this folder.
         #[arg(long)]
-        model: PathBuf,
+        weights_of: Option<PathBuf>,
         /// The diffusers folder the model was converted from (the PyTorch peer runs it).
         #[arg(long)]
         diffusers: Option<PathBuf>,
@@ -169,16 +173,22 @@ fn run(command: Command) -> Result<()> {
             }
         }
         Command::Info { path } => info(&path),
-        Command::Bench { model, diffusers, steps, runs, out } => bench::bench(bench::BenchArgs {
-            model,
-            diffusers,
-            steps: match steps[..] {
-                [p, d, s] => [p, d, s],
-                _ => return Err(Error::Settings(format!("--steps takes three numbers like 25,25,7, got {steps:?}"))),
-            },
-            runs: runs.max(1),
-            out,
-        }),
+        Command::Bench { weights_of: Some(keys), out, .. } => bench::weight_memory(&keys, &out),
+        Command::Bench { model: None, .. } => Err(Error::Settings("give --model DIR or --weights-of DIR".into())),
+        Command::Bench { model: Some(model), weights_of: None, diffusers, steps, runs, out } => {
+            bench::bench(bench::BenchArgs {
+                model,
+                diffusers,
+                steps: match steps[..] {
+                    [p, d, s] => [p, d, s],
+                    _ => {
+                        return Err(Error::Settings(format!("--steps takes three numbers like 25,25,7, got {steps:?}")))
+                    }
+                },
+                runs: runs.max(1),
+                out,
+            })
+        }
     }
 }
 

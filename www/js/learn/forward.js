@@ -1,27 +1,14 @@
 // Panel 1, the forward process: x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε with a seeded ε (torch's randn), ᾱ and the
 // noising itself from the scheduler code the pipeline runs (wasm).
 import { addNoise, randn, scheduleTables } from "../../pkg/unclip.js";
+import { chwToRgba, NOISE_SCALE, paintRgba } from "../canvas.js";
 import { STRINGS } from "./i18n.js";
 
 const SIZE = 64;
 const STRIP_T = [0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999];
 const $ = (id) => document.getElementById(id);
 
-/// RGBA of a CHW image in [-1, 1] (values outside are clipped for display).
-function toRgba(chw, scale = 0.5, offset = 0.5) {
-  const n = SIZE * SIZE;
-  const out = new Uint8ClampedArray(n * 4);
-  for (let p = 0; p < n; p++) {
-    for (let c = 0; c < 3; c++) out[p * 4 + c] = Math.round((chw[c * n + p] * scale + offset) * 255);
-    out[p * 4 + 3] = 255;
-  }
-  return out;
-}
-
-function paint(canvas, rgba) {
-  canvas.width = SIZE; canvas.height = SIZE;
-  canvas.getContext("2d").putImageData(new ImageData(rgba, SIZE, SIZE), 0, 0);
-}
+const paint = (canvas, chw, scale) => paintRgba(canvas, chwToRgba(chw, SIZE, SIZE, scale), SIZE, SIZE);
 
 /// An image element → CHW floats in [-1, 1], drawn on white at 64×64.
 function imageToChw(img) {
@@ -106,28 +93,28 @@ export class ForwardPanel {
     const eps = randn(BigInt(s.seed), 3 * SIZE * SIZE);
     const abar = this.tables[s.schedule].alphasCumprod;
     $("t-out").textContent = s.t;
-    paint($("x0"), toRgba(this.x0));
-    paint($("eps"), toRgba(eps, 1 / 6)); // ±3σ spans the grey range
-    paint($("xt"), toRgba(addNoise(s.schedule, s.t, this.x0, eps)));
-    const snr = abar[s.t] / (1 - abar[s.t]);
+    paint($("x0"), this.x0);
+    paint($("eps"), eps, NOISE_SCALE);
+    paint($("xt"), addNoise(s.schedule, s.t, this.x0, eps));
+    const logSnr = this.tables[s.schedule].logSnr[s.t];
     $("abar").textContent = abar[s.t].toPrecision(5);
     $("signal").textContent = Math.sqrt(abar[s.t]).toPrecision(5);
-    $("snr").textContent = snr.toPrecision(4);
-    $("logsnr").textContent = Math.log(snr).toFixed(3);
+    $("snr").textContent = Math.exp(logSnr).toPrecision(4);
+    $("logsnr").textContent = logSnr.toFixed(3);
     for (const kind of ["linear", "cosine"]) {
       const strip = $(`strip-${kind}`);
       strip.replaceChildren(...STRIP_T.map((t) => {
         const c = document.createElement("canvas");
         c.title = `t = ${t}`;
-        paint(c, toRgba(addNoise(kind, t, this.x0, eps)));
+        paint(c, addNoise(kind, t, this.x0, eps));
         return c;
       }));
     }
     const lin = this.tables.linear, cos = this.tables.cosine;
     plot($("plot-abar"), [{ values: lin.alphasCumprod, color: "#e67e22", name: "linear" }, { values: cos.alphasCumprod, color: "#4b6bfb", name: "cosine" }], { min: 0, max: 1, label: "ᾱ_t" });
     plot($("plot-logsnr"), [{ values: lin.logSnr, color: "#e67e22", name: "linear" }, { values: cos.logSnr, color: "#4b6bfb", name: "cosine" }], { min: -20, max: 10, label: "log SNR" });
-    const destroyed = (ab) => ab.findIndex((a) => a / (1 - a) < 0.01);
-    $("destroyed").textContent = STRINGS[s.lang].destroyed(destroyed(lin.alphasCumprod), destroyed(cos.alphasCumprod));
+    const destroyed = (logSnr) => logSnr.findIndex((v) => v < Math.log(0.01)); // SNR < 1%
+    $("destroyed").textContent = STRINGS[s.lang].destroyed(destroyed(lin.logSnr), destroyed(cos.logSnr));
     document.dispatchEvent(new Event("learn-state"));
   }
 }

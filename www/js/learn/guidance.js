@@ -1,6 +1,6 @@
 // Panel 3, classifier-free guidance: one seed decoded at several guidance scales, the prior's guidance
 // on its own, and at any decoder step the unconditional and conditional ε̂ next to their combination.
-import { epsToRgba, paintRgba } from "./model.js";
+import { chwToRgba, NOISE_SCALE, paintRgba } from "../canvas.js";
 
 const $ = (id) => document.getElementById(id);
 export const DECODER_SCALES = [1, 3, 8];
@@ -77,7 +77,7 @@ export class GuidancePanel {
     $("cfg-step").value = String(i);
     $("cfg-t").textContent = f.t;
     for (const [id, eps] of [["cfg-uncond", f.eps_uncond], ["cfg-cond", f.eps_cond], ["cfg-guided", f.eps]]) {
-      paintRgba($(id), epsToRgba(eps, f.width, f.height), f.width, f.height);
+      paintRgba($(id), chwToRgba(eps, f.width, f.height, NOISE_SCALE), f.width, f.height);
     }
   }
 }

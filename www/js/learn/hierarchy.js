@@ -1,6 +1,6 @@
 // Panel 5, the hierarchy: text → prior → image embedding → decoder → super-res, with the tensor shapes of
 // the loaded model and the values of the last run made in panel 2.
-import { paintRgba } from "./model.js";
+import { paintRgba } from "../canvas.js";
 
 const $ = (id) => document.getElementById(id);
 

@@ -32,19 +32,3 @@ export class ModelWorker {
     return this.queue;
   }
 }
-
-/// ε̂ (CHW floats, ~N(0,1)) as RGBA: ±3 spans black to white.
-export function epsToRgba(eps, w, h) {
-  const n = w * h;
-  const rgba = new Uint8ClampedArray(n * 4);
-  for (let p = 0; p < n; p++) {
-    for (let c = 0; c < 3; c++) rgba[p * 4 + c] = Math.round((eps[c * n + p] / 6 + 0.5) * 255);
-    rgba[p * 4 + 3] = 255;
-  }
-  return rgba;
-}
-
-export function paintRgba(canvas, rgba, w, h) {
-  canvas.width = w; canvas.height = h;
-  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
-}

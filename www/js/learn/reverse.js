@@ -1,7 +1,7 @@
 // Panel 2, the reverse process: the decoder runs live in the worker (the generate page's), once with
 // DDPM and once with DDIM from the same seed; every decoder step's x_t, x̂0 and ε̂ go on a timeline.
 
-import { epsToRgba, paintRgba } from "./model.js";
+import { chwToRgba, NOISE_SCALE, paintRgba } from "../canvas.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -71,7 +71,7 @@ export class ReversePanel {
       const f = this.frames[sampler][i];
       paintRgba($(`${sampler}-xt`), f.xt, f.width, f.height);
       paintRgba($(`${sampler}-x0`), f.x0, f.width, f.height);
-      paintRgba($(`${sampler}-eps`), epsToRgba(f.eps, f.width, f.height), f.width, f.height);
+      paintRgba($(`${sampler}-eps`), chwToRgba(f.eps, f.width, f.height, NOISE_SCALE), f.width, f.height);
     }
   }
 

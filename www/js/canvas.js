@@ -1,0 +1,22 @@
+// Drawing tensors on canvases, shared by the generate page and the teaching panels.
+
+/// RGBA bytes onto a canvas of their size.
+export function paintRgba(canvas, rgba, w, h) {
+  canvas.width = w; canvas.height = h;
+  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
+}
+
+/// A CHW float image (3 channels) as RGBA: v·scale + offset in [0, 1], clipped. The defaults show
+/// images in [-1, 1]; `scale = 1/6` shows noise with ±3σ spanning black to white.
+export function chwToRgba(chw, w, h, scale = 0.5, offset = 0.5) {
+  const n = w * h;
+  const rgba = new Uint8ClampedArray(n * 4);
+  for (let p = 0; p < n; p++) {
+    for (let c = 0; c < 3; c++) rgba[p * 4 + c] = Math.round((chw[c * n + p] * scale + offset) * 255);
+    rgba[p * 4 + 3] = 255;
+  }
+  return rgba;
+}
+
+/// Scale that shows ε̂ (~N(0, 1)) with ±3 spanning the grey range.
+export const NOISE_SCALE = 1 / 6;
