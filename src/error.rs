@@ -44,6 +44,10 @@ pub enum Error {
     #[error("{0}")]
     Settings(String),
 
+    /// The GPU: no adapter, a refused device, a lost device, a kernel that cannot launch.
+    #[error("{0}")]
+    Device(String),
+
     #[error("generation was cancelled")]
     Cancelled,
 }

@@ -95,7 +95,7 @@ def export_tokenizer(dst):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", choices=["tiny", "full"], default="tiny")
+    p.add_argument("--preset", choices=["tiny", "cpu", "full"], default="tiny")
     p.add_argument("--out", required=True)
     for c in ["clip", "prior", "decoder", "superres"]:
         p.add_argument(f"--{c}-run", help=f"run directory (default {c}-<preset>)")

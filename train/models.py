@@ -2,7 +2,8 @@
 is an ordinary diffusers UnCLIP folder (spec §5 prior, §7 text_proj, §8 decoder, §10 super-res).
 
 Shapes fixed by the text tower (train/text_encoder.py): embeddings are 384-d (MiniLM), text length 32.
-Presets: `tiny` proves the plumbing on a CPU in seconds per step; `full` is the model to train on a GPU
+Presets: `tiny` proves the plumbing on a CPU in seconds per step; `cpu` is the lean model a 2-core machine can
+train in hours (attention only at the lowest decoder resolution); `full` is the model to train on a GPU
 (sized to fit the 80 MB int8 budget with the 22.7 M-parameter text encoder; see README).
 """
 from diffusers import PriorTransformer, UNet2DConditionModel, UNet2DModel
@@ -20,6 +21,13 @@ PRESETS = {
         "clip": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, patch_size=16),
         "prior": dict(num_layers=2, num_attention_heads=4, attention_head_dim=16),
         "decoder": dict(block_out_channels=(32, 64), layers_per_block=1, attention_head_dim=16, cross_attention_dim=64),
+        "superres": dict(block_out_channels=(32, 64), layers_per_block=1),
+    },
+    "cpu": {
+        "clip": dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4, patch_size=8),
+        "prior": dict(num_layers=4, num_attention_heads=4, attention_head_dim=32),
+        "decoder": dict(block_out_channels=(32, 64, 128), layers_per_block=1, attention_head_dim=32,
+                        cross_attention_dim=128, attention_levels=1),
         "superres": dict(block_out_channels=(32, 64), layers_per_block=1),
     },
     "full": {
@@ -59,16 +67,17 @@ def text_proj(block_out_channels, cross_attention_dim, **_):
     )
 
 
-def decoder(block_out_channels, layers_per_block, attention_head_dim, cross_attention_dim):
-    """Karlo-style UNet2DConditionModel (spec §8): resnet-only top level, SimpleCrossAttn below, scale-shift
-    norm, class_embed_type identity (receives text_proj's additive time embedding), 6 output channels
-    (epsilon + learned-range variance)."""
+def decoder(block_out_channels, layers_per_block, attention_head_dim, cross_attention_dim, attention_levels=None):
+    """Karlo-style UNet2DConditionModel (spec §8): resnet-only top level, SimpleCrossAttn below (only the lowest
+    `attention_levels` levels when given), scale-shift norm, class_embed_type identity (receives text_proj's
+    additive time embedding), 6 output channels (epsilon + learned-range variance)."""
     n = len(block_out_channels)
+    attn = n - 1 if attention_levels is None else attention_levels
     return UNet2DConditionModel(
         sample_size=DECODER_SIZE, in_channels=3, out_channels=6,
-        down_block_types=("ResnetDownsampleBlock2D",) + ("SimpleCrossAttnDownBlock2D",) * (n - 1),
+        down_block_types=("ResnetDownsampleBlock2D",) * (n - attn) + ("SimpleCrossAttnDownBlock2D",) * attn,
         mid_block_type="UNetMidBlock2DSimpleCrossAttn",
-        up_block_types=("SimpleCrossAttnUpBlock2D",) * (n - 1) + ("ResnetUpsampleBlock2D",),
+        up_block_types=("SimpleCrossAttnUpBlock2D",) * attn + ("ResnetUpsampleBlock2D",) * (n - attn),
         block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
         cross_attention_dim=cross_attention_dim, attention_head_dim=attention_head_dim,
         resnet_time_scale_shift="scale_shift", class_embed_type="identity",

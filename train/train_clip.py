@@ -19,7 +19,7 @@ import models
 import trainer
 from data import EmojiData, to_signed
 
-DEFAULTS = {"batch": {"tiny": 64, "full": 512}, "lr": {"tiny": 1e-3, "full": 5e-4}, "weight_decay": 0.05}
+DEFAULTS = {"batch": {"tiny": 64, "cpu": 128, "full": 512}, "lr": {"tiny": 1e-3, "cpu": 1e-3, "full": 5e-4}, "weight_decay": 0.05}
 
 
 class LogitScale(torch.nn.Module):

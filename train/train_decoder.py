@@ -19,7 +19,7 @@ import trainer
 from data import EmojiData, image_embeddings, to_signed
 from diffusion import Schedule, hybrid_loss
 
-DEFAULTS = {"batch": {"tiny": 32, "full": 128}, "lr": {"tiny": 1e-3, "full": 2e-4}}
+DEFAULTS = {"batch": {"tiny": 32, "cpu": 32, "full": 128}, "lr": {"tiny": 1e-3, "cpu": 1e-3, "full": 2e-4}}
 IMAGE_DROP = 0.1
 TEXT_DROP = 0.5
 

@@ -17,7 +17,7 @@ import trainer
 from data import EmojiData, image_embeddings
 from diffusion import Schedule
 
-DEFAULTS = {"batch": {"tiny": 64, "full": 512}, "lr": {"tiny": 1e-3, "full": 3e-4}}
+DEFAULTS = {"batch": {"tiny": 64, "cpu": 128, "full": 512}, "lr": {"tiny": 1e-3, "cpu": 1e-3, "full": 3e-4}}
 TEXT_DROP = 0.1
 
 

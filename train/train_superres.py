@@ -20,7 +20,7 @@ import trainer
 from data import EmojiData, to_signed
 from diffusion import Schedule
 
-DEFAULTS = {"batch": {"tiny": 16, "full": 128}, "lr": {"tiny": 1e-3, "full": 2e-4}}
+DEFAULTS = {"batch": {"tiny": 16, "cpu": 16, "full": 128}, "lr": {"tiny": 1e-3, "cpu": 1e-3, "full": 2e-4}}
 BLUR_SIGMA = (0.2, 1.0)
 NOISE_STD = (0.0, 0.05)
 

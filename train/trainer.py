@@ -21,7 +21,7 @@ RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs")
 def parser(description, defaults):
     """Common flags; `defaults` gives the component's per-preset batch and learning rate."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--preset", choices=["tiny", "full"], default="tiny")
+    p.add_argument("--preset", choices=["tiny", "cpu", "full"], default="tiny")
     p.add_argument("--run", help="run directory name under train/runs (default <component>-<preset>)")
     p.add_argument("--steps", type=int, default=1000, help="total optimiser steps (counted across resumes)")
     p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this much wall time")

@@ -3,6 +3,7 @@
 //! kernels. Tensors are f32, row-major, shapes in PyTorch order (NCHW, (batch, seq, channels)).
 
 pub mod cpu;
+pub mod webgpu;
 
 use std::future::Future;
 
