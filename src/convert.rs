@@ -13,8 +13,10 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, GgufWriter, MetadataValue};
+use crate::image_processor::ClipImageProcessorConfig;
 use crate::manifest::{
-    Attribution, Component, FileEntry, Manifest, SchedulerEntry, TokenizerEntry, FORMAT, FORMAT_VERSION,
+    Attribution, Component, FileEntry, ImageProcessorEntry, Manifest, SchedulerEntry, TokenizerEntry, FORMAT,
+    FORMAT_VERSION,
 };
 
 /// The components of an unCLIP pipeline folder, in pipeline order; `image_encoder` is optional.
@@ -31,6 +33,15 @@ struct ModelInfo {
     license: Option<String>,
     #[serde(default)]
     attribution: Vec<Attribution>,
+    /// Overrides for the image encoder's processing (see [`image_processor`]).
+    image_processor: Option<ImageProcessorInfo>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ImageProcessorInfo {
+    /// A `preprocessor_config.json` body.
+    config: Option<Value>,
+    normalize_embeddings: Option<bool>,
 }
 
 pub fn parse_dtype(s: &str) -> Result<GgmlType> {
@@ -264,6 +275,11 @@ pub fn convert(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut
         );
     }
 
+    if let Some(encoder) = components.get("image_encoder") {
+        let entry = image_processor(src, &encoder["config"], info.image_processor.unwrap_or_default(), &mut progress)?;
+        components.insert("image_processor".into(), serde_json::to_value(entry).expect("entries serialize"));
+    }
+
     // The tokenizer pads to the prior's token count.
     let max_length = components["prior"]["config"]["num_embeddings"]
         .as_u64()
@@ -297,6 +313,34 @@ pub fn convert(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut
         .map_err(|e| Error::Model(format!("the converted manifest is incomplete: {e}")))?;
     write(&out.join("model.json"), manifest.to_json().as_bytes())?;
     Ok(manifest)
+}
+
+/// The image encoder's processing: `feature_extractor/preprocessor_config.json` when the folder has one
+/// (diffusers' image-variation layout; embeddings used as the tower gives them), else the unclip-emoji
+/// export's convention (x / 127.5 − 1 at the tower's size, unit embeddings); `unclip.json`'s
+/// `image_processor` {config, normalize_embeddings} overrides either.
+fn image_processor(
+    src: &Path,
+    encoder_config: &Value,
+    info: ImageProcessorInfo,
+    progress: &mut impl FnMut(&str),
+) -> Result<ImageProcessorEntry> {
+    let path = src.join("feature_extractor").join("preprocessor_config.json");
+    let (mut config, mut normalize_embeddings) = if path.exists() {
+        (read_json(&path, "an image processor config")?, false)
+    } else {
+        let size = encoder_config["image_size"].as_u64().unwrap_or(224) as usize;
+        progress(&format!(
+            "image_encoder: no feature_extractor/preprocessor_config.json, using the unclip-emoji convention (resize to {size}×{size}, x / 127.5 − 1, unit embeddings)"
+        ));
+        (serde_json::to_value(ClipImageProcessorConfig::signed_unit(size)).expect("configs serialize"), true)
+    };
+    config = info.config.unwrap_or(config);
+    normalize_embeddings = info.normalize_embeddings.unwrap_or(normalize_embeddings);
+    let class = config["image_processor_type"].as_str().unwrap_or("CLIPImageProcessor").to_string();
+    serde_json::from_value::<ClipImageProcessorConfig>(config.clone())
+        .map_err(|e| Error::Model(format!("{} is not a CLIPImageProcessor config: {e}", path.display())))?;
+    Ok(ImageProcessorEntry { class, config, normalize_embeddings })
 }
 
 /// Reads a model directory: its manifest, and every listed file verified against its size and hash.

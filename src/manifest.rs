@@ -45,6 +45,18 @@ pub struct SchedulerEntry {
     pub config: serde_json::Value,
 }
 
+/// The image encoder's preprocessing (`feature_extractor/preprocessor_config.json`, unchanged) and
+/// post-processing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageProcessorEntry {
+    /// "CLIPImageProcessor".
+    pub class: String,
+    pub config: serde_json::Value,
+    /// L2-normalise `image_embeds` before they condition the decoder: unclip-emoji trains its prior and
+    /// decoder on unit embeddings; diffusers' Karlo image variations use them as the tower gives them.
+    pub normalize_embeddings: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenizerEntry {
     #[serde(flatten)]
@@ -71,6 +83,9 @@ pub struct Manifest {
     pub super_res_last: Component,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_encoder: Option<Component>,
+    /// How pixels become the image encoder's input, and what is done with its output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_processor: Option<ImageProcessorEntry>,
     pub prior_scheduler: SchedulerEntry,
     pub decoder_scheduler: SchedulerEntry,
     pub super_res_scheduler: SchedulerEntry,

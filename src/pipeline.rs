@@ -27,6 +27,8 @@ use crate::tokenizer::{Tokenizer, Tokens};
 pub enum Stage {
     Text,
     Prior,
+    /// DDIM inversion of the decoder: an image → the noise x_T that decodes to it (image variations).
+    Inversion,
     Decoder,
     SuperRes,
 }
@@ -37,6 +39,7 @@ impl Stage {
         match self {
             Stage::Text => "text",
             Stage::Prior => "prior",
+            Stage::Inversion => "inversion",
             Stage::Decoder => "decoder",
             Stage::SuperRes => "super_res",
         }
@@ -68,7 +71,7 @@ pub struct StepEvent<'a, T> {
 
 impl<'a, T> StepEvent<'a, T> {
     /// Step i of `timesteps`; tensors = [x_t, model output, x̂0, x_{t-1}]; `start` = the stage's start.
-    fn new(
+    pub(crate) fn new(
         stage: Stage,
         i: usize,
         timesteps: &[usize],
@@ -90,7 +93,7 @@ impl<'a, T> StepEvent<'a, T> {
         }
     }
 
-    fn with_guidance(self, parts: Option<&'a Guided<T>>) -> Self {
+    pub(crate) fn with_guidance(self, parts: Option<&'a Guided<T>>) -> Self {
         StepEvent { guidance: parts.map(|g| [&g.uncond, &g.cond]), ..self }
     }
 }
@@ -112,6 +115,16 @@ pub enum Flow {
 pub trait Observer<T> {
     fn on_event(&mut self, event: Event<'_, T>) -> impl Future<Output = Flow>;
 }
+
+/// Sends an event; a cancelling observer ends the enclosing function with `Error::Cancelled`.
+macro_rules! emit {
+    ($obs:expr, $e:expr) => {
+        if $obs.on_event($e).await == $crate::pipeline::Flow::Cancel {
+            return Err($crate::Error::Cancelled);
+        }
+    };
+}
+pub(crate) use emit;
 
 /// Ignores every event.
 pub struct Silent;
@@ -149,6 +162,14 @@ pub struct GenerateParams {
     /// The sampler of the decoder and super-res stages (the prior always runs unCLIP's own step, so
     /// DDPM and DDIM runs from one seed share the prior and the decoder's initial noise).
     pub sampler: Sampler,
+    /// DDIM's stochasticity η (0 = deterministic, 1 = DDPM-like); used when `sampler` is DDIM.
+    pub ddim_eta: f32,
+    /// The prior draws this many image embeddings and keeps the one most similar to the text
+    /// embedding (DALL·E 2 §2.2 uses 2); 1 = plain sampling, as diffusers.
+    pub prior_best_of: usize,
+    /// The decoder's initial noise x_T (C·S·S values) instead of a draw from the seed, e.g. from
+    /// DDIM inversion of an image; the generator then skips that draw.
+    pub decoder_latents: Option<Vec<f32>>,
 }
 
 impl Default for GenerateParams {
@@ -163,12 +184,16 @@ impl Default for GenerateParams {
             decoder_guidance: 8.0,
             image_embedding: None,
             sampler: Sampler::Ddpm,
+            ddim_eta: 0.0,
+            prior_best_of: 1,
+            decoder_latents: None,
         }
     }
 }
 
 pub const MAX_STEPS: usize = 1000;
 pub const MAX_GUIDANCE: f32 = 100.0;
+pub const MAX_BEST_OF: usize = 16;
 
 impl GenerateParams {
     /// Refuses settings that cannot run or would produce NaN, with a sentence saying why.
@@ -192,10 +217,22 @@ impl GenerateParams {
                 )));
             }
         }
+        if !(0.0..=1.0).contains(&self.ddim_eta) {
+            return Err(Error::Settings(format!(
+                "DDIM's η must be between 0 (deterministic) and 1 (DDPM-like) (got {})",
+                self.ddim_eta
+            )));
+        }
+        if !(1..=MAX_BEST_OF).contains(&self.prior_best_of) {
+            return Err(Error::Settings(format!(
+                "the prior's best-of count must be between 1 and {MAX_BEST_OF} (got {}); the paper uses 2",
+                self.prior_best_of
+            )));
+        }
         Ok(())
     }
 
-    fn do_classifier_free_guidance(&self) -> bool {
+    pub fn do_classifier_free_guidance(&self) -> bool {
         self.prior_guidance > 1.0 || self.decoder_guidance > 1.0
     }
 }
@@ -411,7 +448,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
         (self.super_res_first.config.sample_size, self.super_res_first.config.sample_size)
     }
 
-    fn randn(&self, rng: &mut TorchGenerator, shape: &[usize]) -> Result<B::Tensor> {
+    pub(crate) fn randn(&self, rng: &mut TorchGenerator, shape: &[usize]) -> Result<B::Tensor> {
         self.be.tensor(rng.randn(shape.iter().product()), shape)
     }
 
@@ -424,116 +461,160 @@ impl<B: Backend> UnCLIPPipeline<B> {
     }
 
     /// The step coefficients of the chosen sampler.
-    fn coefficients(sampler: Sampler, s: &UnCLIPScheduler, t: usize, prev: Option<usize>) -> Result<StepCoefficients> {
-        Ok(match sampler {
+    fn coefficients(
+        p: &GenerateParams,
+        s: &UnCLIPScheduler,
+        t: usize,
+        prev: Option<usize>,
+    ) -> Result<StepCoefficients> {
+        Ok(match p.sampler {
             Sampler::Ddpm => s.step_coefficients(t, prev)?,
-            Sampler::Ddim => ddim_step_coefficients(s, t, prev, 0.0)?,
+            Sampler::Ddim => ddim_step_coefficients(s, t, prev, p.ddim_eta)?,
         })
     }
 
     pub async fn generate<O: Observer<B::Tensor>>(&self, p: &GenerateParams, obs: &mut O) -> Result<GenerateOutput> {
         p.validate()?;
-        let b = 1; // images per prompt
-        let do_cfg = p.do_classifier_free_guidance();
         let mut rng = TorchGenerator::new(p.seed);
-        macro_rules! emit {
-            ($e:expr) => {
-                if obs.on_event($e).await == Flow::Cancel {
-                    return Err(Error::Cancelled);
-                }
-            };
-        }
+        let text = self.encode_text(&p.prompt, p.do_classifier_free_guidance(), obs).await?;
+        let image_embeddings = match &p.image_embedding {
+            Some(given) => self.embedding_tensor(given)?,
+            None => self.sample_prior(p, &text, &mut rng, obs).await?.embedding,
+        };
+        self.decode(p, &text, &image_embeddings, &mut rng, obs).await
+    }
 
-        // 1. text: [uncond; cond] under CFG (spec §4)
-        let start = now_ms();
-        emit!(Event::StageStart { stage: Stage::Text, steps: 1 });
-        let cond = self.tokenizer.encode(&p.prompt)?;
-        if cond.truncated {
-            emit!(Event::Warning(format!(
-                "the prompt is longer than the {} tokens the text encoder reads; the end was cut off",
-                self.tokenizer.max_length()
+    /// A host embedding as a (1, E) tensor, checked.
+    pub(crate) fn embedding_tensor(&self, given: &[f32]) -> Result<B::Tensor> {
+        let e = self.prior.config.embedding_dim;
+        if given.len() != e || given.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Settings(format!(
+                "the image embedding must be {e} finite numbers (got {} values)",
+                given.len()
             )));
+        }
+        self.be.tensor(given.to_vec(), &[1, e])
+    }
+
+    /// 1. text: [uncond; cond] under CFG (spec §4).
+    pub async fn encode_text<O: Observer<B::Tensor>>(
+        &self,
+        prompt: &str,
+        do_cfg: bool,
+        obs: &mut O,
+    ) -> Result<TextConditioning<B::Tensor>> {
+        let start = now_ms();
+        emit!(obs, Event::StageStart { stage: Stage::Text, steps: 1 });
+        let cond = self.tokenizer.encode(prompt)?;
+        if cond.truncated {
+            emit!(
+                obs,
+                Event::Warning(format!(
+                    "the prompt is longer than the {} tokens the text encoder reads; the end was cut off",
+                    self.tokenizer.max_length()
+                ))
+            );
         }
         let uncond = self.tokenizer.encode("")?;
         let tokens: Vec<&Tokens> = if do_cfg { vec![&uncond, &cond] } else { vec![&cond] };
-        let text = self.text_encoder.encode(&tokens)?;
+        let encoding = self.text_encoder.encode(&tokens)?;
         let mask: Vec<bool> = tokens.iter().flat_map(|t| t.mask.iter().copied()).collect();
-        emit!(Event::StageEnd { stage: Stage::Text, elapsed_ms: now_ms() - start });
+        emit!(obs, Event::StageEnd { stage: Stage::Text, elapsed_ms: now_ms() - start });
+        Ok(TextConditioning { encoding, mask, do_cfg })
+    }
 
-        // 2. prior: noise → normalised image embedding (x0-prediction), then de-normalised (spec §6)
-        let e = self.prior.config.embedding_dim;
-        let image_embeddings = match &p.image_embedding {
-            Some(given) => {
-                if given.len() != e || given.iter().any(|v| !v.is_finite()) {
-                    return Err(Error::Settings(format!(
-                        "the image embedding must be {e} finite numbers (got {} values)",
-                        given.len()
-                    )));
-                }
-                self.be.tensor(given.clone(), &[b, e])?
-            }
-            None => {
-                let timesteps = self.prior_scheduler.set_timesteps(p.prior_steps)?;
-                let start = now_ms();
-                emit!(Event::StageStart { stage: Stage::Prior, steps: timesteps.len() });
-                let mut x = self.randn(&mut rng, &[b, e])?;
-                for (i, &t) in timesteps.iter().enumerate() {
-                    let input = if do_cfg { B::Tensor::cat(&[&x, &x], 0)? } else { x.clone() };
-                    let out = self.prior.forward(&input, t, &text.text_embeds, &text.last_hidden_state, &mask)?;
-                    let guided = if do_cfg { Some(Self::guide(&out, b, e, p.prior_guidance)?) } else { None };
-                    let pred = guided.as_ref().map_or(&out, |g| &g.guided);
-                    let c = self.prior_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
-                    let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, e])?) } else { None };
-                    let (prev, x0) = B::Tensor::scheduler_step(pred, None, &x, noise.as_ref(), &c)?;
-                    let event = StepEvent::new(Stage::Prior, i, &timesteps, [&x, pred, &x0, &prev], start);
-                    emit!(Event::Step(event.with_guidance(guided.as_ref())));
-                    x = prev;
-                }
-                emit!(Event::StageEnd { stage: Stage::Prior, elapsed_ms: now_ms() - start });
-                self.prior.post_process_latents(&x)?
-            }
+    /// 2. prior: noise → normalised image embedding (x0-prediction), then de-normalised (spec §6).
+    /// With `prior_best_of` = n > 1 the n samples run as one batch and the one whose embedding is most
+    /// similar to the text embedding is kept (DALL·E 2 §2.2).
+    pub async fn sample_prior<O: Observer<B::Tensor>>(
+        &self,
+        p: &GenerateParams,
+        text: &TextConditioning<B::Tensor>,
+        rng: &mut TorchGenerator,
+        obs: &mut O,
+    ) -> Result<PriorSample<B::Tensor>> {
+        let (n, e, do_cfg) = (p.prior_best_of, self.prior.config.embedding_dim, text.do_cfg);
+        // each text row (uncond, cond) repeated n times: [u×n; c×n], the layout `guide` splits
+        let (embeds, hidden, mask) = if n == 1 {
+            (text.encoding.text_embeds.clone(), text.encoding.last_hidden_state.clone(), text.mask.clone())
+        } else {
+            let rows = text.encoding.text_embeds.dim(0);
+            let repeat = |t: &B::Tensor| -> Result<B::Tensor> {
+                let parts = (0..rows).map(|r| t.narrow(0, r, 1)).collect::<Result<Vec<_>>>()?;
+                B::Tensor::cat(&parts.iter().flat_map(|x| std::iter::repeat_n(x, n)).collect::<Vec<_>>(), 0)
+            };
+            let l = text.mask.len() / rows;
+            let mask = text.mask.chunks(l).flat_map(|row| row.repeat(n)).collect();
+            (repeat(&text.encoding.text_embeds)?, repeat(&text.encoding.last_hidden_state)?, mask)
         };
-
-        // 3. decoder: text_proj conditioning, CFG on ε, learned variance from the cond half (spec §7, §8.5)
-        let cond = self.text_proj.forward(&image_embeddings, &text.text_embeds, &text.last_hidden_state, do_cfg)?;
-        let k = self.text_proj.config.clip_extra_context_tokens;
-        let l = self.tokenizer.max_length();
-        let decoder_mask: Vec<bool> =
-            mask.chunks(l).flat_map(|row| std::iter::repeat_n(true, k).chain(row.iter().copied())).collect();
-        let dc = &self.decoder.config;
-        let (ch, size) = (dc.in_channels, dc.sample_size);
-        let learned_variance = self.decoder_scheduler.variance_type() == VarianceType::LearnedRange;
-        if learned_variance && dc.out_channels != 2 * ch {
-            return Err(Error::Model(format!(
-                "the decoder scheduler uses learned_range variance but the decoder outputs {} channels, not 2 × {ch}",
-                dc.out_channels
-            )));
-        }
-        let timesteps = self.decoder_scheduler.set_timesteps(p.decoder_steps)?;
+        let timesteps = self.prior_scheduler.set_timesteps(p.prior_steps)?;
         let start = now_ms();
-        emit!(Event::StageStart { stage: Stage::Decoder, steps: timesteps.len() });
-        let mut x = self.randn(&mut rng, &[b, ch, size, size])?;
+        emit!(obs, Event::StageStart { stage: Stage::Prior, steps: timesteps.len() });
+        let mut x = self.randn(rng, &[n, e])?;
         for (i, &t) in timesteps.iter().enumerate() {
             let input = if do_cfg { B::Tensor::cat(&[&x, &x], 0)? } else { x.clone() };
-            let out =
-                self.decoder.forward(&input, t, &cond.encoder_hidden_states, &cond.additive_time_emb, &decoder_mask)?;
-            let (guided, eps, var) = if do_cfg {
-                let var = out.narrow(0, b, b)?.narrow(1, ch, out.dim(1) - ch)?; // the cond half's v
-                let guided = Self::guide(&out, b, ch, p.decoder_guidance)?;
-                let eps = guided.guided.clone();
-                (Some(guided), eps, var)
-            } else {
-                (None, out.narrow(1, 0, ch)?, out.narrow(1, ch, out.dim(1) - ch)?)
-            };
-            let c = Self::coefficients(p.sampler, &self.decoder_scheduler, t, timesteps.get(i + 1).copied())?;
-            let noise = if c.noise.is_some() { Some(self.randn(&mut rng, &[b, ch, size, size])?) } else { None };
-            let var = if learned_variance { Some(&var) } else { None };
-            let (prev, x0) = B::Tensor::scheduler_step(&eps, var, &x, noise.as_ref(), &c)?;
-            let event = StepEvent::new(Stage::Decoder, i, &timesteps, [&x, &eps, &x0, &prev], start);
-            emit!(Event::Step(event.with_guidance(guided.as_ref())));
+            let out = self.prior.forward(&input, t, &embeds, &hidden, &mask)?;
+            let guided = if do_cfg { Some(Self::guide(&out, n, e, p.prior_guidance)?) } else { None };
+            let pred = guided.as_ref().map_or(&out, |g| &g.guided);
+            let c = self.prior_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
+            let noise = if c.noise.is_some() { Some(self.randn(rng, &[n, e])?) } else { None };
+            let (prev, x0) = B::Tensor::scheduler_step(pred, None, &x, noise.as_ref(), &c)?;
+            let event = StepEvent::new(Stage::Prior, i, &timesteps, [&x, pred, &x0, &prev], start);
+            emit!(obs, Event::Step(event.with_guidance(guided.as_ref())));
             x = prev;
         }
-        emit!(Event::StageEnd { stage: Stage::Decoder, elapsed_ms: now_ms() - start });
+        emit!(obs, Event::StageEnd { stage: Stage::Prior, elapsed_ms: now_ms() - start });
+        let embeddings = self.prior.post_process_latents(&x)?; // (n, E)
+        if n == 1 {
+            return Ok(PriorSample { embedding: embeddings, candidates: Vec::new(), chosen: 0 });
+        }
+        let text_rows = text.encoding.text_embeds.dim(0);
+        let cond_text = text.encoding.text_embeds.narrow(0, text_rows - 1, 1)?.to_vec().await?;
+        let candidates: Vec<Vec<f32>> = embeddings.to_vec().await?.chunks(e).map(<[f32]>::to_vec).collect();
+        let chosen = crate::latent::best_of(&candidates, &cond_text)?;
+        Ok(PriorSample { embedding: embeddings.narrow(0, chosen, 1)?, candidates, chosen })
+    }
+
+    /// 3.–5. decoder, super-res, post-processing for one image embedding (1, E).
+    pub async fn decode<O: Observer<B::Tensor>>(
+        &self,
+        p: &GenerateParams,
+        text: &TextConditioning<B::Tensor>,
+        image_embeddings: &B::Tensor,
+        rng: &mut TorchGenerator,
+        obs: &mut O,
+    ) -> Result<GenerateOutput> {
+        let b = 1; // images per prompt
+        let cond = self.decoder_conditioning(text, image_embeddings)?;
+        let dc = &self.decoder.config;
+        let (ch, size) = (dc.in_channels, dc.sample_size);
+        let timesteps = self.decoder_scheduler.set_timesteps(p.decoder_steps)?;
+        let start = now_ms();
+        emit!(obs, Event::StageStart { stage: Stage::Decoder, steps: timesteps.len() });
+        let mut x = match &p.decoder_latents {
+            Some(given) if given.len() == b * ch * size * size && given.iter().all(|v| v.is_finite()) => {
+                self.be.tensor(given.clone(), &[b, ch, size, size])?
+            }
+            Some(given) => {
+                return Err(Error::Settings(format!(
+                    "the decoder's initial noise must be {} finite numbers ({ch}×{size}×{size}), got {} values",
+                    b * ch * size * size,
+                    given.len()
+                )))
+            }
+            None => self.randn(rng, &[b, ch, size, size])?,
+        };
+        for (i, &t) in timesteps.iter().enumerate() {
+            let (eps, var, guided) = self.decoder_eps(&x, t, &cond, p.decoder_guidance)?;
+            let c = Self::coefficients(p, &self.decoder_scheduler, t, timesteps.get(i + 1).copied())?;
+            let noise = if c.noise.is_some() { Some(self.randn(rng, &[b, ch, size, size])?) } else { None };
+            let var = if cond.learned_variance { Some(&var) } else { None };
+            let (prev, x0) = B::Tensor::scheduler_step(&eps, var, &x, noise.as_ref(), &c)?;
+            let event = StepEvent::new(Stage::Decoder, i, &timesteps, [&x, &eps, &x0, &prev], start);
+            emit!(obs, Event::Step(event.with_guidance(guided.as_ref())));
+            x = prev;
+        }
+        emit!(obs, Event::StageEnd { stage: Stage::Decoder, elapsed_ms: now_ms() - start });
         let image_small = x.clamp(-1.0, 1.0)?;
 
         // 4. super-res: bicubic-AA upsample as the condition; `super_res_last` only for the last step (spec §10)
@@ -542,22 +623,88 @@ impl<B: Backend> UnCLIPPipeline<B> {
         let upscaled = resize_bicubic_aa(&self.be, &image_small, sr_size, sr_size)?;
         let timesteps = self.super_res_scheduler.set_timesteps(p.sr_steps)?;
         let start = now_ms();
-        emit!(Event::StageStart { stage: Stage::SuperRes, steps: timesteps.len() });
-        let mut x = self.randn(&mut rng, &[b, sr_ch, sr_size, sr_size])?;
+        emit!(obs, Event::StageStart { stage: Stage::SuperRes, steps: timesteps.len() });
+        let mut x = self.randn(rng, &[b, sr_ch, sr_size, sr_size])?;
         for (i, &t) in timesteps.iter().enumerate() {
             let unet = if i + 1 == timesteps.len() { &self.super_res_last } else { &self.super_res_first };
             let eps = unet.forward(&B::Tensor::cat(&[&x, &upscaled], 1)?, t)?;
-            let c = Self::coefficients(p.sampler, &self.super_res_scheduler, t, timesteps.get(i + 1).copied())?;
-            let noise =
-                if c.noise.is_some() { Some(self.randn(&mut rng, &[b, sr_ch, sr_size, sr_size])?) } else { None };
+            let c = Self::coefficients(p, &self.super_res_scheduler, t, timesteps.get(i + 1).copied())?;
+            let noise = if c.noise.is_some() { Some(self.randn(rng, &[b, sr_ch, sr_size, sr_size])?) } else { None };
             let (prev, x0) = B::Tensor::scheduler_step(&eps, None, &x, noise.as_ref(), &c)?;
-            emit!(Event::Step(StepEvent::new(Stage::SuperRes, i, &timesteps, [&x, &eps, &x0, &prev], start)));
+            emit!(obs, Event::Step(StepEvent::new(Stage::SuperRes, i, &timesteps, [&x, &eps, &x0, &prev], start)));
             x = prev;
         }
-        emit!(Event::StageEnd { stage: Stage::SuperRes, elapsed_ms: now_ms() - start });
+        emit!(obs, Event::StageEnd { stage: Stage::SuperRes, elapsed_ms: now_ms() - start });
 
         // 5. post-process: (x·0.5 + 0.5).clamp(0, 1), NHWC (spec §12)
         let image = chw_to_hwc01(&x.to_vec().await?, sr_ch, sr_size, sr_size);
         Ok(GenerateOutput { image, height: sr_size, width: sr_size, image_embedding: image_embeddings.to_vec().await? })
     }
+
+    /// The decoder's conditioning: text_proj (spec §7) and the decoder mask (4 extra tokens always visible).
+    pub(crate) fn decoder_conditioning(
+        &self,
+        text: &TextConditioning<B::Tensor>,
+        image_embeddings: &B::Tensor,
+    ) -> Result<DecoderCondition<B::Tensor>> {
+        let enc = &text.encoding;
+        let tp = self.text_proj.forward(image_embeddings, &enc.text_embeds, &enc.last_hidden_state, text.do_cfg)?;
+        let k = self.text_proj.config.clip_extra_context_tokens;
+        let l = self.tokenizer.max_length();
+        let mask =
+            text.mask.chunks(l).flat_map(|row| std::iter::repeat_n(true, k).chain(row.iter().copied())).collect();
+        let dc = &self.decoder.config;
+        let learned_variance = self.decoder_scheduler.variance_type() == VarianceType::LearnedRange;
+        if learned_variance && dc.out_channels != 2 * dc.in_channels {
+            return Err(Error::Model(format!(
+                "the decoder scheduler uses learned_range variance but the decoder outputs {} channels, not 2 × {}",
+                dc.out_channels, dc.in_channels
+            )));
+        }
+        Ok(DecoderCondition { tp, mask, do_cfg: text.do_cfg, learned_variance })
+    }
+
+    /// One decoder call on x (1, C, S, S): (ε̂ guided, v from the cond half, the guidance parts) (spec §8.5).
+    pub(crate) fn decoder_eps(
+        &self,
+        x: &B::Tensor,
+        t: usize,
+        cond: &DecoderCondition<B::Tensor>,
+        guidance: f32,
+    ) -> Result<(B::Tensor, B::Tensor, Option<Guided<B::Tensor>>)> {
+        let (b, ch) = (x.dim(0), x.dim(1));
+        let input = if cond.do_cfg { B::Tensor::cat(&[x, x], 0)? } else { x.clone() };
+        let tp = &cond.tp;
+        let out = self.decoder.forward(&input, t, &tp.encoder_hidden_states, &tp.additive_time_emb, &cond.mask)?;
+        Ok(if cond.do_cfg {
+            let var = out.narrow(0, b, b)?.narrow(1, ch, out.dim(1) - ch)?; // the cond half's v
+            let guided = Self::guide(&out, b, ch, guidance)?;
+            (guided.guided.clone(), var, Some(guided))
+        } else {
+            (out.narrow(1, 0, ch)?, out.narrow(1, ch, out.dim(1) - ch)?, None)
+        })
+    }
+}
+
+/// What the text encoder gives the prior and the decoder: [uncond; cond] under CFG, and their masks.
+pub struct TextConditioning<T> {
+    pub encoding: TextEncoding<T>,
+    /// (rows · L) token masks.
+    pub mask: Vec<bool>,
+    pub do_cfg: bool,
+}
+
+/// The prior's output: the embedding kept (1, E) and, under best-of-N, every candidate and which won.
+pub struct PriorSample<T> {
+    pub embedding: T,
+    pub candidates: Vec<Vec<f32>>,
+    pub chosen: usize,
+}
+
+/// The decoder's conditioning for one image embedding.
+pub(crate) struct DecoderCondition<T> {
+    tp: DecoderConditioning<T>,
+    mask: Vec<bool>,
+    do_cfg: bool,
+    learned_variance: bool,
 }

@@ -66,6 +66,43 @@ pub fn ddim_step_coefficients(
     })
 }
 
+/// One step of DDIM inversion (Song et al. 2020 §4.3; DALL·E 2 §3.1 "variations"): the deterministic
+/// DDIM update run backwards, from the noise level of `from_t` (`None` = the clean image, ᾱ = 1, the
+/// level the last sampling step ends on) up to the level of `to_t`, with ε̂ evaluated at the lower level:
+///
+/// `x_to = √ᾱ_to·x̂₀ + √(1−ᾱ_to)·ε̂`, `x̂₀ = (x_from − √(1−ᾱ_from)·ε̂) / √ᾱ_from`
+///
+/// as `x_to = sample·x_from + eps·ε̂` (and `x̂₀ = x0_sample·x_from + x0_eps·ε̂`). Nothing is clipped:
+/// the η = 0 step `to_t → from_t` of [`ddim_step_coefficients`] undoes it exactly when ε̂ is the same
+/// and x̂₀ lies inside the clip range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InversionCoefficients {
+    pub sample: f32,
+    pub eps: f32,
+    pub x0_sample: f32,
+    pub x0_eps: f32,
+}
+
+pub fn ddim_inversion_coefficients(
+    scheduler: &UnCLIPScheduler,
+    from_t: Option<usize>,
+    to_t: usize,
+) -> Result<InversionCoefficients, SchedulerError> {
+    let alpha_to = scheduler.step_alphas(to_t, None)?.alpha_prod_t;
+    let alpha_from = match from_t {
+        Some(f) if f >= to_t => return Err(SchedulerError::PrevTimestepNotBefore { t: to_t, prev_t: f }),
+        Some(f) => scheduler.step_alphas(f, None)?.alpha_prod_t,
+        None => 1.0,
+    };
+    let (x0_sample, x0_eps) = (1.0 / alpha_from.sqrt(), -(1.0 - alpha_from).sqrt() / alpha_from.sqrt());
+    Ok(InversionCoefficients {
+        sample: alpha_to.sqrt() * x0_sample,
+        eps: alpha_to.sqrt() * x0_eps + (1.0 - alpha_to).sqrt(),
+        x0_sample,
+        x0_eps,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +163,37 @@ mod tests {
         let (x0, prev) = apply_step(&c, &[0.5, -3.0], &[0.1, 0.2], None, None);
         assert_eq!(x0, prev);
         assert_eq!(prev[1], -1.0);
+    }
+
+    /// Inverting from each level to the next and stepping back with η = 0 DDIM and the same ε̂ returns
+    /// the sample, at every step of a 25-step schedule (samples on one noising trajectory, so x̂₀ stays
+    /// inside the clip range).
+    #[test]
+    fn ddim_inversion_is_undone_by_the_deterministic_step() {
+        let s = scheduler(DECODER_CONFIG);
+        let timesteps = s.set_timesteps(25).unwrap();
+        let x0 = [0.2f32, -0.5, 0.9, 0.0];
+        let eps = [1.2f32, -0.4, 0.1, -2.0];
+        for (i, &t) in timesteps.iter().enumerate() {
+            let from = timesteps.get(i + 1).copied();
+            let ab = from.map_or(1.0, |f| s.alphas_cumprod()[f]);
+            let x_from: Vec<f32> = (0..4).map(|k| ab.sqrt() * x0[k] + (1.0 - ab).sqrt() * eps[k]).collect();
+            let c = ddim_inversion_coefficients(&s, from, t).unwrap();
+            let x_to: Vec<f32> = (0..4).map(|k| c.sample * x_from[k] + c.eps * eps[k]).collect();
+            let at = s.add_noise_coefficients(t).unwrap();
+            for k in 0..4 {
+                let want = at.sqrt_alpha_prod * x0[k] + at.sqrt_one_minus_alpha_prod * eps[k];
+                assert!((x_to[k] - want).abs() < 1e-4, "t={t}: inversion lands on the trajectory");
+            }
+            let back = ddim_step_coefficients(&s, t, from, 0.0).unwrap();
+            let (_, prev) = apply_step(&back, &x_to, &eps, None, None);
+            for k in 0..4 {
+                assert!((prev[k] - x_from[k]).abs() < 2e-3, "t={t} k={k}: {} vs {}", prev[k], x_from[k]);
+            }
+        }
+        assert!(ddim_inversion_coefficients(&s, Some(500), 400).is_err());
+        let first = ddim_inversion_coefficients(&s, None, 0).unwrap();
+        assert_eq!((first.x0_sample, first.x0_eps), (1.0, 0.0), "from the clean image x̂₀ is the image");
     }
 
     #[test]

@@ -10,7 +10,10 @@ pub mod ddim;
 pub mod unclip;
 
 pub use betas::{alphas_cumprod, betas, log_snr, BetaSchedule};
-pub use ddim::{ddim_step_coefficients, predicted_epsilon_coefficients, EpsilonFromX0};
+pub use ddim::{
+    ddim_inversion_coefficients, ddim_step_coefficients, predicted_epsilon_coefficients, EpsilonFromX0,
+    InversionCoefficients,
+};
 pub use unclip::{AddNoiseCoefficients, PredictionType, UnCLIPScheduler, UnCLIPSchedulerConfig, VarianceType};
 
 use thiserror::Error;

@@ -79,6 +79,9 @@ enum Command {
         /// ddpm (diffusers' ancestral unCLIP step) or ddim (η = 0, deterministic after the initial noise).
         #[arg(long, value_enum, default_value = "ddpm")]
         sampler: SamplerChoice,
+        /// Draw this many image embeddings with the prior and keep the one closest to the text (DALL·E 2 uses 2).
+        #[arg(long, default_value_t = 1)]
+        prior_best_of: usize,
     },
     /// Show a model directory's components or a GGUF file's tensors.
     Info { path: PathBuf },
@@ -144,6 +147,7 @@ fn run(command: Command) -> Result<()> {
             steps_dir,
             backend,
             sampler,
+            prior_best_of,
         } => {
             let params = GenerateParams {
                 prompt,
@@ -158,6 +162,8 @@ fn run(command: Command) -> Result<()> {
                     SamplerChoice::Ddpm => Sampler::Ddpm,
                     SamplerChoice::Ddim => Sampler::Ddim,
                 },
+                prior_best_of,
+                ..GenerateParams::default()
             };
             params.validate()?;
             if out.is_none() && out_npy.is_none() && steps_dir.is_none() {
