@@ -60,7 +60,6 @@ fn bad_settings_are_refused() {
     run_gen(&model, "horse", &["--prior-guidance", "inf"], "prior guidance");
     run_gen(&model, "horse", &["--decoder-steps", "1"], "decoder steps");
     run_gen(&model, "horse", &["--sr-steps", "5000"], "super-res steps");
-    run_gen(&model, "horse", &["--backend", "webgpu"], "webgpu");
 }
 
 #[test]

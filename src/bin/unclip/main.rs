@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod bench;
 
 use unclip::backend::cpu::Cpu;
+use unclip::backend::webgpu::WebGpu;
 use unclip::backend::{Backend, Tensor};
 use unclip::convert::{convert, open_model_dir, parse_dtype};
 use unclip::gguf::GgufFile;
@@ -174,7 +175,10 @@ fn run(command: Command) -> Result<()> {
             match backend {
                 BackendChoice::Cpu => generate(&Cpu, &model, &params, out, out_npy, steps_dir),
                 BackendChoice::Webgpu => {
-                    Err(Error::Settings("the webgpu backend is not part of this build yet; use --backend cpu".into()))
+                    let gpu = pollster::block_on(WebGpu::new())?;
+                    let a = gpu.adapter();
+                    eprintln!("WebGPU adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+                    generate(&gpu, &model, &params, out, out_npy, steps_dir)
                 }
             }
         }
