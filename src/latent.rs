@@ -148,9 +148,11 @@ pub fn text_diff_frames(
 
 /// The prior's best-of-N (paper §2.2: "sample two z_i and keep the one with the higher dot product
 /// with z_t"): the index of the candidate most similar to the text embedding. Similarity is the
-/// cosine, i.e. the dot product of the unit vectors the paper uses.
+/// cosine, i.e. the dot product of the unit vectors the paper uses; an all-zero candidate (a prior
+/// whose clip_std is zero, like diffusers' untrained test prior) has none and scores 0. Ties keep the
+/// first.
 pub fn best_of(candidates: &[Vec<f32>], text: &[f32]) -> Result<usize> {
-    let mut best = (0, f32::NEG_INFINITY);
+    let mut best = (0, f64::NEG_INFINITY);
     for (i, c) in candidates.iter().enumerate() {
         if c.len() != text.len() {
             return Err(Error::Model(format!(
@@ -159,7 +161,11 @@ pub fn best_of(candidates: &[Vec<f32>], text: &[f32]) -> Result<usize> {
                 text.len()
             )));
         }
-        let s = cosine_similarity(c, text)?;
+        if c.iter().chain(text).any(|x| !x.is_finite()) {
+            return Err(Error::Model("the prior or the text encoder produced NaN or infinite values".into()));
+        }
+        let lengths = norm(c) * norm(text);
+        let s = if lengths > 0.0 { dot(c, text) / lengths } else { 0.0 };
         if s > best.1 {
             best = (i, s);
         }
@@ -265,5 +271,7 @@ mod tests {
         assert_eq!(best_of(&[far_but_long.clone(), near.clone()], &text).unwrap(), 1);
         assert_eq!(best_of(&[near, far_but_long], &text).unwrap(), 0);
         assert!(best_of(&[vec![1.0, 2.0]], &text).unwrap_err().to_string().contains("2-d image and 3-d text"));
+        assert_eq!(best_of(&[vec![0.0; 3], vec![-1.0, -1.0, 0.0]], &text).unwrap(), 0, "no direction scores 0");
+        assert!(best_of(&[vec![f32::NAN; 3]], &text).is_err());
     }
 }
