@@ -33,7 +33,9 @@ fn check_pair(what: &str, a: &[f32], b: &[f32]) -> Result<()> {
             return Err(Error::Settings(format!("{what} got an embedding with NaN or infinite values")));
         }
         if norm(v) == 0.0 {
-            return Err(Error::Settings(format!("{what} got an all-zero embedding, which has no direction to rotate")));
+            return Err(Error::Settings(format!(
+                "{what} got an all-zero embedding, which has no direction: an untrained prior (clip_std = 0) makes those, so start from an image or use a trained model"
+            )));
         }
     }
     Ok(())

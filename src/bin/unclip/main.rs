@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod apng;
 mod bench;
+mod remix;
 
 use unclip::backend::cpu::Cpu;
 use unclip::backend::webgpu::WebGpu;
@@ -84,6 +86,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         prior_best_of: usize,
     },
+    #[command(flatten)]
+    Remix(remix::RemixCommand),
     /// Show a model directory's components or a GGUF file's tensors.
     Info { path: PathBuf },
     /// Time the pipeline on the CPU against diffusers/PyTorch on the same weights; writes docs/benchmarks.md.
@@ -182,6 +186,7 @@ fn run(command: Command) -> Result<()> {
                 }
             }
         }
+        Command::Remix(command) => remix::run(command),
         Command::Info { path } => info(&path),
         Command::Bench { weights_of: Some(keys), out, .. } => bench::weight_memory(&keys, &out),
         Command::Bench { model: None, .. } => Err(Error::Settings("give --model DIR or --weights-of DIR".into())),

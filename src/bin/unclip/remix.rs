@@ -1,0 +1,349 @@
+//! `unclip variations | interpolate | text-diff | embed`: DALL·E 2's CLIP-latent features (§3 of the
+//! paper) with `generate`'s conventions: --model, --seed, the step and guidance flags, --backend,
+//! --sampler; a PNG strip of the frames (--out), optionally each frame (--frames-dir) and an animated
+//! PNG (--animation); errors are one sentence and exit status 1.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use unclip::backend::cpu::Cpu;
+use unclip::backend::webgpu::WebGpu;
+use unclip::backend::Backend;
+use unclip::convert::open_model_dir;
+use unclip::image_processor::RgbaImage;
+use unclip::latent;
+use unclip::pipeline::{GenerateOutput, GenerateParams, Sampler, UnCLIPPipeline};
+use unclip::remix::{frame_params, variation_params};
+use unclip::{Error, Result};
+
+use crate::apng::write_apng;
+use crate::{write_png, BackendChoice, ProgressBar, SamplerChoice};
+
+/// The model, seed, steps, guidance, sampler and backend, as for `generate`.
+#[derive(Args)]
+pub struct Common {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Prior steps (for endpoints given as text).
+    #[arg(long, default_value_t = 25)]
+    prior_steps: usize,
+    #[arg(long, default_value_t = 25)]
+    decoder_steps: usize,
+    #[arg(long, default_value_t = 7)]
+    sr_steps: usize,
+    #[arg(long, default_value_t = 4.0)]
+    prior_guidance: f32,
+    #[arg(long, default_value_t = 8.0)]
+    decoder_guidance: f32,
+    /// Draw this many image embeddings with the prior and keep the one closest to the text (DALL·E 2 uses 2).
+    #[arg(long, default_value_t = 1)]
+    prior_best_of: usize,
+    #[arg(long, value_enum, default_value = "ddpm")]
+    sampler: SamplerChoice,
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendChoice,
+}
+
+/// Where the frames go.
+#[derive(Args)]
+pub struct Outputs {
+    /// The frames side by side as one PNG.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write each frame as DIR/frame_NN.png.
+    #[arg(long)]
+    frames_dir: Option<PathBuf>,
+    /// Also write an animated PNG that plays the frames forwards and back.
+    #[arg(long)]
+    animation: Option<PathBuf>,
+    /// Milliseconds per frame of the animation.
+    #[arg(long, default_value_t = 150)]
+    frame_ms: u16,
+}
+
+#[derive(Subcommand)]
+pub enum RemixCommand {
+    /// Variations of an image: its CLIP image embedding decoded from several seeds (DALL·E 2 Fig. 3).
+    Variations {
+        #[command(flatten)]
+        common: Common,
+        /// The source image (PNG).
+        #[arg(long)]
+        image: PathBuf,
+        /// How many variations (seeds SEED, SEED+1, …).
+        #[arg(long, default_value_t = 4)]
+        count: usize,
+        /// Start the decoder from the image's own noise, found by DDIM inversion, to keep its layout;
+        /// the decoder then samples with DDIM at --eta (0 reconstructs the image).
+        #[arg(long)]
+        invert: bool,
+        #[arg(long, default_value_t = 0.5)]
+        eta: f32,
+        #[command(flatten)]
+        outputs: Outputs,
+    },
+    /// Frames along the great circle between two image embeddings, all decoded from one seed (Fig. 4).
+    Interpolate {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        from_image: Option<PathBuf>,
+        /// A prompt whose image embedding (through the prior) starts the interpolation.
+        #[arg(long)]
+        from_text: Option<String>,
+        #[arg(long)]
+        to_image: Option<PathBuf>,
+        #[arg(long)]
+        to_text: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
+        #[command(flatten)]
+        outputs: Outputs,
+    },
+    /// An image embedding rotated towards normalise(z_t(--to) − z_t(--from)) for θ from 0 to --max-theta (Fig. 5).
+    TextDiff {
+        #[command(flatten)]
+        common: Common,
+        /// The image to change (PNG).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Or a prompt, through the prior.
+        #[arg(long)]
+        prompt: Option<String>,
+        /// What the picture shows now ("a cat").
+        #[arg(long)]
+        from: String,
+        /// What it should show ("a dog").
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value_t = 5)]
+        frames: usize,
+        #[arg(long, default_value_t = 0.5)]
+        max_theta: f32,
+        #[command(flatten)]
+        outputs: Outputs,
+    },
+    /// Print a prompt's or an image's embedding as JSON (a prompt gives its text embedding z_t and the
+    /// prior's image embedding for --seed).
+    Embed {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long)]
+        image: Option<PathBuf>,
+    },
+}
+
+impl RemixCommand {
+    fn common(&self) -> &Common {
+        match self {
+            RemixCommand::Variations { common, .. }
+            | RemixCommand::Interpolate { common, .. }
+            | RemixCommand::TextDiff { common, .. }
+            | RemixCommand::Embed { common, .. } => common,
+        }
+    }
+}
+
+pub fn run(command: RemixCommand) -> Result<()> {
+    match command.common().backend {
+        BackendChoice::Cpu => run_on(&Cpu, command),
+        BackendChoice::Webgpu => {
+            let gpu = pollster::block_on(WebGpu::new())?;
+            let a = gpu.adapter();
+            eprintln!("WebGPU adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+            run_on(&gpu, command)
+        }
+    }
+}
+
+fn base_params(c: &Common) -> Result<GenerateParams> {
+    let p = GenerateParams {
+        seed: c.seed,
+        prior_steps: c.prior_steps,
+        decoder_steps: c.decoder_steps,
+        sr_steps: c.sr_steps,
+        prior_guidance: c.prior_guidance,
+        decoder_guidance: c.decoder_guidance,
+        prior_best_of: c.prior_best_of,
+        sampler: match c.sampler {
+            SamplerChoice::Ddpm => Sampler::Ddpm,
+            SamplerChoice::Ddim => Sampler::Ddim,
+        },
+        ..GenerateParams::default()
+    };
+    GenerateParams { image_embedding: Some(Vec::new()), ..p.clone() }.validate()?;
+    Ok(p)
+}
+
+fn read_image(path: &Path) -> Result<RgbaImage> {
+    let img = image::open(path)
+        .map_err(|e| Error::Settings(format!("could not read the image {}: {e} (PNG files can be read)", path.display())))?
+        .to_rgba8();
+    RgbaImage::new(img.width() as usize, img.height() as usize, img.into_raw())
+}
+
+/// Exactly one of an image file and a prompt.
+fn one_source<'a>(what: &str, image: &'a Option<PathBuf>, text: &'a Option<String>, flags: [&str; 2]) -> Result<Source<'a>> {
+    match (image, text) {
+        (Some(path), None) => Ok(Source::Image(path)),
+        (None, Some(text)) => Ok(Source::Text(text)),
+        _ => Err(Error::Settings(format!(
+            "give the {what} as {} FILE.png or as {} TEXT, exactly one of the two",
+            flags[0], flags[1]
+        ))),
+    }
+}
+
+enum Source<'a> {
+    Image(&'a Path),
+    Text(&'a str),
+}
+
+fn needs_output(o: &Outputs) -> Result<()> {
+    if o.out.is_none() && o.frames_dir.is_none() && o.animation.is_none() {
+        return Err(Error::Settings(
+            "nothing to write: give --out STRIP.png, --frames-dir DIR or --animation FILE.png".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr.
+fn progress() -> ProgressBar {
+    ProgressBar { steps_dir: None, error: None }
+}
+
+/// The observer's own error (which made it cancel) before the pipeline's.
+fn settle<T>(progress: ProgressBar, result: Result<T>) -> Result<T> {
+    progress.error.map_or(result, Err)
+}
+
+struct Cli<B: Backend> {
+    pipeline: UnCLIPPipeline<B>,
+}
+
+impl<B: Backend> Cli<B> {
+    fn embed(&self, source: &Source, base: &GenerateParams) -> Result<Vec<f32>> {
+        match source {
+            Source::Image(path) => pollster::block_on(self.pipeline.embed_image(&read_image(path)?)),
+            Source::Text(text) => {
+                let p = GenerateParams { prompt: text.to_string(), ..base.clone() };
+                let mut progress = progress();
+                let result = pollster::block_on(self.pipeline.embed_prompt(&p, &mut progress));
+                settle(progress, result)
+            }
+        }
+    }
+
+    /// Decodes each frame's settings, reporting progress, and writes the outputs.
+    fn frames(&self, params: Vec<GenerateParams>, outputs: &Outputs, bounce: bool) -> Result<()> {
+        let n = params.len();
+        let mut images: Vec<GenerateOutput> = Vec::with_capacity(n);
+        for (k, p) in params.iter().enumerate() {
+            eprintln!("frame {}/{n} (seed {})", k + 1, p.seed);
+            let mut progress = progress();
+            let result = pollster::block_on(self.pipeline.generate(p, &mut progress));
+            images.push(settle(progress, result)?);
+        }
+        write_frames(&images, outputs, bounce)
+    }
+}
+
+fn write_frames(images: &[GenerateOutput], o: &Outputs, bounce: bool) -> Result<()> {
+    let (w, h) = (images[0].width, images[0].height);
+    let rgba: Vec<Vec<u8>> = images.iter().map(GenerateOutput::to_rgba8).collect();
+    if let Some(path) = &o.out {
+        // (h, n·w): row y of the strip is row y of every frame in turn
+        let strip: Vec<u8> = (0..h).flat_map(|y| rgba.iter().flat_map(move |f| f[y * w * 4..(y + 1) * w * 4].iter().copied())).collect();
+        write_png(path, &strip, w * rgba.len(), h)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = &o.frames_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for (k, f) in rgba.iter().enumerate() {
+            write_png(&dir.join(format!("frame_{k:02}.png")), f, w, h)?;
+        }
+        eprintln!("wrote {} frames to {}", rgba.len(), dir.display());
+    }
+    if let Some(path) = &o.animation {
+        let mut order: Vec<&Vec<u8>> = rgba.iter().collect();
+        if bounce && rgba.len() > 2 {
+            order.extend(rgba[1..rgba.len() - 1].iter().rev());
+        }
+        write_apng(path, &order.into_iter().cloned().collect::<Vec<_>>(), w, h, o.frame_ms.max(1))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_on<B: Backend>(be: &B, command: RemixCommand) -> Result<()> {
+    let base = base_params(command.common())?;
+    if let RemixCommand::Variations { outputs, .. }
+    | RemixCommand::Interpolate { outputs, .. }
+    | RemixCommand::TextDiff { outputs, .. } = &command
+    {
+        needs_output(outputs)?;
+    }
+    let (manifest, open) = open_model_dir(&command.common().model)?;
+    let cli = Cli { pipeline: UnCLIPPipeline::load(be, manifest, open)? };
+    match command {
+        RemixCommand::Variations { image, count, invert, eta, outputs, .. } => {
+            if !(1..=64).contains(&count) {
+                return Err(Error::Settings(format!("--count must be between 1 and 64 (got {count})")));
+            }
+            let base = GenerateParams { ddim_eta: eta, ..base };
+            let picture = read_image(&image)?;
+            let embedding = pollster::block_on(cli.pipeline.embed_image(&picture))?;
+            let inverted = if invert {
+                let frame = frame_params(&base, embedding.clone(), base.seed);
+                let mut progress = progress();
+                let result = pollster::block_on(cli.pipeline.invert(&picture, &embedding, &frame, &mut progress));
+                Some(settle(progress, result)?)
+            } else {
+                None
+            };
+            let params = (0..count).map(|k| variation_params(&base, &embedding, inverted.as_deref(), k)).collect();
+            cli.frames(params, &outputs, false)
+        }
+        RemixCommand::Interpolate { from_image, from_text, to_image, to_text, frames, outputs, .. } => {
+            let from = one_source("start", &from_image, &from_text, ["--from-image", "--from-text"])?;
+            let to = one_source("end", &to_image, &to_text, ["--to-image", "--to-text"])?;
+            let (a, b) = (cli.embed(&from, &base)?, cli.embed(&to, &base)?);
+            let embeddings = latent::interpolation(&a, &b, frames)?;
+            cli.frames(embeddings.into_iter().map(|z| frame_params(&base, z, base.seed)).collect(), &outputs, true)
+        }
+        RemixCommand::TextDiff { image, prompt, from, to, frames, max_theta, outputs, .. } => {
+            if !(0.0..=1.0).contains(&max_theta) {
+                return Err(Error::Settings(format!("--max-theta must be between 0 and 1 (got {max_theta})")));
+            }
+            let z_i = cli.embed(&one_source("picture", &image, &prompt, ["--image", "--prompt"])?, &base)?;
+            let current = pollster::block_on(cli.pipeline.text_embedding(&from))?;
+            let target = pollster::block_on(cli.pipeline.text_embedding(&to))?;
+            let embeddings = latent::text_diff_frames(&z_i, &current, &target, frames, max_theta)?;
+            cli.frames(embeddings.into_iter().map(|z| frame_params(&base, z, base.seed)).collect(), &outputs, true)
+        }
+        RemixCommand::Embed { text, image, .. } => {
+            let json = match one_source("input", &image, &text, ["--image", "--text"])? {
+                Source::Image(path) => serde_json::json!({
+                    "model": cli.pipeline.manifest.name,
+                    "image": path.display().to_string(),
+                    "image_embedding": cli.embed(&Source::Image(path), &base)?,
+                }),
+                Source::Text(t) => serde_json::json!({
+                    "model": cli.pipeline.manifest.name,
+                    "text": t,
+                    "seed": base.seed,
+                    "text_embedding": pollster::block_on(cli.pipeline.text_embedding(t))?,
+                    "image_embedding": cli.embed(&Source::Text(t), &base)?,
+                }),
+            };
+            println!("{json}");
+            Ok(())
+        }
+    }
+}
