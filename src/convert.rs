@@ -19,7 +19,8 @@ use crate::manifest::{
     FORMAT_VERSION,
 };
 
-/// The components of an unCLIP pipeline folder, in pipeline order; `image_encoder` is optional.
+/// The components of an unCLIP pipeline folder, in pipeline order; `image_encoder` is optional, and so is
+/// `prior` (with `prior_scheduler`) when there is an image encoder (an `UnCLIPImageVariationPipeline`).
 pub const COMPONENTS: [&str; 7] =
     ["text_encoder", "prior", "text_proj", "decoder", "super_res_first", "super_res_last", "image_encoder"];
 pub const SCHEDULERS: [&str; 3] = ["prior_scheduler", "decoder_scheduler", "super_res_scheduler"];
@@ -95,7 +96,7 @@ fn role(name: &str, shape: &[usize]) -> Role {
 }
 
 /// The stored (type, shape) of a tensor for the requested dtype.
-fn storage(name: &str, shape: &[usize], dtype: GgmlType) -> (GgmlType, Vec<usize>) {
+pub fn storage(name: &str, shape: &[usize], dtype: GgmlType) -> (GgmlType, Vec<usize>) {
     let half = if dtype == GgmlType::F32 { GgmlType::F32 } else { GgmlType::F16 };
     match role(name, shape) {
         Role::Float => (GgmlType::F32, shape.to_vec()),
@@ -247,7 +248,8 @@ pub fn convert(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut
     for name in COMPONENTS {
         let dir = src.join(name);
         let Some(class) = index[name].get(1).and_then(Value::as_str) else {
-            if name == "image_encoder" {
+            let has_image_encoder = index["image_encoder"].get(1).is_some();
+            if name == "image_encoder" || (name == "prior" && has_image_encoder) {
                 continue;
             }
             return Err(Error::Model(format!("{}/model_index.json has no `{name}` component", src.display())));
@@ -264,6 +266,9 @@ pub fn convert(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut
         components.insert(name.to_string(), serde_json::to_value(entry).expect("components serialize"));
     }
     for name in SCHEDULERS {
+        if name == "prior_scheduler" && !components.contains_key("prior") {
+            continue;
+        }
         let mut config = read_json(&src.join(name).join("scheduler_config.json"), "a scheduler config")?;
         let class = config["_class_name"].as_str().unwrap_or("UnCLIPScheduler").to_string();
         if let Value::Object(o) = &mut config {
@@ -280,10 +285,16 @@ pub fn convert(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut
         components.insert("image_processor".into(), serde_json::to_value(entry).expect("entries serialize"));
     }
 
-    // The tokenizer pads to the prior's token count.
-    let max_length = components["prior"]["config"]["num_embeddings"]
-        .as_u64()
-        .ok_or_else(|| Error::Model("the prior config has no num_embeddings".into()))? as usize;
+    // The tokenizer pads to the prior's token count (without a prior: the text encoder's positions, as
+    // the image-variation pipeline pads to the tokenizer's model_max_length, 77 for CLIP).
+    let max_length = match components.get("prior") {
+        Some(prior) => prior["config"]["num_embeddings"]
+            .as_u64()
+            .ok_or_else(|| Error::Model("the prior config has no num_embeddings".into()))?,
+        None => components["text_encoder"]["config"]["max_position_embeddings"].as_u64().ok_or_else(|| {
+            Error::Model("the text encoder config has no max_position_embeddings to pad prompts to".into())
+        })?,
+    } as usize;
     let tok_dir = src.join("tokenizer");
     let tokenizer_json = if tok_dir.join("tokenizer.json").exists() {
         read(&tok_dir.join("tokenizer.json"))?

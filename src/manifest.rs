@@ -76,7 +76,9 @@ pub struct Manifest {
     pub attribution: Vec<Attribution>,
     pub tokenizer: TokenizerEntry,
     pub text_encoder: Component,
-    pub prior: Component,
+    /// Absent in image-variation checkpoints (diffusers' `UnCLIPImageVariationPipeline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<Component>,
     pub text_proj: Component,
     pub decoder: Component,
     pub super_res_first: Component,
@@ -86,7 +88,8 @@ pub struct Manifest {
     /// How pixels become the image encoder's input, and what is done with its output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_processor: Option<ImageProcessorEntry>,
-    pub prior_scheduler: SchedulerEntry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_scheduler: Option<SchedulerEntry>,
     pub decoder_scheduler: SchedulerEntry,
     pub super_res_scheduler: SchedulerEntry,
 }
@@ -106,14 +109,16 @@ impl Manifest {
 
     /// The network components in pipeline order, with their names.
     pub fn components(&self) -> Vec<(&'static str, &Component)> {
-        let mut v = vec![
-            ("text_encoder", &self.text_encoder),
-            ("prior", &self.prior),
+        let mut v = vec![("text_encoder", &self.text_encoder)];
+        if let Some(prior) = &self.prior {
+            v.push(("prior", prior));
+        }
+        v.extend([
             ("text_proj", &self.text_proj),
             ("decoder", &self.decoder),
             ("super_res_first", &self.super_res_first),
             ("super_res_last", &self.super_res_last),
-        ];
+        ]);
         if let Some(image) = &self.image_encoder {
             v.push(("image_encoder", image));
         }
@@ -138,6 +143,14 @@ impl Manifest {
         }
         for f in self.files() {
             f.validate()?;
+        }
+        if self.prior.is_none() && self.image_encoder.is_none() {
+            return Err(Error::Model(
+                "model.json has neither a prior (prompt → image) nor an image encoder (image variations), so it cannot make anything: convert the model again".into(),
+            ));
+        }
+        if self.prior.is_some() != self.prior_scheduler.is_some() {
+            return Err(Error::Model("model.json must list the prior and the prior_scheduler together".into()));
         }
         if !(1..=512).contains(&self.tokenizer.max_length) {
             return Err(Error::Model(format!(

@@ -305,14 +305,15 @@ pub struct UnCLIPPipeline<B: Backend> {
     pub manifest: Manifest,
     pub tokenizer: Tokenizer,
     pub text_encoder: TextEncoder<B>,
-    pub prior: PriorTransformer<B>,
+    /// The text → image-embedding prior; image-variation checkpoints have none.
+    pub prior: Option<PriorTransformer<B>>,
     pub text_proj: UnCLIPTextProjModel<B>,
     pub decoder: UNet2DConditionModel<B>,
     pub super_res_first: UNet2DModel<B>,
     pub super_res_last: UNet2DModel<B>,
     /// The image tower ("CLIP image encoder"), when the model ships one (image variations).
     pub image_encoder: Option<ClipVisionModelWithProjection<B>>,
-    pub prior_scheduler: UnCLIPScheduler,
+    pub prior_scheduler: Option<UnCLIPScheduler>,
     pub decoder_scheduler: UnCLIPScheduler,
     pub super_res_scheduler: UnCLIPScheduler,
 }
@@ -358,11 +359,16 @@ impl<B: Backend> UnCLIPPipeline<B> {
                 config("text_encoder", &m.text_encoder, &["CLIPTextModelWithProjection"])?,
             )?),
         };
-        let file = gguf(&m.prior)?;
-        let prior = PriorTransformer::new(
-            &Weights::new(&file, be, "prior"),
-            config("prior", &m.prior, &["PriorTransformer"])?,
-        )?;
+        let prior = match &m.prior {
+            Some(c) => {
+                let file = gguf(c)?;
+                Some(PriorTransformer::new(
+                    &Weights::new(&file, be, "prior"),
+                    config("prior", c, &["PriorTransformer"])?,
+                )?)
+            }
+            None => None,
+        };
         let file = gguf(&m.text_proj)?;
         let text_proj = UnCLIPTextProjModel::new(
             &Weights::new(&file, be, "text_proj"),
@@ -404,7 +410,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
             super_res_first,
             super_res_last,
             image_encoder,
-            prior_scheduler: scheduler("prior_scheduler", &m.prior_scheduler)?,
+            prior_scheduler: m.prior_scheduler.as_ref().map(|s| scheduler("prior_scheduler", s)).transpose()?,
             decoder_scheduler: scheduler("decoder_scheduler", &m.decoder_scheduler)?,
             super_res_scheduler: scheduler("super_res_scheduler", &m.super_res_scheduler)?,
             manifest,
@@ -415,20 +421,24 @@ impl<B: Backend> UnCLIPPipeline<B> {
 
     /// The components must fit together (embedding sizes, token counts, channels).
     fn check_shapes_agree(&self) -> Result<()> {
-        let e = self.prior.config.embedding_dim;
         let tp = &self.text_proj.config;
         let dc = &self.decoder.config;
         let sr = &self.super_res_first.config;
         let mismatch = |what: String| Err(Error::Model(format!("the model's components do not fit together: {what}")));
-        if self.prior.config.num_embeddings != self.tokenizer.max_length() {
-            return mismatch(format!(
-                "the prior reads {} text tokens but the tokenizer pads to {}",
-                self.prior.config.num_embeddings,
-                self.tokenizer.max_length()
-            ));
-        }
-        if tp.clip_embeddings_dim != e {
-            return mismatch(format!("text_proj takes {}-d embeddings, the prior makes {e}-d", tp.clip_embeddings_dim));
+        if let Some(prior) = &self.prior {
+            if prior.config.num_embeddings != self.tokenizer.max_length() {
+                return mismatch(format!(
+                    "the prior reads {} text tokens but the tokenizer pads to {}",
+                    prior.config.num_embeddings,
+                    self.tokenizer.max_length()
+                ));
+            }
+            if tp.clip_embeddings_dim != prior.config.embedding_dim {
+                return mismatch(format!(
+                    "text_proj takes {}-d embeddings, the prior makes {}-d",
+                    tp.clip_embeddings_dim, prior.config.embedding_dim
+                ));
+            }
         }
         if dc.cross_attention_dim != tp.cross_attention_dim || dc.block_out_channels[0] * 4 != tp.time_embed_dim {
             return mismatch("the decoder's cross_attention_dim / time embedding do not match text_proj".into());
@@ -437,6 +447,11 @@ impl<B: Backend> UnCLIPPipeline<B> {
             return mismatch(format!("super-res takes {} channels, expected 2 × {}", sr.in_channels, dc.in_channels));
         }
         Ok(())
+    }
+
+    /// The size E of the image embeddings the decoder is conditioned on.
+    pub fn embedding_dim(&self) -> usize {
+        self.text_proj.config.clip_embeddings_dim
     }
 
     pub fn backend(&self) -> &B {
@@ -486,7 +501,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
 
     /// A host embedding as a (1, E) tensor, checked.
     pub(crate) fn embedding_tensor(&self, given: &[f32]) -> Result<B::Tensor> {
-        let e = self.prior.config.embedding_dim;
+        let e = self.embedding_dim();
         if given.len() != e || given.iter().any(|v| !v.is_finite()) {
             return Err(Error::Settings(format!(
                 "the image embedding must be {e} finite numbers (got {} values)",
@@ -533,7 +548,13 @@ impl<B: Backend> UnCLIPPipeline<B> {
         rng: &mut TorchGenerator,
         obs: &mut O,
     ) -> Result<PriorSample<B::Tensor>> {
-        let (n, e, do_cfg) = (p.prior_best_of, self.prior.config.embedding_dim, text.do_cfg);
+        let (Some(prior), Some(scheduler)) = (&self.prior, &self.prior_scheduler) else {
+            return Err(Error::Model(format!(
+                "{} has no prior, so it cannot turn a prompt into an image embedding: it is an image-variation model, give it an image instead (unclip variations, or the Remix panel)",
+                self.manifest.name
+            )));
+        };
+        let (n, e, do_cfg) = (p.prior_best_of, prior.config.embedding_dim, text.do_cfg);
         // each text row (uncond, cond) repeated n times: [u×n; c×n], the layout `guide` splits
         let (embeds, hidden, mask) = if n == 1 {
             (text.encoding.text_embeds.clone(), text.encoding.last_hidden_state.clone(), text.mask.clone())
@@ -547,16 +568,16 @@ impl<B: Backend> UnCLIPPipeline<B> {
             let mask = text.mask.chunks(l).flat_map(|row| row.repeat(n)).collect();
             (repeat(&text.encoding.text_embeds)?, repeat(&text.encoding.last_hidden_state)?, mask)
         };
-        let timesteps = self.prior_scheduler.set_timesteps(p.prior_steps)?;
+        let timesteps = scheduler.set_timesteps(p.prior_steps)?;
         let start = now_ms();
         emit!(obs, Event::StageStart { stage: Stage::Prior, steps: timesteps.len() });
         let mut x = self.randn(rng, &[n, e])?;
         for (i, &t) in timesteps.iter().enumerate() {
             let input = if do_cfg { B::Tensor::cat(&[&x, &x], 0)? } else { x.clone() };
-            let out = self.prior.forward(&input, t, &embeds, &hidden, &mask)?;
+            let out = prior.forward(&input, t, &embeds, &hidden, &mask)?;
             let guided = if do_cfg { Some(Self::guide(&out, n, e, p.prior_guidance)?) } else { None };
             let pred = guided.as_ref().map_or(&out, |g| &g.guided);
-            let c = self.prior_scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
+            let c = scheduler.step_coefficients(t, timesteps.get(i + 1).copied())?;
             let noise = if c.noise.is_some() { Some(self.randn(rng, &[n, e])?) } else { None };
             let (prev, x0) = B::Tensor::scheduler_step(pred, None, &x, noise.as_ref(), &c)?;
             let event = StepEvent::new(Stage::Prior, i, &timesteps, [&x, pred, &x0, &prev], start);
@@ -564,7 +585,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
             x = prev;
         }
         emit!(obs, Event::StageEnd { stage: Stage::Prior, elapsed_ms: now_ms() - start });
-        let embeddings = self.prior.post_process_latents(&x)?; // (n, E)
+        let embeddings = prior.post_process_latents(&x)?; // (n, E)
         if n == 1 {
             return Ok(PriorSample { embedding: embeddings, candidates: Vec::new(), chosen: 0 });
         }

@@ -73,7 +73,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
         };
         let config: ClipImageProcessorConfig = serde_json::from_value(processor.config.clone())
             .map_err(|e| Error::Model(format!("model.json: the image_processor config is not valid: {e}")))?;
-        let (e, s) = (self.prior.config.embedding_dim, tower.config.image_size);
+        let (e, s) = (self.embedding_dim(), tower.config.image_size);
         if tower.config.projection_dim != e {
             return Err(Error::Model(format!(
                 "the image encoder makes {}-d embeddings but the decoder is conditioned on {e}-d ones: they are not from one model",

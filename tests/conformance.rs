@@ -60,6 +60,8 @@ fn prior_text_proj_and_unets_match_every_call() {
             let k = |s: &str| format!("prior.{i}.in.{s}");
             let out = p
                 .prior
+                .as_ref()
+                .unwrap()
                 .forward(
                     &g.get(&k("arg0")).cpu(),
                     g.get(&k("timestep")).scalar(),

@@ -250,6 +250,32 @@ fn without_a_preprocessor_config_the_unclip_emoji_convention_applies() {
     assert!((norm - 1.0).abs() < 1e-5, "unit embedding, got ‖z‖ = {norm}");
 }
 
+/// diffusers' `UnCLIPImageVariationPipeline` layout (Karlo's image-variation checkpoint): no prior.
+#[test]
+fn an_image_variation_checkpoint_without_a_prior_makes_diffusers_variations() {
+    let p = converted_variant("variation-only", |d| {
+        std::fs::remove_dir_all(d.join("prior")).unwrap();
+        std::fs::remove_dir_all(d.join("prior_scheduler")).unwrap();
+        let index = d.join("model_index.json");
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("prior");
+        o.remove("prior_scheduler");
+        o.insert("_class_name".into(), "UnCLIPImageVariationPipeline".into());
+        std::fs::write(&index, v.to_string()).unwrap();
+    });
+    assert!(p.prior.is_none() && p.manifest.prior.is_none());
+    assert_eq!(p.tokenizer.max_length(), 77, "prompts pad to the text encoder's 77 positions");
+    let g = Golden::open("tiny_variation_dog.safetensors");
+    let base = GenerateParams { decoder_steps: 2, sr_steps: 2, ..Default::default() };
+    let image = run(&p, &variation_params(&base, &g.get("image_embeds").data, None, 0));
+    let e = max_abs_diff(&image, &g.get("image_2-2").data);
+    assert!(e < 1e-3, "final image {e}");
+    let err = pollster::block_on(p.generate(&GenerateParams { prompt: "horse".into(), ..base }, &mut Silent));
+    let err = err.err().expect("no prior, no text-to-image").to_string();
+    assert!(err.contains("has no prior") && err.contains("give it an image"), "{err}");
+}
+
 #[test]
 fn a_model_without_an_image_encoder_says_so() {
     let p = converted_variant("no-encoder", |d| {

@@ -169,7 +169,7 @@ impl Engine {
             crate::pipeline::TextEncoder::Clip(m) => (m.config.projection_dim, m.config.hidden_size),
             crate::pipeline::TextEncoder::Bert(m) => (m.config.hidden_size, m.config.hidden_size),
         };
-        let e = p.prior.config.embedding_dim;
+        let e = p.embedding_dim();
         let tp = &p.text_proj.config;
         let (dc, sr) = (&p.decoder.config, &p.super_res_first.config);
         let (c, s, s2) = (dc.in_channels, dc.sample_size, sr.sample_size);

@@ -343,10 +343,11 @@ fn info(path: &Path) -> Result<()> {
             println!("{:<16} config {}", "", c.config);
         }
         for (name, s) in [
-            ("prior_scheduler", &m.prior_scheduler),
-            ("decoder_scheduler", &m.decoder_scheduler),
-            ("super_res_scheduler", &m.super_res_scheduler),
+            ("prior_scheduler", m.prior_scheduler.as_ref()),
+            ("decoder_scheduler", Some(&m.decoder_scheduler)),
+            ("super_res_scheduler", Some(&m.super_res_scheduler)),
         ] {
+            let Some(s) = s else { continue };
             println!("{name:<16} {} {}", s.class, s.config);
         }
         println!("total download {:.2} MB", m.total_bytes() as f64 / 1e6);
