@@ -50,7 +50,8 @@ fn expect_error(args: &[&str], needle: &str) {
 #[test]
 fn interpolation_ends_and_text_diff_start_are_the_variations_of_their_images() {
     let (dog, pizza) = (gallery("dog-face.png"), gallery("pizza.png"));
-    let interp = frames("interp", &["interpolate", "--from-image", &dog, "--to-image", &pizza, "--frames", "3", "--seed", "4"]);
+    let interp =
+        frames("interp", &["interpolate", "--from-image", &dog, "--to-image", &pizza, "--frames", "3", "--seed", "4"]);
     let dog_var = frames("dog", &["variations", "--image", &dog, "--count", "2", "--seed", "4"]);
     let pizza_var = frames("pizza", &["variations", "--image", &pizza, "--count", "1", "--seed", "4"]);
     assert_eq!(frame(&interp, 0), frame(&dog_var, 0));
@@ -58,10 +59,16 @@ fn interpolation_ends_and_text_diff_start_are_the_variations_of_their_images() {
     assert_ne!(frame(&interp, 1), frame(&interp, 0));
     assert_ne!(frame(&dog_var, 0), frame(&dog_var, 1), "variation 1 has the next seed");
 
-    let diff = frames("diff", &["text-diff", "--image", &dog, "--from", "a dog", "--to", "a cat", "--frames", "3", "--seed", "4"]);
+    let diff = frames(
+        "diff",
+        &["text-diff", "--image", &dog, "--from", "a dog", "--to", "a cat", "--frames", "3", "--seed", "4"],
+    );
     assert_eq!(frame(&diff, 0), frame(&dog_var, 0), "θ = 0 decodes the image's own embedding");
     assert_ne!(frame(&diff, 2), frame(&diff, 0));
-    let again = frames("diff-again", &["text-diff", "--image", &dog, "--from", "a dog", "--to", "a cat", "--frames", "3", "--seed", "4"]);
+    let again = frames(
+        "diff-again",
+        &["text-diff", "--image", &dog, "--from", "a dog", "--to", "a cat", "--frames", "3", "--seed", "4"],
+    );
     assert_eq!(frame(&again, 2), frame(&diff, 2), "deterministic");
 }
 
@@ -109,11 +116,35 @@ fn remix_mistakes_get_one_sentence() {
     let m = model.as_str();
     let dog = gallery("dog-face.png");
     expect_error(&["variations", "--model", m, "--image", &dog], "nothing to write");
-    expect_error(&["variations", "--model", m, "--image", "/nonexistent.png", "--out", "/tmp/x.png"], "could not read the image");
+    expect_error(
+        &["variations", "--model", m, "--image", "/nonexistent.png", "--out", "/tmp/x.png"],
+        "could not read the image",
+    );
     expect_error(&["variations", "--model", m, "--image", &dog, "--count", "0", "--out", "/tmp/x.png"], "--count");
     expect_error(&["variations", "--model", m, "--image", &dog, "--eta", "2", "--out", "/tmp/x.png"], "η");
-    expect_error(&["interpolate", "--model", m, "--to-text", "b", "--out", "/tmp/x.png"], "give the start as --from-image");
-    expect_error(&["interpolate", "--model", m, "--from-image", &dog, "--to-image", &dog, "--frames", "1", "--out", "/tmp/x.png"], "at least 2 frames");
-    expect_error(&["text-diff", "--model", m, "--image", &dog, "--from", "a cat", "--to", "a cat", "--out", "/tmp/x.png"], "same text embedding");
+    expect_error(
+        &["interpolate", "--model", m, "--to-text", "b", "--out", "/tmp/x.png"],
+        "give the start as --from-image",
+    );
+    expect_error(
+        &[
+            "interpolate",
+            "--model",
+            m,
+            "--from-image",
+            &dog,
+            "--to-image",
+            &dog,
+            "--frames",
+            "1",
+            "--out",
+            "/tmp/x.png",
+        ],
+        "at least 2 frames",
+    );
+    expect_error(
+        &["text-diff", "--model", m, "--image", &dog, "--from", "a cat", "--to", "a cat", "--out", "/tmp/x.png"],
+        "same text embedding",
+    );
     expect_error(&["embed", "--model", m], "exactly one of the two");
 }

@@ -182,13 +182,20 @@ fn base_params(c: &Common) -> Result<GenerateParams> {
 
 fn read_image(path: &Path) -> Result<RgbaImage> {
     let img = image::open(path)
-        .map_err(|e| Error::Settings(format!("could not read the image {}: {e} (PNG files can be read)", path.display())))?
+        .map_err(|e| {
+            Error::Settings(format!("could not read the image {}: {e} (PNG files can be read)", path.display()))
+        })?
         .to_rgba8();
     RgbaImage::new(img.width() as usize, img.height() as usize, img.into_raw())
 }
 
 /// Exactly one of an image file and a prompt.
-fn one_source<'a>(what: &str, image: &'a Option<PathBuf>, text: &'a Option<String>, flags: [&str; 2]) -> Result<Source<'a>> {
+fn one_source<'a>(
+    what: &str,
+    image: &'a Option<PathBuf>,
+    text: &'a Option<String>,
+    flags: [&str; 2],
+) -> Result<Source<'a>> {
     match (image, text) {
         (Some(path), None) => Ok(Source::Image(path)),
         (None, Some(text)) => Ok(Source::Text(text)),
@@ -259,7 +266,8 @@ fn write_frames(images: &[GenerateOutput], o: &Outputs, bounce: bool) -> Result<
     let rgba: Vec<Vec<u8>> = images.iter().map(GenerateOutput::to_rgba8).collect();
     if let Some(path) = &o.out {
         // (h, n·w): row y of the strip is row y of every frame in turn
-        let strip: Vec<u8> = (0..h).flat_map(|y| rgba.iter().flat_map(move |f| f[y * w * 4..(y + 1) * w * 4].iter().copied())).collect();
+        let strip: Vec<u8> =
+            (0..h).flat_map(|y| rgba.iter().flat_map(move |f| f[y * w * 4..(y + 1) * w * 4].iter().copied())).collect();
         write_png(path, &strip, w * rgba.len(), h)?;
         eprintln!("wrote {}", path.display());
     }
