@@ -288,3 +288,18 @@ fn a_model_without_an_image_encoder_says_so() {
     let err = pollster::block_on(p.embed_image(&gallery("ghost.png"))).unwrap_err().to_string();
     assert!(err.contains("has no image encoder"), "{err}");
 }
+
+#[test]
+fn a_manifest_with_neither_a_prior_nor_an_image_encoder_is_refused() {
+    let json = std::fs::read(tiny_model(GgmlType::F32).join("model.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    v.as_object_mut().unwrap().remove("prior");
+    let err = unclip::manifest::Manifest::from_json(v.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("must list the prior and the prior_scheduler together"), "{err}");
+    let o = v.as_object_mut().unwrap();
+    o.remove("prior_scheduler");
+    o.remove("image_encoder");
+    o.remove("image_processor");
+    let err = unclip::manifest::Manifest::from_json(v.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("neither a prior") && err.contains("convert the model again"), "{err}");
+}
