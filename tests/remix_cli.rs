@@ -121,7 +121,11 @@ fn remix_mistakes_get_one_sentence() {
         "could not read the image",
     );
     expect_error(&["variations", "--model", m, "--image", &dog, "--count", "0", "--out", "/tmp/x.png"], "--count");
-    expect_error(&["variations", "--model", m, "--image", &dog, "--eta", "2", "--out", "/tmp/x.png"], "η");
+    expect_error(&["variations", "--model", m, "--image", &dog, "--eta", "2", "--invert", "--out", "/tmp/x.png"], "η");
+    expect_error(
+        &["variations", "--model", m, "--image", &dog, "--eta", "0.3", "--out", "/tmp/x.png"],
+        "together with --invert",
+    );
     expect_error(
         &["interpolate", "--model", m, "--to-text", "b", "--out", "/tmp/x.png"],
         "give the start as --from-image",

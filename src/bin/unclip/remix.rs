@@ -80,8 +80,9 @@ pub enum RemixCommand {
         /// the decoder then samples with DDIM at --eta (0 reconstructs the image).
         #[arg(long)]
         invert: bool,
-        #[arg(long, default_value_t = 0.5)]
-        eta: f32,
+        /// DDIM's η after --invert (default 0.5; 0 = deterministic, 1 = DDPM-like).
+        #[arg(long)]
+        eta: Option<f32>,
         #[command(flatten)]
         outputs: Outputs,
     },
@@ -176,8 +177,13 @@ fn base_params(c: &Common) -> Result<GenerateParams> {
         },
         ..GenerateParams::default()
     };
-    GenerateParams { image_embedding: Some(Vec::new()), ..p.clone() }.validate()?;
+    check(&p)?;
     Ok(p)
+}
+
+/// `generate`'s checks of the settings (the prompt may be empty: frames decode given embeddings).
+fn check(p: &GenerateParams) -> Result<()> {
+    GenerateParams { image_embedding: Some(Vec::new()), ..p.clone() }.validate()
 }
 
 fn read_image(path: &Path) -> Result<RgbaImage> {
@@ -304,7 +310,13 @@ fn run_on<B: Backend>(be: &B, command: RemixCommand) -> Result<()> {
             if !(1..=64).contains(&count) {
                 return Err(Error::Settings(format!("--count must be between 1 and 64 (got {count})")));
             }
-            let base = GenerateParams { ddim_eta: eta, ..base };
+            if eta.is_some() && !invert {
+                return Err(Error::Settings(
+                    "--eta sets DDIM's η for decoding from the inverted noise: give it together with --invert".into(),
+                ));
+            }
+            let base = GenerateParams { ddim_eta: eta.unwrap_or(if invert { 0.5 } else { base.ddim_eta }), ..base };
+            check(&base)?;
             let picture = read_image(&image)?;
             let embedding = pollster::block_on(cli.pipeline.embed_image(&picture))?;
             let inverted = if invert {
