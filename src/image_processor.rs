@@ -144,10 +144,12 @@ fn bicubic() -> u32 {
 fn one_255th() -> f32 {
     1.0 / 255.0
 }
-/// transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD, CLIPImageProcessor's defaults.
+/// transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD, CLIPImageProcessor's defaults (its literals, verbatim).
+#[allow(clippy::excessive_precision)]
 fn clip_mean() -> [f32; 3] {
     [0.481_454_66, 0.457_827_5, 0.408_210_73]
 }
+#[allow(clippy::excessive_precision)]
 fn clip_std() -> [f32; 3] {
     [0.268_629_54, 0.261_302_58, 0.275_777_11]
 }

@@ -538,8 +538,8 @@ impl<B: Backend> UnCLIPPipeline<B> {
         Ok(TextConditioning { encoding, mask, do_cfg })
     }
 
-    /// 2. prior: noise → normalised image embedding (x0-prediction), then de-normalised (spec §6).
-    /// With `prior_best_of` = n > 1 the n samples run as one batch and the one whose embedding is most
+    /// Stage 2, the prior: noise → normalised image embedding (x0-prediction), then de-normalised (spec
+    /// §6). With `prior_best_of` = n > 1 the n samples run as one batch and the one whose embedding is most
     /// similar to the text embedding is kept (DALL·E 2 §2.2).
     pub async fn sample_prior<O: Observer<B::Tensor>>(
         &self,
@@ -626,7 +626,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
             None => self.randn(rng, &[b, ch, size, size])?,
         };
         for (i, &t) in timesteps.iter().enumerate() {
-            let (eps, var, guided) = self.decoder_eps(&x, t, &cond, p.decoder_guidance)?;
+            let DecoderEps { eps, var, guided } = self.decoder_eps(&x, t, &cond, p.decoder_guidance)?;
             let c = Self::coefficients(p, &self.decoder_scheduler, t, timesteps.get(i + 1).copied())?;
             let noise = if c.noise.is_some() { Some(self.randn(rng, &[b, ch, size, size])?) } else { None };
             let var = if cond.learned_variance { Some(&var) } else { None };
@@ -685,14 +685,14 @@ impl<B: Backend> UnCLIPPipeline<B> {
         Ok(DecoderCondition { tp, mask, do_cfg: text.do_cfg, learned_variance })
     }
 
-    /// One decoder call on x (1, C, S, S): (ε̂ guided, v from the cond half, the guidance parts) (spec §8.5).
+    /// One decoder call on x (1, C, S, S) (spec §8.5).
     pub(crate) fn decoder_eps(
         &self,
         x: &B::Tensor,
         t: usize,
         cond: &DecoderCondition<B::Tensor>,
         guidance: f32,
-    ) -> Result<(B::Tensor, B::Tensor, Option<Guided<B::Tensor>>)> {
+    ) -> Result<DecoderEps<B::Tensor>> {
         let (b, ch) = (x.dim(0), x.dim(1));
         let input = if cond.do_cfg { B::Tensor::cat(&[x, x], 0)? } else { x.clone() };
         let tp = &cond.tp;
@@ -700,9 +700,9 @@ impl<B: Backend> UnCLIPPipeline<B> {
         Ok(if cond.do_cfg {
             let var = out.narrow(0, b, b)?.narrow(1, ch, out.dim(1) - ch)?; // the cond half's v
             let guided = Self::guide(&out, b, ch, guidance)?;
-            (guided.guided.clone(), var, Some(guided))
+            DecoderEps { eps: guided.guided.clone(), var, guided: Some(guided) }
         } else {
-            (out.narrow(1, 0, ch)?, out.narrow(1, ch, out.dim(1) - ch)?, None)
+            DecoderEps { eps: out.narrow(1, 0, ch)?, var: out.narrow(1, ch, out.dim(1) - ch)?, guided: None }
         })
     }
 }
@@ -720,6 +720,14 @@ pub struct PriorSample<T> {
     pub embedding: T,
     pub candidates: Vec<Vec<f32>>,
     pub chosen: usize,
+}
+
+/// A decoder call's ε̂ (guided under CFG), its learned-variance channels v (from the conditional half)
+/// and, under CFG, the two predictions ε̂ combines.
+pub(crate) struct DecoderEps<T> {
+    pub eps: T,
+    pub var: T,
+    pub guided: Option<Guided<T>>,
 }
 
 /// The decoder's conditioning for one image embedding.

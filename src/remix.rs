@@ -11,7 +11,9 @@ use crate::backend::{Backend, Tensor};
 use crate::error::{Error, Result};
 use crate::image_processor::{ClipImageProcessorConfig, RgbaImage};
 use crate::latent;
-use crate::pipeline::{emit, Event, GenerateParams, Observer, Sampler, Silent, Stage, StepEvent, UnCLIPPipeline};
+use crate::pipeline::{
+    emit, DecoderEps, Event, GenerateParams, Observer, Sampler, Silent, Stage, StepEvent, UnCLIPPipeline,
+};
 use crate::schedulers::ddim_inversion_coefficients;
 use crate::time::now_ms;
 
@@ -116,7 +118,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
         emit!(obs, Event::StageStart { stage: Stage::Inversion, steps: ascending.len() });
         for (k, &t) in ascending.iter().enumerate() {
             let from = k.checked_sub(1).map(|j| ascending[j]);
-            let (eps, _, guided) = self.decoder_eps(&x, t, &cond, p.decoder_guidance)?;
+            let DecoderEps { eps, guided, .. } = self.decoder_eps(&x, t, &cond, p.decoder_guidance)?;
             let c = ddim_inversion_coefficients(&self.decoder_scheduler, from, t)?;
             let x0 = x.affine(c.x0_sample, 0.0)?.add(&eps.affine(c.x0_eps, 0.0)?)?;
             let next = x.affine(c.sample, 0.0)?.add(&eps.affine(c.eps, 0.0)?)?;
