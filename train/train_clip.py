@@ -62,6 +62,23 @@ def retrieval(tower, data, idx, label_emb, batch=256):
     return hits1 / len(idx), hits5 / len(idx)
 
 
+def label_embeddings(data):
+    """The zero-shot classifier: pooled text embedding of every concept's plain "{label}" caption (concepts, 384)."""
+    label_ids = np.array([plain[0] for plain in data.space.plain])
+    return data.text_embeddings(label_ids)[0]
+
+
+def zero_shot_eval(tower, data, label_emb=None):
+    """Zero-shot label retrieval of the held-out renditions and of a fixed 512-image training probe (the numbers
+    train_clip.py logs to eval.csv; train/evaluate.py reports them for an exported tower)."""
+    label_emb = label_embeddings(data) if label_emb is None else label_emb
+    heldout_idx = np.flatnonzero(data.heldout)
+    train_probe = np.random.default_rng(1234).choice(data.train_idx, size=min(512, len(data.train_idx)), replace=False)
+    h1, h5 = retrieval(tower, data, heldout_idx, label_emb)
+    t1, t5 = retrieval(tower, data, train_probe, label_emb)
+    return {"heldout_top1": h1, "heldout_top5": h5, "train_top1": t1, "train_top5": t5}
+
+
 def main():
     args = trainer.resolve(trainer.parser(__doc__.splitlines()[0], DEFAULTS).parse_args(), "clip")
     data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
@@ -70,10 +87,7 @@ def main():
     run = trainer.Run(args, {"image_encoder": tower, "logit_scale": scale},
                       extra_state={"data_rng": (data.rng_state, data.set_rng_state)})
 
-    label_ids = np.array([plain[0] for plain in data.space.plain])  # "{label}" caption of every concept
-    label_emb = data.text_embeddings(label_ids)[0]
-    heldout_idx = np.flatnonzero(data.heldout)
-    train_probe = np.random.default_rng(1234).choice(data.train_idx, size=min(512, len(data.train_idx)), replace=False)
+    label_emb = label_embeddings(data)
 
     def step(_):
         idx = data.distinct_concept_batch(args.batch)
@@ -88,10 +102,7 @@ def main():
         return loss, {"batch_acc": acc, "logit_scale": scale().detach()}
 
     def evaluate(r):
-        ema = r.ema.models["image_encoder"]
-        h1, h5 = retrieval(ema, data, heldout_idx, label_emb)
-        t1, t5 = retrieval(ema, data, train_probe, label_emb)
-        return {"heldout_top1": h1, "heldout_top5": h5, "train_top1": t1, "train_top5": t5}
+        return zero_shot_eval(r.ema.models["image_encoder"], data, label_emb)
 
     run.train(step, on_checkpoint=evaluate)
 
