@@ -45,6 +45,12 @@ need_chromium() {
   command -v chromium >/dev/null || { log "installing Debian's chromium (apt)"; apt_install chromium; }
 }
 
+# the native WebGPU tests need a Vulkan adapter: on a machine without a GPU, Mesa's lavapipe (a CPU Vulkan)
+need_vulkan() {
+  [[ "$(uname)" == Linux ]] || return 0
+  ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || { log "installing mesa-vulkan-drivers (lavapipe) for the WebGPU tests (apt)"; apt_install mesa-vulkan-drivers; }
+}
+
 build() {
   need_rust; need_node
   log "building the wasm module (wasm32-unknown-unknown, simd128)"
@@ -62,8 +68,8 @@ build() {
 }
 
 cmd_test() {
-  need_rust; need_node; need_chromium
-  log "cargo test (engine, conformance against diffusers' golden tensors, GGUF hostile inputs, CLI errors)"
+  need_rust; need_node; need_chromium; need_vulkan
+  log "cargo test (engine, conformance against diffusers' golden tensors, GGUF hostile inputs, CLI errors, WebGPU kernels on Vulkan)"
   cargo test 2>&1
   build
   log "browser tests (Playwright + headless Chromium)"

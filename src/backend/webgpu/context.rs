@@ -68,6 +68,15 @@ pub struct AdapterSummary {
     pub software: bool,
 }
 
+/// GPU memory this device has allocated, in bytes (buffers are pooled, never freed while it lives).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct GpuMemory {
+    pub weights: u64,
+    pub activations: u64,
+    pub largest_weight: u64,
+    pub largest_activation: u64,
+}
+
 /// Dispatches recorded before a submit; a readback submits at once.
 const DISPATCHES_PER_SUBMIT: usize = 64;
 
@@ -88,6 +97,7 @@ pub struct Context {
     pending: Mutex<Option<(wgpu::CommandEncoder, usize)>>,
     /// The first device error or loss, reported by the next op.
     failure: Arc<Mutex<Option<String>>>,
+    memory: Mutex<GpuMemory>,
 }
 
 impl Context {
@@ -144,6 +154,7 @@ impl Context {
             pool: Mutex::new(HashMap::new()),
             pending: Mutex::new(None),
             failure,
+            memory: Mutex::new(GpuMemory::default()),
         })
     }
 
@@ -195,6 +206,7 @@ impl Context {
         if let Some(b) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&size).and_then(Vec::pop) {
             return b;
         }
+        self.count(size, false);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size,
@@ -203,15 +215,32 @@ impl Context {
         })
     }
 
+    fn count(&self, bytes: u64, weight: bool) {
+        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        if weight {
+            m.weights += bytes;
+            m.largest_weight = m.largest_weight.max(bytes);
+        } else {
+            m.activations += bytes;
+            m.largest_activation = m.largest_activation.max(bytes);
+        }
+    }
+
+    pub fn memory(&self) -> GpuMemory {
+        *self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Returns a buffer to the pool. Commands already recorded that read it run before any later writer.
     pub fn recycle(&self, buffer: wgpu::Buffer) {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).entry(buffer.size()).or_default().push(buffer);
     }
 
-    /// A buffer holding `data` (zero-padded to whole words), written at creation.
-    pub fn upload(&self, data: &[u8]) -> wgpu::Buffer {
+    /// A buffer holding `data` (zero-padded to whole words), written at creation; `weight` says which
+    /// memory total it counts towards.
+    pub fn upload(&self, data: &[u8], weight: bool) -> wgpu::Buffer {
         let mut bytes = data.to_vec();
         bytes.resize(data.len().max(4).next_multiple_of(4), 0);
+        self.count(bytes.len() as u64, weight);
         self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: None,
             contents: &bytes,
@@ -295,15 +324,17 @@ impl Context {
         let signal = mapped.state.clone();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| MapFuture::complete(&signal, r));
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Device(format!("waiting for the GPU failed: {e}")))?;
-        mapped.await.map_err(|e| Error::Device(format!("reading a result back from the GPU failed: {e}")))?;
-        self.check()?;
-        let view = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Device(format!("reading a result back from the GPU failed: {e}")))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| {
+            Error::Device(format!("WebGPU failed: waiting for the GPU failed ({e}); switch to the CPU backend"))
+        })?;
+        let mapped = mapped.await;
+        self.check()?; // a lost device explains a failed map better than the map error does
+        mapped.map_err(|e| {
+            Error::Device(format!("WebGPU failed: reading a result back failed ({e}); switch to the CPU backend"))
+        })?;
+        let view = staging.slice(..).get_mapped_range().map_err(|e| {
+            Error::Device(format!("WebGPU failed: reading a result back failed ({e}); switch to the CPU backend"))
+        })?;
         let data = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
         drop(view);
         staging.unmap();

@@ -8,8 +8,8 @@ mod tensor;
 
 use std::sync::Arc;
 
-pub use context::AdapterSummary;
 use context::Context;
+pub use context::{AdapterSummary, GpuMemory};
 pub use tensor::{GpuMatrix, GpuTensor};
 
 use super::Backend;
@@ -32,6 +32,11 @@ impl WebGpu {
 
     pub fn adapter(&self) -> &AdapterSummary {
         &self.ctx.adapter
+    }
+
+    /// What this device has allocated so far.
+    pub fn memory(&self) -> GpuMemory {
+        self.ctx.memory()
     }
 
     /// Lowers the per-dimension workgroup limit, so tests can exercise dispatch splitting on small tensors.
@@ -66,11 +71,13 @@ impl Backend for WebGpu {
             return Err(Error::Model(format!("a tensor of shape {shape:?} needs {n} values, got {}", data.len())));
         }
         self.check_size("a tensor", n as u64 * 4)?;
-        Ok(GpuTensor::new(&self.ctx, self.ctx.upload(bytemuck::cast_slice(&data)), shape))
+        Ok(GpuTensor::new(&self.ctx, self.ctx.upload(bytemuck::cast_slice(&data), false), shape))
     }
 
     fn weight(&self, view: &TensorView<'_>) -> Result<GpuTensor> {
-        self.tensor(view.to_f32()?, &view.info.shape)
+        let data = view.to_f32()?;
+        self.check_size("a weight", data.len() as u64 * 4)?;
+        Ok(GpuTensor::new(&self.ctx, self.ctx.upload(bytemuck::cast_slice(&data), true), &view.info.shape))
     }
 
     /// Uploads the stored bytes re-laid-out for word access: the quants of all blocks first (q8_0: one
@@ -99,6 +106,6 @@ impl Backend for WebGpu {
             }
         };
         self.check_size(&format!("a {dtype:?} weight of shape {shape:?}"), bytes.len() as u64)?;
-        Ok(GpuMatrix { buffer: self.ctx.upload(&bytes), dtype, shape: shape.to_vec(), scales_offset })
+        Ok(GpuMatrix { buffer: self.ctx.upload(&bytes, true), dtype, shape: shape.to_vec(), scales_offset })
     }
 }

@@ -406,7 +406,7 @@ impl Tensor for GpuTensor {
             )));
         }
         let out = self.output(&[ids.len(), d])?;
-        let ids_buffer = self.ctx().upload(bytemuck::cast_slice(ids));
+        let ids_buffer = self.ctx().upload(bytemuck::cast_slice(ids), false);
         let n = ids.len() * d;
         let p = GatherParams { n: n as u32, d: d as u32, _pad: [0; 2] };
         let kernel = Kernel::new(Shader::Gather, "gather_rows");

@@ -1,11 +1,14 @@
 //! `unclip bench`: the whole pipeline natively, and diffusers/PyTorch on the same checkpoint in the
 //! same run (bench/diffusers_bench.py, with the project's venv when there is one). Writes per-stage
 //! milliseconds, the ratio ours / PyTorch and peak memory into a section of docs/benchmarks.md.
+//! With `--backends`, the same pipeline on our WebGPU backend against our CPU backend instead.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use unclip::backend::cpu::Cpu;
+use unclip::backend::webgpu::WebGpu;
+use unclip::backend::Backend;
 use unclip::convert::open_model_dir;
 use unclip::pipeline::{Event, Flow, GenerateParams, Observer, Stage, UnCLIPPipeline};
 use unclip::{Error, Result};
@@ -73,10 +76,12 @@ fn run_peer(diffusers: &Path, a: &BenchArgs, npy: &Path) -> std::result::Result<
         .map_err(|e| format!("the PyTorch peer printed no JSON: {e}"))
 }
 
-pub fn bench(a: BenchArgs) -> Result<()> {
+/// The best of `a.runs` timed runs (after a warm-up) of the whole pipeline on `be`: (total ms, per stage,
+/// the image, the model's name).
+fn time_pipeline<B: Backend>(be: &B, a: &BenchArgs) -> Result<(f64, StageTimes, Vec<f32>, String)> {
     let (manifest, open) = open_model_dir(&a.model)?;
     let name = manifest.name.clone();
-    let pipeline = UnCLIPPipeline::load(&Cpu, manifest, open)?;
+    let pipeline = UnCLIPPipeline::load(be, manifest, open)?;
     let params = GenerateParams {
         prompt: "horse".into(),
         prior_steps: a.steps[0],
@@ -91,12 +96,40 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let start = unclip::time::now_ms();
         image = pollster::block_on(pipeline.generate(&params, &mut times))?.image;
         let total = unclip::time::now_ms() - start;
-        eprintln!("ours run {run}: {total:.0} ms{}", if run == 0 { " (warm-up)" } else { "" });
+        eprintln!("{} run {run}: {total:.0} ms{}", be.name(), if run == 0 { " (warm-up)" } else { "" });
         if run > 0 && best.as_ref().is_none_or(|(t, _)| total < *t) {
             best = Some((total, times));
         }
     }
     let (total, times) = best.expect("at least one timed run");
+    Ok((total, times, image, name))
+}
+
+/// Our WebGPU backend (on whatever adapter wgpu picks: lavapipe on a machine without a GPU) against our
+/// CPU backend, same model and settings, back to back.
+pub fn backends(a: BenchArgs) -> Result<()> {
+    let gpu = pollster::block_on(WebGpu::new())?;
+    let adapter = gpu.adapter().clone();
+    let (gpu_total, gpu_times, gpu_image, name) = time_pipeline(&gpu, &a)?;
+    let (cpu_total, cpu_times, cpu_image, _) = time_pipeline(&Cpu, &a)?;
+    let diff = gpu_image.iter().zip(&cpu_image).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let mut md = format!(
+        "### {name}, {}/{}/{} steps: WebGPU on {} ({}, {}) vs our CPU backend (best of {})\n\n\
+         | stage | WebGPU (ms) | CPU (ms) | WebGPU / CPU |\n|---|---|---|---|\n",
+        a.steps[0], a.steps[1], a.steps[2], adapter.name, adapter.backend, adapter.device_type, a.runs
+    );
+    let row = |key: &str, g: f64, c: f64| format!("| {key} | {g:.1} | {c:.1} | **{:.2}×** |\n", g / c);
+    for (i, (_, key)) in STAGES.iter().enumerate() {
+        md += &row(key, gpu_times.0[i], cpu_times.0[i]);
+    }
+    md += &row("**total**", gpu_total, cpu_total);
+    md += &format!("\nSame seed: max abs difference between the two images {diff:.1e}.");
+    println!("{md}");
+    write_section(&a.out, &format!("backends-{name}"), &md)
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    let (total, times, image, name) = time_pipeline(&Cpu, &a)?;
     let rss = peak_rss_mb();
     let npy = std::env::temp_dir().join(format!("unclip-bench-peer-{}.npy", std::process::id()));
     let peer = match &a.diffusers {
@@ -149,7 +182,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
 }
 
 /// Replaces (or appends) the section between `<!-- bench:KEY -->` markers.
-fn write_section(path: &Path, key: &str, body: &str) -> Result<()> {
+pub fn write_section(path: &Path, key: &str, body: &str) -> Result<()> {
     let (open, close) = (format!("<!-- bench:{key} -->"), format!("<!-- /bench:{key} -->"));
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
     let section = format!("{open}\n{body}\n{close}");
@@ -158,6 +191,24 @@ fn write_section(path: &Path, key: &str, body: &str) -> Result<()> {
         _ => format!("{}\n{section}\n", old.trim_end()),
     };
     std::fs::write(path, new).map_err(|e| Error::io(path, e))
+}
+
+/// A state-dict key list: one "name<TAB>(d0, d1, …)" per line.
+pub fn read_key_list(path: &Path) -> Result<Vec<(String, Vec<usize>)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (name, dims) = line
+                .split_once('\t')
+                .ok_or_else(|| Error::Settings(format!("{}: `{line}` is not `name<TAB>(shape)`", path.display())))?;
+            let shape = dims
+                .trim_matches(|c| c == '(' || c == ')' || c == ' ')
+                .split(',')
+                .filter_map(|d| d.trim().parse().ok());
+            Ok((name.to_string(), shape.collect()))
+        })
+        .collect()
 }
 
 /// Weight memory of a model given as state-dict key lists ("name<TAB>(d0, d1, …)" per line, one file
@@ -178,20 +229,11 @@ pub fn weight_memory(keys_dir: &Path, out: &Path) -> Result<()> {
     let mut md = String::from("### Weight memory from state-dict key lists (converter's storage rules)\n\n| component | params | f32 | q8_0 | q4_0 |\n|---|---|---|---|---|\n");
     let mb = |b: u64| format!("{:.0} MB", b as f64 / (1 << 20) as f64);
     for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let (mut params, mut bytes) = (0u64, [0u64; 3]);
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let (name, dims) = line
-                .split_once('\t')
-                .ok_or_else(|| Error::Settings(format!("{}: `{line}` is not `name<TAB>(shape)`", path.display())))?;
-            let shape: Vec<usize> = dims
-                .trim_matches(|c| c == '(' || c == ')' || c == ' ')
-                .split(',')
-                .filter_map(|d| d.trim().parse().ok())
-                .collect();
+        for (name, shape) in read_key_list(&path)? {
             params += shape.iter().product::<usize>() as u64;
             for (i, ty) in [GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_0].into_iter().enumerate() {
-                bytes[i] += stored_bytes(name, &shape, ty);
+                bytes[i] += stored_bytes(&name, &shape, ty);
             }
         }
         let component =

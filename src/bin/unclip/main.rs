@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod apng;
 mod bench;
+mod bench_karlo;
 mod remix;
 
 use unclip::backend::cpu::Cpu;
@@ -93,7 +94,7 @@ enum Command {
     /// Time the pipeline on the CPU against diffusers/PyTorch on the same weights; writes docs/benchmarks.md.
     Bench {
         /// The converted model to time.
-        #[arg(long, required_unless_present = "weights_of")]
+        #[arg(long, required_unless_present_any = ["weights_of", "karlo_decoder"])]
         model: Option<PathBuf>,
         /// Instead of timing: the weight memory of the state-dict key lists in this folder.
         #[arg(long)]
@@ -106,6 +107,12 @@ enum Command {
         steps: Vec<usize>,
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Time the WebGPU backend against the CPU backend instead of the CPU against PyTorch.
+        #[arg(long)]
+        backends: bool,
+        /// Instead: one step of the Karlo-size decoder in this folder (config + key list) on WebGPU.
+        #[arg(long)]
+        karlo_decoder: Option<PathBuf>,
         #[arg(long, default_value = "docs/benchmarks.md")]
         out: PathBuf,
     },
@@ -189,9 +196,11 @@ fn run(command: Command) -> Result<()> {
         Command::Remix(command) => remix::run(command),
         Command::Info { path } => info(&path),
         Command::Bench { weights_of: Some(keys), out, .. } => bench::weight_memory(&keys, &out),
+        Command::Bench { karlo_decoder: Some(dir), out, .. } => bench_karlo::karlo_decoder_step(&dir, &out),
         Command::Bench { model: None, .. } => Err(Error::Settings("give --model DIR or --weights-of DIR".into())),
-        Command::Bench { model: Some(model), weights_of: None, diffusers, steps, runs, out } => {
-            bench::bench(bench::BenchArgs {
+        Command::Bench { model: Some(model), weights_of: None, diffusers, steps, runs, backends, out, .. } => {
+            let run = if backends { bench::backends } else { bench::bench };
+            run(bench::BenchArgs {
                 model,
                 diffusers,
                 steps: match steps[..] {

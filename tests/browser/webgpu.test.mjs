@@ -1,0 +1,73 @@
+// The WebGPU backend in headless Chromium (its adapter is SwiftShader, a software fallback): auto picks
+// the CPU and says why; forcing WebGPU runs the whole pipeline on it and gives the CPU's image; switching
+// backends needs no download; a GPU device lost mid-run falls back to the CPU, says so, and finishes.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { openPage, waitState, resultPixels, shot } from "./browser.mjs";
+import { serverAndBrowser } from "./setup.mjs";
+
+const SMALL = "prompt=horse&seed=0&prior_steps=2&decoder_steps=2&sr_steps=2";
+const env = serverAndBrowser();
+
+/// The backend menu lives in the collapsed settings: open them the way a person would, then choose.
+async function chooseBackend(page, value) {
+  await page.evaluate(() => { document.getElementById("backend").closest("details").open = true; });
+  await page.selectOption("#backend", value);
+}
+
+function maxDiff(a, b) {
+  assert.equal(a.data.length, b.data.length);
+  let max = 0;
+  for (let i = 0; i < a.data.length; i++) if (i % 4 !== 3) max = Math.max(max, Math.abs(a.data[i] - b.data[i]));
+  return max;
+}
+
+test("forced WebGPU runs the pipeline on the GPU and gives the CPU's image; switching back needs no download", async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?${SMALL}&backend=webgpu&autorun=1`);
+  assert.equal(await waitState(page, ["done", "error"], 300_000), "done", await page.textContent("#error"));
+  assert.match(await page.textContent("#backend-status"), /Backend: webgpu — you chose WebGPU: adapter .*software fallback/);
+  await shot(page, "webgpu-done");
+  const gpu = await resultPixels(page);
+
+  const fetched = env.server.hits.get("decoder.gguf");
+  await chooseBackend(page, "cpu");
+  await waitState(page, "ready");
+  assert.match(await page.textContent("#backend-status"), /Backend: cpu — you chose the CPU backend/);
+  assert.equal(env.server.hits.get("decoder.gguf"), fetched, "no weight was fetched again");
+  await page.click("#generate");
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+  const cpu = await resultPixels(page);
+  const d = maxDiff(gpu, cpu);
+  console.log(`browser WebGPU (SwiftShader) vs wasm CPU: max diff ${d} of 255`);
+  assert.ok(d <= 2, `the WebGPU and CPU images differ by ${d}/255`);
+  await context.close();
+});
+
+test("a GPU device lost during a run falls back to the CPU, says so, and finishes", async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?${SMALL}&backend=cpu`);
+  await waitState(page, "ready");
+  // record the devices the worker creates from now on, then switch to WebGPU
+  const worker = page.workers()[0];
+  await worker.evaluate(() => {
+    self.__devices = [];
+    const request = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await request.apply(this, args);
+      self.__devices.push(device);
+      return device;
+    };
+  });
+  await chooseBackend(page, "webgpu");
+  await page.waitForFunction(() => /Backend: webgpu/.test(document.getElementById("backend-status").textContent));
+  await waitState(page, "ready");
+  await page.click("#generate");
+  await waitState(page, ["running", "done", "error"]);
+  assert.equal(await worker.evaluate(() => { self.__devices.forEach((d) => d.destroy()); return self.__devices.length; }), 1);
+  assert.equal(await waitState(page, ["done", "error"], 300_000), "done", await page.textContent("#error"));
+  assert.match(await page.textContent("#backend-status"), /Backend: cpu — the GPU failed during a run/);
+  assert.match(await page.textContent("#warning"), /WebGPU failed.*switching to the CPU backend/);
+  await shot(page, "webgpu-lost-device");
+  await context.close();
+});
