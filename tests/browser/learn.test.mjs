@@ -130,3 +130,44 @@ test("guidance: the scales render side by side, and the unconditional, condition
   await page.locator("#guidance").screenshot({ path: `${new URL("../../test-results/", import.meta.url).pathname}learn-guidance.png` });
   await page.close();
 });
+
+test("the prior: one cosine per step from wasm, the path projected on the concept map, the nearest concepts", async () => {
+  // the default model (unclip-emoji) ships its concept map: the page's projection and ranking are checked
+  // against the same formulas computed here from that file
+  const { readFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { ROOT } = await import("./setup.mjs");
+  const map = JSON.parse(readFileSync(join(ROOT, "dist/models/default/concept-map.json"), "utf8"));
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.url}learn.html?prompt=a%20happy%20dog&rseed=1&steps=5`);
+  await page.waitForFunction(() => document.body.dataset.prior === "ready", null, { timeout: 120_000 });
+  assert.equal(await page.isHidden("#prior-nomap"), true, "the map was found");
+  await page.click("#prior-run");
+  await page.waitForFunction(() => ["done", "error"].includes(document.body.dataset.prior), null, { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.prior), "done", await page.textContent("#prior-status"));
+  const r = await page.evaluate(() => window.__prior);
+  assert.equal(r.steps.length, 25, "one point per prior step");
+  const dot = (a, b) => a.reduce((s, v, i) => s + v * b[i], 0);
+  const cos = (a, b) => dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
+  for (const s of r.steps) assert.ok(Math.abs(s.cosine - cos(s.z, s.zt)) < 1e-5, `wasm cosine ${s.cosine} vs ${cos(s.z, s.zt)}`);
+  // the last step's guess, de-normalised in wasm, is the embedding the decoder was given
+  const last = r.steps.at(-1).z;
+  assert.ok(Math.max(...last.map((v, i) => Math.abs(v - r.embedding[i]))) < 1e-4, "final ẑ = the image embedding");
+  r.steps.forEach((s, i) => {
+    const n = Math.sqrt(dot(s.z, s.z));
+    const centred = s.z.map((v, k) => v / n - map.mean[k]);
+    const want = map.components.map((axis) => dot(centred, axis));
+    assert.ok(Math.hypot(r.path[i][0] - want[0], r.path[i][1] - want[1]) < 1e-9, `step ${i}: ${r.path[i]} vs ${want}`);
+  });
+  const ranked = map.concepts.map((label, k) => ({ label, c: cos(last, map.embeddings[k]) })).sort((a, b) => b.c - a.c);
+  assert.deepEqual(r.nearest.map((n) => n.label), ranked.slice(0, 5).map((x) => x.label));
+  assert.equal(await page.$$eval("#prior-nearest li", (li) => li.length), 5);
+  await shot(page, "learn-prior");
+  // the same seed again: the same path (the prior is deterministic for a seed)
+  await page.evaluate(() => { window.__prior = null; });
+  await page.click("#prior-run");
+  await page.waitForFunction(() => document.body.dataset.prior === "done" && window.__prior, null, { timeout: 120_000 });
+  const again = await page.evaluate(() => window.__prior.steps.map((s) => s.cosine));
+  assert.deepEqual(again, r.steps.map((s) => s.cosine));
+  await page.close();
+});

@@ -4,6 +4,7 @@ import { ForwardPanel } from "./forward.js";
 import { GuidancePanel } from "./guidance.js";
 import { HierarchyPanel } from "./hierarchy.js";
 import { ModelWorker } from "./model.js";
+import { PriorPanel } from "./prior.js";
 import { ReversePanel } from "./reverse.js";
 import { applyLanguage } from "./i18n.js";
 
@@ -37,5 +38,6 @@ await forward.init(gallery);
 const model = new ModelWorker((text) => { document.getElementById("rev-status").textContent = text; });
 new ReversePanel(state, model).init();
 new GuidancePanel(state, model).init();
+new PriorPanel(state, model, new URL("models/default/concept-map.json", location.href).href).init();
 new HierarchyPanel(model).init();
 document.body.dataset.state = "ready";
