@@ -1,5 +1,7 @@
-// C[batch, m, n] = Σ_k A(batch, m, k) · B(batch, k, n) (+ bias), tiled 64 × 64 × 16: a workgroup of
-// 16 × 16 threads stages A and B tiles in workgroup memory and each thread accumulates a 4 × 4 block.
+// C[batch, m, n] = Σ_k A(batch, m, k) · B(batch, k, n) (+ bias), tiled 64 × 64 × 32: a workgroup of
+// 16 × 16 threads stages A and B tiles in workgroup memory (16 KiB, the default limit) and each thread
+// accumulates a 4 × 4 block. A deep K tile halves the barriers, which CPU implementations (lavapipe,
+// SwiftShader) pay for dearly.
 // Specialised by override constants:
 //   MODE 0 linear:  A = x (M, K), B(k, n) = W[n, k] (weight, stored type WTYPE), bias[n]
 //   MODE 1 matmul:  A = x (batch, M, K), B = rhs (batch, K, N) (f32 bits), batch strides 0 to broadcast
@@ -38,10 +40,10 @@ struct Params {
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
-const TK: u32 = 16u;
+const TK: u32 = 32u;
 
-var<workgroup> a_tile: array<f32, 1024>;  // [k][m]
-var<workgroup> b_tile: array<f32, 1024>;  // [k][n]
+var<workgroup> a_tile: array<f32, 2048>;  // [k][m]
+var<workgroup> b_tile: array<f32, 2048>;  // [k][n]
 
 fn block_scale(block: u32) -> f32 {
     let pair = unpack2x16float(w[p.scales_offset + block / 2u]);
@@ -113,7 +115,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
     var acc: array<f32, 16>;
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        for (var r = 0u; r < 4u; r++) {
+        for (var r = 0u; r < 8u; r++) {
             let e = li + r * 256u;
             // A: consecutive threads walk k (contiguous in every mode)
             let am = e / TK;
