@@ -1,0 +1,144 @@
+// One decoder UNet step in headless Chromium, ours vs onnxruntime-web on the same weights and inputs (issue #4):
+// our WebGPU backend vs ORT's WebGPU execution provider, our wasm CPU path vs ORT's wasm provider (1 thread each).
+// Writes the `browser-unet-step` section of docs/benchmarks.md as ratios ours / ORT measured in the same run.
+//
+//   (cd bench && npm ci)          # onnxruntime-web, only for this benchmark (bench/package.json)
+//   ./build.sh build              # the wasm module in dist/pkg
+//   node bench/browser_unet_step.mjs [--preset full|cpu] [--runs 5] [--gpu-runs 3] [--pkg dist/pkg] [--export]
+//
+// The model (bench/onnx/export_unet.py: the emoji decoder of train/models.py, random weights, seed 0) is exported
+// once into target/unet-step/<preset>/ (diffusers folder, ONNX, fixed inputs + PyTorch's output) and converted
+// to GGUF f32 by examples/convert_component.rs; `--export` redoes both.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { extname, join, normalize } from "node:path";
+import { parseArgs } from "node:util";
+import { launch } from "../tests/browser/browser.mjs";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const { values: opt } = parseArgs({
+  options: {
+    preset: { type: "string", default: "full" },
+    runs: { type: "string", default: "5" },
+    "gpu-runs": { type: "string", default: "3" },
+    pkg: { type: "string", default: "dist/pkg" },
+    export: { type: "boolean", default: false },
+    only: { type: "string" }, // comma-separated subset, for trying things out (no section is written)
+  },
+});
+const MODEL = `target/unet-step/${opt.preset}`;
+const run = (cmd, args) => execFileSync(cmd, args, { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+
+// ---- the model, exported once
+if (opt.export || !existsSync(`${ROOT}${MODEL}/unet.gguf`)) {
+  const py = existsSync(`${ROOT}.venv/bin/python`) ? ".venv/bin/python" : "python3";
+  run(py, ["bench/onnx/export_unet.py", MODEL, "--preset", opt.preset]);
+  run("cargo", ["run", "--quiet", "--release", "--example", "convert_component", "--", `${MODEL}/unet`, `${MODEL}/unet.gguf`]);
+}
+for (const [path, hint] of [
+  [`${opt.pkg}/unclip.js`, "run ./build.sh build first"],
+  ["bench/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs", "run (cd bench && npm ci) first"],
+]) {
+  if (!existsSync(`${ROOT}${path}`)) throw new Error(`${path} is missing: ${hint}`);
+}
+if (!readFileSync(`${ROOT}${opt.pkg}/unclip.js`, "utf8").includes("timeUnetStep")) {
+  throw new Error(`${opt.pkg}/unclip.js has no timeUnetStep: rebuild it (./build.sh build)`);
+}
+const info = JSON.parse(readFileSync(`${ROOT}${MODEL}/inputs.json`, "utf8"));
+
+// ---- a static server over the repository (module scripts need a JavaScript MIME type, .mjs included)
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json", ".wasm": "application/wasm" };
+const server = createServer(async (req, res) => {
+  const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+  try {
+    const body = await readFile(join(ROOT, path));
+    res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "content-length": body.length, "cache-control": "no-store" }).end(body);
+  } catch {
+    res.writeHead(404).end("not found");
+  }
+});
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const url = `http://127.0.0.1:${server.address().port}/bench/unet_step.html?model=${MODEL}&pkg=${opt.pkg}`;
+
+// ---- one fresh page per measurement, CPU pair first, then the WebGPU pair
+const browser = await launch();
+const results = {};
+const order = ["ours-cpu", "ort-wasm", "ours-webgpu", "ort-webgpu"].filter((w) => !opt.only || opt.only.split(",").includes(w));
+for (const which of order) {
+  const page = await browser.newPage();
+  page.on("console", (m) => m.type() === "error" && console.error(`[${which}] ${m.text()}`));
+  page.on("pageerror", (e) => console.error(`[${which}] page error: ${e.message}`));
+  await page.goto(url);
+  await page.waitForFunction(() => document.body.dataset.ready === "1");
+  const runs = Number(which.endsWith("webgpu") ? opt["gpu-runs"] : opt.runs);
+  const r = await page.evaluate(([w, n]) => window.bench(w, n), [which, runs]);
+  r.median = median(r.ms);
+  results[which] = r;
+  console.log(`${which}: median ${r.median.toFixed(1)} ms of ${r.ms.map((m) => m.toFixed(0)).join(", ")}; ` +
+    `max |Δ| vs PyTorch ${r.maxDiffTorch.toExponential(2)}; whole measurement ${(r.totalMs / 1000).toFixed(1)} s`);
+  await page.close();
+}
+await browser.close();
+await new Promise((r) => server.close(r));
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+function maxAbsDiff(a, b) {
+  return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+}
+if (opt.only) process.exit(0);
+
+// ---- the section
+const pairs = [["WebGPU", "ours-webgpu", "ort-webgpu"], ["wasm CPU, 1 thread", "ours-cpu", "ort-wasm"]];
+const rows = pairs.map(([name, o, t]) => {
+  const [a, b] = [results[o], results[t]];
+  const diff = maxAbsDiff(a.output, b.output);
+  if (!(diff < 1e-2)) throw new Error(`${o} and ${t} disagree: max abs diff ${diff}`);
+  return `| ${name} | ${a.median.toFixed(1)} | ${b.median.toFixed(1)} | **${(a.median / b.median).toFixed(2)}×** | ${diff.toExponential(1)} |`;
+});
+const adapter = results["ort-webgpu"].adapter ?? {};
+const ours = results["ours-webgpu"].detail ?? {};
+const ortWasm = results["ort-wasm"].detail;
+const chrome = (results["ours-cpu"].userAgent.match(/Chrome\/([\d.]+)/) ?? [])[1] ?? "?";
+const c = info.config;
+const body = `### Browser, one decoder UNet step: ours vs onnxruntime-web (headless Chromium ${chrome})
+
+The emoji decoder (\`train/models.py\` preset \`${info.preset}\`: block_out_channels ${JSON.stringify(c.block_out_channels)}, ` +
+`${c.layers_per_block} layers per block, cross-attention ${c.cross_attention_dim}; ${(info.params / 1e6).toFixed(2)} M parameters, random ` +
+`weights, seed ${info.seed}), one guided call: sample 2×3×32×32, timestep ${info.timestep}, encoder_hidden_states ` +
+`2×${info.tensors.find((t) => t.name === "encoder_hidden_states").shape.slice(1).join("×")}, class_labels ` +
+`2×${info.tensors.find((t) => t.name === "class_labels").shape[1]}, attention mask 2×${info.tensors.find((t) => t.name === "attention_mask").shape[1]}. ` +
+`Same f32 weights on both sides (ours: GGUF f32 converted from the safetensors; theirs: ONNX opset ${info.onnx.opset}, ` +
+`${info.onnx.exporter} exporter, torch ${info.onnx.torch}), same input arrays. A run = upload the inputs, one call, ` +
+`read the output back; median of ${opt["gpu-runs"]} (WebGPU) and ${opt.runs} (wasm) runs after one warm-up call, ` +
+`each implementation in a fresh page, back to back.
+
+| providers | ours (ms) | onnxruntime-web ${ortWasm.version ?? ""} (ms) | ours / ORT | max abs diff ours vs ORT |
+|---|---|---|---|---|
+${rows.join("\n")}
+
+- WebGPU adapter: ${[adapter.vendor, adapter.architecture, adapter.device, adapter.description].filter(Boolean).join(" / ") || "?"}` +
+`${adapter.isFallbackAdapter ? " (fallback adapter)" : ""}; wgpu sees backend ${ours.backend ?? "?"}${ours.name ? ` \`${ours.name}\`` : ""}, ` +
+`software: ${ours.software ?? "?"}. Headless Chromium here only has SwiftShader, a CPU implementation of Vulkan: the ` +
+`WebGPU row measures kernel and dispatch design on a software GPU, not GPU throughput.
+- ORT wasm: \`${ortWasm.bundle}\`, SIMD build, numThreads ${ortWasm.numThreads} (crossOriginIsolated ${ortWasm.crossOriginIsolated}: ` +
+`no threads without it); ours: wasm simd128, single-threaded.
+- Every run (ms): ${order.map((w) => `${w} ${results[w].ms.map((m) => m.toFixed(0)).join(", ")}`).join("; ")}.
+- Both against PyTorch's output on the same inputs (max abs diff): ` +
+pairs.flatMap(([, o, t]) => [o, t]).map((w) => `${w} ${results[w].maxDiffTorch.toExponential(1)}`).join(", ") +
+`; the ONNX file itself vs PyTorch in onnxruntime (CPU): ${info.onnx.onnxruntime_check.toExponential(1)}.
+- Reproduce: \`(cd bench && npm ci) && ./build.sh build && node bench/browser_unet_step.mjs --preset ${info.preset} ` +
+`--runs ${opt.runs} --gpu-runs ${opt["gpu-runs"]}\`.
+`;
+console.log(body);
+writeFileSync(`${ROOT}${MODEL}/results.json`, JSON.stringify(Object.fromEntries(order.map((w) => [w, { ...results[w], output: undefined }])), null, 1));
+const path = `${ROOT}docs/benchmarks.md`;
+const old = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n";
+const [open, close] = ["<!-- bench:browser-unet-step -->", "<!-- /bench:browser-unet-step -->"];
+const section = `${open}\n${body}\n${close}`;
+const s = old.indexOf(open), e = old.indexOf(close);
+writeFileSync(path, s >= 0 && e > s ? old.slice(0, s) + section + old.slice(e + close.length) : `${old.trimEnd()}\n\n${section}\n`);

@@ -1,0 +1,83 @@
+// The page side of bench/browser_unet_step.mjs: one decoder UNet call on our wasm module (WebGPU or CPU backend)
+// or on onnxruntime-web (WebGPU or wasm execution provider), same inputs, same weights (bench/onnx/export_unet.py
+// writes them; our GGUF is converted from the same safetensors). Each run = upload inputs, one call, read the
+// output back to the CPU, on both sides.
+const params = new URLSearchParams(location.search);
+const MODEL = `../${params.get("model") ?? "target/unet-step"}/`;
+const PKG = `../${params.get("pkg") ?? "dist/pkg"}/`; // ./build.sh build puts the wasm module in dist/pkg
+const ORT_DIST = "./node_modules/onnxruntime-web/dist/";
+const log = (s) => { document.getElementById("log").textContent += `${s}\n`; };
+
+async function bytes(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+async function inputs() {
+  const layout = await (await fetch(`${MODEL}inputs.json`)).json();
+  const blob = (await bytes(`${MODEL}inputs.bin`)).buffer;
+  const t = Object.fromEntries(layout.tensors.map((x) => [x.name, { shape: x.shape, data: new Float32Array(blob, x.offset, x.bytes / 4) }]));
+  return { layout, t };
+}
+
+async function adapterInfo() {
+  if (!navigator.gpu) return null;
+  const a = await navigator.gpu.requestAdapter();
+  if (!a) return null;
+  const i = a.info ?? {};
+  return { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description,
+    isFallbackAdapter: i.isFallbackAdapter ?? a.isFallbackAdapter ?? null };
+}
+
+async function ours(backend, runs, { layout, t }) {
+  const wasm = await import(`${PKG}unclip.js`);
+  await wasm.default();
+  const gguf = await bytes(`${MODEL}unet.gguf`);
+  const mask = Uint8Array.from(t.attention_mask.data, (v) => (v ? 1 : 0));
+  const r = await wasm.timeUnetStep(gguf, t.sample.data, layout.timestep, t.encoder_hidden_states.data, t.class_labels.data,
+    mask, backend, runs);
+  return { ms: Array.from(r.ms), output: r.output, detail: r.adapter ?? null };
+}
+
+async function ort(provider, runs, { layout, t }) {
+  const ort = await import(`${ORT_DIST}${provider === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs"}`);
+  ort.env.wasm.wasmPaths = new URL(ORT_DIST, location.href).href;
+  ort.env.wasm.numThreads = 1; // our wasm is single-threaded; ORT would need cross-origin isolation for more anyway
+  const session = await ort.InferenceSession.create(await bytes(`${MODEL}unet.onnx`), { executionProviders: [provider] });
+  const feeds = () => ({
+    sample: new ort.Tensor("float32", t.sample.data, t.sample.shape),
+    timestep: new ort.Tensor("int64", BigInt64Array.from([BigInt(layout.timestep)]), []),
+    encoder_hidden_states: new ort.Tensor("float32", t.encoder_hidden_states.data, t.encoder_hidden_states.shape),
+    class_labels: new ort.Tensor("float32", t.class_labels.data, t.class_labels.shape),
+    attention_mask: new ort.Tensor("float32", t.attention_mask.data, t.attention_mask.shape),
+  });
+  const once = async () => (await session.run(feeds()))[session.outputNames[0]].getData();
+  let output = await once(); // warm-up (shader compilation, allocations)
+  const ms = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    output = await once();
+    ms.push(performance.now() - t0);
+  }
+  await session.release();
+  return { ms, output, detail: { version: ort.env.versions?.web ?? ort.env.versions?.common, numThreads: ort.env.wasm.numThreads,
+    crossOriginIsolated, simd: true, bundle: provider === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs" } };
+}
+
+window.bench = async (which, runs) => {
+  const data = await inputs();
+  const t0 = performance.now();
+  const r = which === "ours-webgpu" ? await ours("webgpu", runs, data)
+    : which === "ours-cpu" ? await ours("cpu", runs, data)
+    : which === "ort-webgpu" ? await ort("webgpu", runs, data)
+    : which === "ort-wasm" ? await ort("wasm", runs, data)
+    : (() => { throw new Error(`unknown ${which}`); })();
+  const expected = data.t.expected.data;
+  let maxDiff = 0;
+  for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(r.output[i] - expected[i]));
+  log(`${which}: ${r.ms.map((m) => m.toFixed(1)).join(", ")} ms; max |Δ| vs PyTorch ${maxDiff.toExponential(2)}`);
+  return { which, ms: r.ms, totalMs: performance.now() - t0, output: Array.from(r.output), maxDiffTorch: maxDiff,
+    detail: r.detail, adapter: which.endsWith("webgpu") ? await adapterInfo() : null, userAgent: navigator.userAgent };
+};
+document.body.dataset.ready = "1";
