@@ -315,11 +315,14 @@ impl Context {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut encoder, _) = pending.take().unwrap_or_else(|| (self.encoder(), 0));
-        drop(pending);
-        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
-        self.queue.submit([encoder.finish()]);
+        {
+            // submitted under the lock: work is submitted in the order it was recorded, whichever thread
+            // records or reads (another reader must not submit later work before this encoder's)
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut encoder, _) = pending.take().unwrap_or_else(|| (self.encoder(), 0));
+            encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+            self.queue.submit([encoder.finish()]);
+        }
         let mapped = MapFuture::new();
         let signal = mapped.state.clone();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| MapFuture::complete(&signal, r));
