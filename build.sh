@@ -60,11 +60,12 @@ build() {
   node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue pkg/unclip_bg.wasm -o pkg/unclip_bg.wasm
   log "wasm: $raw bytes after wasm-bindgen, $(stat -c %s pkg/unclip_bg.wasm) after wasm-opt -O3"
   echo "{\"wasm_raw_bytes\": $raw, \"wasm_opt_bytes\": $(stat -c %s pkg/unclip_bg.wasm)}" > pkg/build-info.json
-  log "assembling the static site in dist/ (www + pkg + the default model)"
+  log "assembling the static site in dist/ (www + pkg + the bundled unclip-emoji model + the tiny test model)"
   cargo build --bin unclip
   rm -rf dist && mkdir -p dist/models
   cp -r www/. dist/ && cp -r pkg dist/pkg
-  ./target/debug/unclip convert tests/fixtures/tiny-unclip dist/models/default >/dev/null
+  cp -r models/unclip-emoji dist/models/default
+  ./target/debug/unclip convert tests/fixtures/tiny-unclip dist/models/tiny >/dev/null
 }
 
 cmd_test() {
@@ -86,7 +87,15 @@ cmd_bench() {
   ./target/release/unclip convert "$tmp/midsize-diffusers" "$tmp/midsize" >/dev/null 2>&1
   ./target/release/unclip bench --model "$tmp/midsize" --diffusers "$tmp/midsize-diffusers" --steps 25,25,7 --runs 1
   ./target/release/unclip bench --weights-of bench/karlo
+  log "our WebGPU backend (on this machine's adapter: lavapipe without a GPU) vs our CPU backend"
+  ./target/release/unclip bench --model "$tmp/tiny" --backends
+  log "one Karlo-size decoder step on WebGPU (random q4_0 weights; minutes on a CPU Vulkan)"
+  ./target/release/unclip bench --karlo-decoder bench/karlo || log "the Karlo-size step did not complete (see above)"
   rm -rf "$tmp"
+  log "browser: one decoder UNet step, ours vs onnxruntime-web (WebGPU and wasm), same weights"
+  (cd bench && npm ci --no-audit --no-fund)
+  build
+  node bench/browser_unet_step.mjs --preset full --runs 5 --gpu-runs 2
 }
 
 case "${1:-}" in

@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::backend::cpu::Cpu;
+use crate::backend::webgpu::WebGpu;
 use crate::backend::{Backend, Tensor};
 use crate::gguf::{parse_header, HeaderStatus};
 use crate::manifest::{FileEntry, Manifest};
@@ -130,123 +131,214 @@ pub fn parse_manifest(json: &str) -> Result<JsValue, JsError> {
     Ok(out)
 }
 
-struct Inner {
-    pipeline: UnCLIPPipeline<Cpu>,
+struct Inner<B: Backend> {
+    pipeline: UnCLIPPipeline<B>,
     cancel: Cell<bool>,
 }
 
-/// A loaded model on the CPU backend (the WebGPU backend plugs in here when it lands).
+/// The pipeline on the backend the page chose.
+enum Loaded {
+    Cpu(Rc<Inner<Cpu>>),
+    WebGpu(Rc<Inner<WebGpu>>),
+}
+
+/// Runs `$body` with `$inner: &Rc<Inner<B>>` for whichever backend the engine runs on.
+macro_rules! on_backend {
+    ($engine:expr, $inner:ident => $body:expr) => {
+        match &$engine.loaded {
+            Loaded::Cpu($inner) => $body,
+            Loaded::WebGpu($inner) => $body,
+        }
+    };
+}
+
+/// A loaded model on the CPU (wasm simd128) or on WebGPU.
 #[wasm_bindgen]
 pub struct Engine {
-    inner: Rc<Inner>,
+    loaded: Loaded,
+}
+
+fn inner<B: Backend>(be: &B, manifest: Manifest, files: &Map) -> crate::Result<Rc<Inner<B>>> {
+    let open = |f: &FileEntry| -> crate::Result<Vec<u8>> {
+        let bytes = files.get(&JsValue::from_str(&f.file));
+        if bytes.is_undefined() {
+            return Err(crate::Error::Weights(format!("{} was not downloaded", f.file)));
+        }
+        let bytes = Uint8Array::new(&bytes).to_vec();
+        f.verify(&bytes)?;
+        Ok(bytes)
+    };
+    let pipeline = UnCLIPPipeline::load(be, manifest, open)?;
+    Ok(Rc::new(Inner { pipeline, cancel: Cell::new(false) }))
 }
 
 #[wasm_bindgen]
 impl Engine {
-    /// `files`: Map from file name to its verified bytes (Uint8Array).
-    pub fn load(manifest_json: &str, files: Map) -> Result<Engine, JsError> {
+    /// `files`: Map from file name to its verified bytes (Uint8Array); `backend`: "cpu" or "webgpu"
+    /// (the worker decides, see worker.js `chooseBackend`).
+    pub async fn load(manifest_json: String, files: Map, backend: String) -> Result<Engine, JsError> {
         let manifest = Manifest::from_json(manifest_json.as_bytes()).map_err(js_err)?;
-        let open = |f: &FileEntry| -> crate::Result<Vec<u8>> {
-            let bytes = files.get(&JsValue::from_str(&f.file));
-            if bytes.is_undefined() {
-                return Err(crate::Error::Weights(format!("{} was not downloaded", f.file)));
+        let loaded = match backend.as_str() {
+            "cpu" => Loaded::Cpu(inner(&Cpu, manifest, &files).map_err(js_err)?),
+            "webgpu" => {
+                let gpu = WebGpu::new().await.map_err(js_err)?;
+                Loaded::WebGpu(inner(&gpu, manifest, &files).map_err(js_err)?)
             }
-            let bytes = Uint8Array::new(&bytes).to_vec();
-            f.verify(&bytes)?;
-            Ok(bytes)
+            other => return Err(JsError::new(&format!("unknown backend `{other}` (expected cpu or webgpu)"))),
         };
-        let pipeline = UnCLIPPipeline::load(&Cpu, manifest, open).map_err(js_err)?;
-        Ok(Engine { inner: Rc::new(Inner { pipeline, cancel: Cell::new(false) }) })
+        Ok(Engine { loaded })
     }
 
-    /// {backend, width, height, maxTokens, stages: [{stage, what, input, output}]}: the tensor shapes of
-    /// one generation under guidance (N = 2: [uncond; cond]), for the teaching page's overview.
+    /// {backend, adapter?, width, height, maxTokens, stages: [{stage, what, input, output}]}: the tensor
+    /// shapes of one generation under guidance (N = 2: [uncond; cond]), for the teaching page's overview.
     pub fn info(&self) -> JsValue {
-        let p = &self.inner.pipeline;
-        let (h, w) = p.output_size();
-        let l = p.tokenizer.max_length();
-        let (te, th) = match &p.text_encoder {
-            crate::pipeline::TextEncoder::Clip(m) => (m.config.projection_dim, m.config.hidden_size),
-            crate::pipeline::TextEncoder::Bert(m) => (m.config.hidden_size, m.config.hidden_size),
+        let adapter = match &self.loaded {
+            Loaded::Cpu(_) => JsValue::UNDEFINED,
+            Loaded::WebGpu(i) => serde_wasm_bindgen::to_value(i.pipeline.backend().adapter()).unwrap_or_default(),
         };
-        let e = p.embedding_dim();
-        let tp = &p.text_proj.config;
-        let (dc, sr) = (&p.decoder.config, &p.super_res_first.config);
-        let (c, s, s2) = (dc.in_channels, dc.sample_size, sr.sample_size);
-        let shape = |d: &[usize]| format!("({})", d.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "));
-        let stages = [
-            ("text", "text encoder", shape(&[2, l]), format!("{} + {}", shape(&[2, te]), shape(&[2, l, th]))),
-            ("prior", "prior (per step)", shape(&[2, e]), shape(&[2, e])),
-            ("image_embedding", "image embedding", shape(&[1, e]), shape(&[1, e])),
-            (
-                "text_proj",
-                "text_proj",
-                shape(&[2, e]),
-                format!(
-                    "{} + {}",
-                    shape(&[2, tp.clip_extra_context_tokens + l, tp.cross_attention_dim]),
-                    shape(&[2, tp.time_embed_dim])
-                ),
-            ),
-            ("decoder", "decoder (per step)", shape(&[2, c, s, s]), shape(&[2, dc.out_channels, s, s])),
-            ("upsample", "bicubic upsample", shape(&[1, c, s, s]), shape(&[1, c, s2, s2])),
-            (
-                "super_res",
-                "super-res (per step)",
-                shape(&[1, sr.in_channels, s2, s2]),
-                shape(&[1, sr.out_channels, s2, s2]),
-            ),
-        ];
-        let stages: js_sys::Array = stages
-            .iter()
-            .map(|(stage, what, input, output)| {
-                obj(&[
-                    ("stage", (*stage).into()),
-                    ("what", (*what).into()),
-                    ("input", input.as_str().into()),
-                    ("output", output.as_str().into()),
-                ])
-            })
-            .collect();
-        obj(&[
-            ("backend", Cpu.name().into()),
-            ("width", (w as u32).into()),
-            ("height", (h as u32).into()),
-            ("maxTokens", (l as u32).into()),
-            ("stages", stages.into()),
-        ])
+        on_backend!(self, i => info_of(&i.pipeline, adapter))
     }
 
     /// Stops a running `generate` before its next step.
     pub fn cancel(&self) {
-        self.inner.cancel.set(true);
+        on_backend!(self, i => i.cancel.set(true))
     }
 
     /// params: {prompt, seed, prior_steps, …} (missing fields take diffusers' defaults).
     /// `on_event` receives {type: "stage_start"|"step"|"stage_end"|"warning", …}; steps of the decoder
     /// and super-res carry `xt` and `x0` as RGBA. Resolves to {rgba, width, height, image_embedding}.
     pub fn generate(&self, params: JsValue, on_event: Function) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let params: GenerateParams =
-                serde_wasm_bindgen::from_value(params).map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
-            inner.cancel.set(false);
-            let mut sink = JsObserver { on_event, cancel: &inner.cancel };
-            let out = inner.pipeline.generate(&params, &mut sink).await.map_err(js_err)?;
-            let rgba = Uint8ClampedArray::from(&out.to_rgba8()[..]);
-            Ok(obj(&[
-                ("rgba", rgba.into()),
-                ("width", (out.width as u32).into()),
-                ("height", (out.height as u32).into()),
-                ("image_embedding", js_sys::Float32Array::from(&out.image_embedding[..]).into()),
-            ]))
-        })
+        match &self.loaded {
+            Loaded::Cpu(i) => future_to_promise(generate_on(i.clone(), params, on_event)),
+            Loaded::WebGpu(i) => future_to_promise(generate_on(i.clone(), params, on_event)),
+        }
     }
+}
+
+fn info_of<B: Backend>(p: &UnCLIPPipeline<B>, adapter: JsValue) -> JsValue {
+    let (h, w) = p.output_size();
+    let l = p.tokenizer.max_length();
+    let (te, th) = match &p.text_encoder {
+        crate::pipeline::TextEncoder::Clip(m) => (m.config.projection_dim, m.config.hidden_size),
+        crate::pipeline::TextEncoder::Bert(m) => (m.config.hidden_size, m.config.hidden_size),
+    };
+    let e = p.embedding_dim();
+    let tp = &p.text_proj.config;
+    let (dc, sr) = (&p.decoder.config, &p.super_res_first.config);
+    let (c, s, s2) = (dc.in_channels, dc.sample_size, sr.sample_size);
+    let shape = |d: &[usize]| format!("({})", d.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "));
+    let stages = [
+        ("text", "text encoder", shape(&[2, l]), format!("{} + {}", shape(&[2, te]), shape(&[2, l, th]))),
+        ("prior", "prior (per step)", shape(&[2, e]), shape(&[2, e])),
+        ("image_embedding", "image embedding", shape(&[1, e]), shape(&[1, e])),
+        (
+            "text_proj",
+            "text_proj",
+            shape(&[2, e]),
+            format!(
+                "{} + {}",
+                shape(&[2, tp.clip_extra_context_tokens + l, tp.cross_attention_dim]),
+                shape(&[2, tp.time_embed_dim])
+            ),
+        ),
+        ("decoder", "decoder (per step)", shape(&[2, c, s, s]), shape(&[2, dc.out_channels, s, s])),
+        ("upsample", "bicubic upsample", shape(&[1, c, s, s]), shape(&[1, c, s2, s2])),
+        (
+            "super_res",
+            "super-res (per step)",
+            shape(&[1, sr.in_channels, s2, s2]),
+            shape(&[1, sr.out_channels, s2, s2]),
+        ),
+    ];
+    let stages: js_sys::Array = stages
+        .iter()
+        .map(|(stage, what, input, output)| {
+            obj(&[
+                ("stage", (*stage).into()),
+                ("what", (*what).into()),
+                ("input", input.as_str().into()),
+                ("output", output.as_str().into()),
+            ])
+        })
+        .collect();
+    obj(&[
+        ("backend", p.backend().name().into()),
+        ("adapter", adapter),
+        ("width", (w as u32).into()),
+        ("height", (h as u32).into()),
+        ("maxTokens", (l as u32).into()),
+        ("stages", stages.into()),
+    ])
+}
+
+async fn generate_on<B: Backend>(inner: Rc<Inner<B>>, params: JsValue, on_event: Function) -> Result<JsValue, JsValue> {
+    let params: GenerateParams =
+        serde_wasm_bindgen::from_value(params).map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
+    inner.cancel.set(false);
+    let mut sink = JsObserver::new(on_event, &inner.cancel);
+    if params.image_embedding.is_none() && !params.prompt.trim().is_empty() {
+        sink.prior = PriorView::of(&inner.pipeline, &params.prompt).await.map_err(js_err)?;
+    }
+    let result = inner.pipeline.generate(&params, &mut sink).await;
+    let out = sink.outcome(result)?;
+    let rgba = Uint8ClampedArray::from(&out.to_rgba8()[..]);
+    Ok(obj(&[
+        ("rgba", rgba.into()),
+        ("width", (out.width as u32).into()),
+        ("height", (out.height as u32).into()),
+        ("image_embedding", js_sys::Float32Array::from(&out.image_embedding[..]).into()),
+    ]))
 }
 
 struct JsObserver<'a> {
     on_event: Function,
     cancel: &'a Cell<bool>,
+    /// Why the observer stopped the run, when it was not the user.
+    error: Option<crate::Error>,
+    /// For the teaching page's prior panel: what turns the prior's x̂0 into CLIP space.
+    prior: Option<PriorView>,
+}
+
+/// The prior's de-normalisation (x·clip_std + clip_mean) and the prompt's text embedding z_t, on the host.
+struct PriorView {
+    clip_mean: Vec<f32>,
+    clip_std: Vec<f32>,
+    text_embedding: Vec<f32>,
+}
+
+impl PriorView {
+    /// None for a model without a prior (an image-variation checkpoint).
+    async fn of<B: Backend>(p: &UnCLIPPipeline<B>, prompt: &str) -> crate::Result<Option<Self>> {
+        let Some(prior) = &p.prior else { return Ok(None) };
+        Ok(Some(PriorView {
+            clip_mean: prior.clip_mean.to_vec().await?,
+            clip_std: prior.clip_std.to_vec().await?,
+            text_embedding: p.text_embedding(prompt).await?,
+        }))
+    }
+
+    /// (z, cos(z, z_t)) for the first row of the prior's x̂0 (normalised space); the cosine is NaN
+    /// (null in JS) when z has no direction (an untrained prior's clip_std = 0 makes all-zero embeddings).
+    fn embedding(&self, x0: &[f32]) -> (Vec<f32>, f32) {
+        let z: Vec<f32> = x0.iter().zip(&self.clip_std).zip(&self.clip_mean).map(|((x, s), m)| x * s + m).collect();
+        let cos = crate::latent::cosine_similarity(&z, &self.text_embedding).unwrap_or(f32::NAN);
+        (z, cos)
+    }
+}
+
+impl<'a> JsObserver<'a> {
+    fn new(on_event: Function, cancel: &'a Cell<bool>) -> Self {
+        JsObserver { on_event, cancel, error: None, prior: None }
+    }
+
+    /// The run's result; when a preview could not be read back (a lost GPU) and that stopped the run,
+    /// the reason instead of "cancelled".
+    fn outcome<T>(self, result: crate::Result<T>) -> Result<T, JsError> {
+        match self.error {
+            Some(e) => Err(js_err(e)),
+            None => result.map_err(js_err),
+        }
+    }
 }
 
 /// Resolves on the next macrotask (setTimeout 0), so queued worker messages run.
@@ -292,12 +384,29 @@ impl<T: Tensor> Observer<T> for JsObserver<'_> {
                     ("t", (s.t as u32).into()),
                     ("ms", s.elapsed_ms.into()),
                 ];
+                if let (Stage::Prior, Some(view)) = (s.stage, &self.prior) {
+                    // the prior's current guess of the image embedding, in CLIP space, against the text's
+                    match s.pred_x0.to_vec().await.map(|x0| view.embedding(&x0[..view.clip_mean.len()])) {
+                        Ok((z, cos)) => {
+                            pairs.push(("embedding", js_sys::Float32Array::from(&z[..]).into()));
+                            pairs.push(("text_embedding", js_sys::Float32Array::from(&view.text_embedding[..]).into()));
+                            pairs.push(("cosine", cos.into()));
+                        }
+                        Err(e) => {
+                            self.error = Some(e);
+                            return Flow::Cancel;
+                        }
+                    }
+                }
                 if s.stage != Stage::Prior {
                     match (rgba(s.sample).await, rgba(s.pred_x0).await) {
                         (Ok((xt, w, h)), Ok((x0, _, _))) => {
                             pairs.extend([("xt", xt), ("x0", x0), ("width", w.into()), ("height", h.into())]);
                         }
-                        _ => return Flow::Cancel,
+                        (Err(e), _) | (_, Err(e)) => {
+                            self.error = Some(e);
+                            return Flow::Cancel;
+                        }
                     }
                     // the (guided) ε̂ and, under guidance, the two predictions it combines, as raw floats
                     let mut eps = vec![("eps", s.model_output)];
@@ -307,7 +416,10 @@ impl<T: Tensor> Observer<T> for JsObserver<'_> {
                     for (name, t) in eps {
                         match t.to_vec().await {
                             Ok(v) => pairs.push((name, js_sys::Float32Array::from(&v[..]).into())),
-                            Err(_) => return Flow::Cancel,
+                            Err(e) => {
+                                self.error = Some(e);
+                                return Flow::Cancel;
+                            }
                         }
                     }
                 }
@@ -368,3 +480,6 @@ pub fn add_noise(kind: &str, t: usize, x0: &[f32], eps: &[f32]) -> Result<js_sys
 pub fn randn(seed: u64, n: usize) -> js_sys::Float32Array {
     js_sys::Float32Array::from(&crate::rng::TorchGenerator::new(seed).randn(n)[..])
 }
+
+mod bench;
+mod remix;

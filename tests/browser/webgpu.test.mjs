@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { openPage, waitState, resultPixels, shot } from "./browser.mjs";
 import { serverAndBrowser } from "./setup.mjs";
 
-const SMALL = "prompt=horse&seed=0&prior_steps=2&decoder_steps=2&sr_steps=2";
+const SMALL = "model=tiny&prompt=horse&seed=0&prior_steps=2&decoder_steps=2&sr_steps=2";
 const env = serverAndBrowser();
 
 /// The backend menu lives in the collapsed settings: open them the way a person would, then choose.
@@ -15,11 +15,19 @@ async function chooseBackend(page, value) {
   await page.selectOption("#backend", value);
 }
 
-function maxDiff(a, b) {
+/// {mean, off}: mean |a − b| over the RGB values (0–255) and the share off by more than 0.05 (13/255).
+/// As in tests/webgpu_pipeline.rs: unCLIP's first step amplifies the backends' ~1e-6 differences by
+/// 1/√ᾱ₉₉₉ ≈ 2e4 before clipping x̂0, so a rare value may flip; the image as a whole must agree.
+function compare(a, b) {
   assert.equal(a.data.length, b.data.length);
-  let max = 0;
-  for (let i = 0; i < a.data.length; i++) if (i % 4 !== 3) max = Math.max(max, Math.abs(a.data[i] - b.data[i]));
-  return max;
+  let [sum, off, n] = [0, 0, 0];
+  for (let i = 0; i < a.data.length; i++) {
+    if (i % 4 === 3) continue;
+    const d = Math.abs(a.data[i] - b.data[i]);
+    sum += d; n++;
+    if (d > 13) off++;
+  }
+  return { mean: sum / n, off: off / n };
 }
 
 test("forced WebGPU runs the pipeline on the GPU and gives the CPU's image; switching back needs no download", async () => {
@@ -38,9 +46,9 @@ test("forced WebGPU runs the pipeline on the GPU and gives the CPU's image; swit
   await page.click("#generate");
   assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
   const cpu = await resultPixels(page);
-  const d = maxDiff(gpu, cpu);
-  console.log(`browser WebGPU (SwiftShader) vs wasm CPU: max diff ${d} of 255`);
-  assert.ok(d <= 2, `the WebGPU and CPU images differ by ${d}/255`);
+  const { mean, off } = compare(gpu, cpu);
+  console.log(`browser WebGPU (SwiftShader) vs wasm CPU: mean diff ${mean.toFixed(4)} of 255, share off by > 13: ${off}`);
+  assert.ok(mean <= 0.2 && off <= 1e-3, `the WebGPU and CPU images differ: mean ${mean}, share off ${off}`);
   await context.close();
 });
 

@@ -3,13 +3,17 @@
 
 import { paintRgba } from "./canvas.js";
 import { DEFAULTS, STAGES } from "./protocol.js";
+import { initRemix } from "./remix.js";
 
 const $ = (id) => document.getElementById(id);
-const MODEL_URL = new URL("../models/default/", import.meta.url).href;
-const FIELDS = ["prompt", "seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "backend"];
-const NUMERIC = new Set(["seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance"]);
+// ?model=NAME serves dist/models/NAME/ (default: the bundled unclip-emoji; "tiny" is the random test model)
+const MODEL = /^[a-z0-9-]+$/.test(new URLSearchParams(location.search).get("model") ?? "") ? new URLSearchParams(location.search).get("model") : "default";
+const MODEL_URL = new URL(`../models/${MODEL}/`, import.meta.url).href;
+const FIELDS = ["prompt", "seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of", "backend"];
+const NUMERIC = new Set(["seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of"]);
 
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+const remix = initRemix(worker, readSettings);
 const state = (s) => { document.body.dataset.state = s; };
 let stageTimes = {};
 
@@ -55,6 +59,7 @@ const handlers = {
     $("load-bar").value = 1;
     $("load-text").textContent = `${m.model.name} ${m.model.version} ready (${m.info.width}×${m.info.height})`;
     $("backend-status").textContent = `Backend: ${m.info.backend} — ${m.reason}`;
+    remix.ready();
     $("about-title").textContent = `${m.model.name} ${m.model.version}`;
     $("about-license").textContent = `Licence: ${m.model.license}`;
     $("about-credits").replaceChildren(...m.model.attribution.map((a) => {
@@ -62,6 +67,7 @@ const handlers = {
       li.textContent = `${a.name} — ${a.license}${a.copyright ? `, ${a.copyright}` : ""}`;
       return li;
     }));
+    if (document.body.dataset.state === "running") return; // a mid-run switch to the CPU after a GPU failure
     $("generate").disabled = false;
     state("ready");
     if (autorun) { autorun = false; $("form").requestSubmit(); }
@@ -94,7 +100,7 @@ const handlers = {
     b.type = "button"; b.title = `${p.prompt} (seed ${p.seed})`;
     b.innerHTML = `<img alt="">`; b.firstChild.src = url; b.firstChild.alt = b.title;
     b.onclick = () => { for (const f of FIELDS) $(f).value = p[f]; writeUrl(p); $("result").src = url; };
-    li.append(b); $("history").prepend(li);
+    li.append(b); remix.addResult(li, { embedding: m.embedding, label: b.title }); $("history").prepend(li);
     finish("done");
   },
   cancelled() { finish("ready"); },
@@ -115,7 +121,7 @@ function finish(s) {
   state(s);
 }
 
-worker.onmessage = ({ data }) => handlers[data.type]?.(data);
+worker.onmessage = ({ data }) => (data.job === "remix" ? remix.handle(data) : handlers[data.type]?.(data));
 worker.onerror = (e) => { showError(`the worker failed: ${e.message}`); state("error"); };
 
 $("form").addEventListener("submit", (e) => {
@@ -135,12 +141,15 @@ $("about-open").onclick = () => $("about").showModal();
 $("storage").addEventListener("toggle", () => { if ($("storage").open) worker.postMessage({ type: "storage" }); });
 $("storage-clear").onclick = () => worker.postMessage({ type: "clear_cache" });
 
+function loadModel() { worker.postMessage({ type: "load", modelUrl: MODEL_URL, backend: $("backend").value }); }
+
 const retry = document.createElement("button");
 retry.id = "retry-load"; retry.type = "button"; retry.textContent = "Retry"; retry.hidden = true;
-retry.onclick = () => { retry.hidden = true; $("error").hidden = true; state("loading"); worker.postMessage({ type: "load", modelUrl: MODEL_URL }); };
+retry.onclick = () => { retry.hidden = true; $("error").hidden = true; state("loading"); loadModel(); };
 $("load").append(retry);
+$("backend").addEventListener("change", () => { if (document.body.dataset.state !== "running") { state("loading"); loadModel(); } });
 
 navigator.serviceWorker?.register(new URL("../sw.js", import.meta.url)).catch(() => {}); // offline app shell
 
 let autorun = settingsFromUrl();
-worker.postMessage({ type: "load", modelUrl: MODEL_URL });
+loadModel();

@@ -1,7 +1,8 @@
 // Messages between the page (app.js) and the worker (worker.js). Every message is {type, ...}.
 //
 // page → worker
-//   {type: "load", modelUrl}                 fetch (or read from the cache) and build the model
+//   {type: "load", modelUrl, backend}        fetch (or read from the cache) and build the model on
+//                                            backend "auto" | "webgpu" | "cpu" (again to switch)
 //   {type: "generate", params}               params as in the URL: prompt, seed, prior_steps, …
 //   {type: "cancel"}                         stop before the next step
 //   {type: "storage"}                        report what is cached
@@ -9,7 +10,7 @@
 //
 // worker → page
 //   {type: "load_progress", file, fileLoaded, fileBytes, loaded, total, rate, eta, cached, tensors}
-//   {type: "ready", model: {name, version, license, attribution}, info: {backend, width, height}, reason}
+//   {type: "ready", model: {name, version, license, attribution}, info: {backend, adapter?, width, height, …}, reason}
 //   {type: "stage_start", stage, steps} / {type: "stage_end", stage, ms}
 //   {type: "step", stage, i, n, t, ms, xt?, x0?, width?, height?, eps?, eps_uncond?, eps_cond?}
 //                                            xt/x0: RGBA Uint8ClampedArray; eps*: CHW Float32Array (ε̂, and
@@ -20,6 +21,15 @@
 //   {type: "error", phase: "load" | "generate", message}
 //   {type: "storage", entries: [{name, bytes}], usage, quota, persisted}
 
+// Remix (remix.js ↔ remix-worker.js); every worker → page message of a remix carries job: "remix"
+//   page → worker {type: "remix", op: "caps"}                          → {type: "remix_caps", imageEncoder}
+//                 {type: "remix", op: "variations", params, image: {rgba, width, height}, count, invert, eta?}
+//                 {type: "remix", op: "interpolate", params, a, b, frames}     a, b: {embedding} | {image} | {prompt}
+//                 {type: "remix", op: "text_diff", params, source, from, to, frames, max_theta}
+//   worker → page stage_start / step / stage_end / warning as above, plus {frame, frames} (step stage may be
+//                 "inversion"); {type: "remix_plan", op, frames}; {type: "remix_frame", k, n, seed, rgba, width,
+//                 height, embedding}; {type: "remix_done", op, ms}; {type: "cancelled"}; {type: "error", phase: "remix", message}
+
 export const STAGES = ["text", "prior", "decoder", "super_res"];
 
 export const DEFAULTS = {
@@ -29,6 +39,7 @@ export const DEFAULTS = {
   decoder_steps: 25,
   sr_steps: 7,
   prior_guidance: 4.0,
+  prior_best_of: 1,
   decoder_guidance: 8.0,
   backend: "auto",
 };

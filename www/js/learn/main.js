@@ -18,7 +18,9 @@ const state = {
   prompt: q.get("prompt") ?? "a happy dog",
   rseed: Number(q.get("rseed") ?? 0),
   steps: [5, 10, 25, 50].includes(Number(q.get("steps"))) ? Number(q.get("steps")) : 10,
+  model: /^[a-z0-9-]+$/.test(q.get("model") ?? "") ? q.get("model") : "default",
 };
+const modelUrl = new URL(`models/${state.model}/`, location.href).href;
 
 function writeUrl() {
   history.replaceState(null, "", `?${new URLSearchParams(Object.entries(state).map(([k, v]) => [k, String(v)]))}`);
@@ -35,9 +37,9 @@ document.getElementById("lang").onclick = () => {
 };
 document.addEventListener("learn-state", writeUrl);
 await forward.init(gallery);
-const model = new ModelWorker((text) => { document.getElementById("rev-status").textContent = text; });
+const model = new ModelWorker((text) => { document.getElementById("rev-status").textContent = text; }, modelUrl);
 new ReversePanel(state, model).init();
 new GuidancePanel(state, model).init();
-new PriorPanel(state, model, new URL("models/default/concept-map.json", location.href).href).init();
+new PriorPanel(state, model, `${modelUrl}concept-map.json`).init();
 new HierarchyPanel(model).init();
 document.body.dataset.state = "ready";

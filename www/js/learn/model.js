@@ -2,7 +2,7 @@
 // then runs one generation at a time and hands each step event to the caller.
 
 export class ModelWorker {
-  constructor(onStatus) {
+  constructor(onStatus, modelUrl) {
     this.worker = new Worker(new URL("../worker.js", import.meta.url), { type: "module" });
     this.onStatus = onStatus;
     this.queue = Promise.resolve();
@@ -19,7 +19,7 @@ export class ModelWorker {
         }
       };
     });
-    this.worker.postMessage({ type: "load", modelUrl: new URL("../../models/default/", import.meta.url).href });
+    this.worker.postMessage({ type: "load", modelUrl });
   }
 
   /// Runs `params` after any generation already queued; resolves to the "done" message.
