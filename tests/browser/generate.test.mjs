@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { openPage, waitState, resultPixels, shot } from "./browser.mjs";
 import { ROOT, serverAndBrowser } from "./setup.mjs";
 
-const SMALL = "prompt=horse&seed=0&prior_steps=2&decoder_steps=2&sr_steps=2";
+// the tiny random test checkpoint (fast, and what the native goldens use); the bundled model has its own test
+const SMALL = "model=tiny&prompt=horse&seed=0&prior_steps=2&decoder_steps=2&sr_steps=2";
 const env = serverAndBrowser();
 
 function readNpy(path) {
@@ -36,7 +37,7 @@ test("loads with streamed progress, generates with one event per step, matches t
   assert.match(await page.textContent("#backend-status"), /Backend: cpu — .*WebGPU adapter .*software fallback.*runs on the CPU/);
 
   const tmp = mkdtempSync(join(tmpdir(), "unclip-"));
-  execFileSync(join(ROOT, "target/debug/unclip"), ["generate", "--model", join(ROOT, "dist/models/default"), "--prompt", "horse", "--seed", "0",
+  execFileSync(join(ROOT, "target/debug/unclip"), ["generate", "--model", join(ROOT, "dist/models/tiny"), "--prompt", "horse", "--seed", "0",
     "--prior-steps", "2", "--decoder-steps", "2", "--sr-steps", "2", "--out-npy", join(tmp, "native.npy")], { stdio: "ignore" });
   const native = readNpy(join(tmp, "native.npy"));
   const { width, height, data } = await resultPixels(page);
@@ -52,7 +53,7 @@ test("loads with streamed progress, generates with one event per step, matches t
 
 test("a phone-sized screen and the keyboard alone are enough", async () => {
   const context = await env.browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
-  const page = await openPage(context, `${env.server.url}?seed=1&prior_steps=2&decoder_steps=2&sr_steps=2`);
+  const page = await openPage(context, `${env.server.url}?model=tiny&seed=1&prior_steps=2&decoder_steps=2&sr_steps=2`);
   await waitState(page, "ready");
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling on a phone (${overflow}px)`);
@@ -133,7 +134,7 @@ test("a full storage quota warns and still generates", async () => {
 
 test("cancel stops within one step; the same seed gives the same image twice", async () => {
   const context = await env.browser.newContext();
-  const page = await openPage(context, `${env.server.url}?prompt=horse&seed=3&prior_steps=2&decoder_steps=50&sr_steps=2`);
+  const page = await openPage(context, `${env.server.url}?model=tiny&prompt=horse&seed=3&prior_steps=2&decoder_steps=50&sr_steps=2`);
   await waitState(page, "ready");
   await page.click("#generate");
   await page.waitForFunction(() => Number(document.body.dataset.steps) >= 4);

@@ -31,7 +31,7 @@ async function formulaError(page, schedule, t, seed) {
 
 test("forward process: pixels follow the formula, the slider moves them, schedules match diffusers", async () => {
   const page = await env.browser.newPage();
-  await page.goto(`${env.server.url}learn.html?image=dog-face.png&t=300&schedule=cosine&seed=0`);
+  await page.goto(`${env.server.url}learn.html?model=tiny&image=dog-face.png&t=300&schedule=cosine&seed=0`);
   await waitState(page, "ready");
   assert.ok((await formulaError(page, "cosine", 300, 0)) <= 1);
   const before = await page.$eval("#xt", (c) => c.toDataURL());
@@ -63,7 +63,7 @@ test("forward process: pixels follow the formula, the slider moves them, schedul
 
 test("the language toggle switches every label, and the lesson is in the URL", async () => {
   const page = await env.browser.newPage();
-  await page.goto(`${env.server.url}learn.html?image=rocket.png&t=600`);
+  await page.goto(`${env.server.url}learn.html?model=tiny&image=rocket.png&t=600`);
   await waitState(page, "ready");
   await page.click("#lang");
   const labels = await page.$$eval("[data-i18n]", (els) => els.map((e) => [e.dataset.i18n, e.textContent]));
@@ -78,7 +78,7 @@ test("the language toggle switches every label, and the lesson is in the URL", a
 
 test("reverse process: one frame per step, DDPM and DDIM start from the same noise and then part, deterministically", async () => {
   const page = await env.browser.newPage();
-  await page.goto(`${env.server.url}learn.html?prompt=horse&rseed=4&steps=5`);
+  await page.goto(`${env.server.url}learn.html?model=tiny&prompt=horse&rseed=4&steps=5`);
   await page.waitForFunction(() => document.body.dataset.reverse === "ready", null, { timeout: 120_000 });
   const run = async () => {
     await page.click("#rev-run");
@@ -111,7 +111,7 @@ test("reverse process: one frame per step, DDPM and DDIM start from the same noi
 
 test("guidance: the scales render side by side, and the unconditional, conditional and guided ε̂ are shown", async () => {
   const page = await env.browser.newPage();
-  await page.goto(`${env.server.url}learn.html?prompt=horse&rseed=2&steps=5`);
+  await page.goto(`${env.server.url}learn.html?model=tiny&prompt=horse&rseed=2&steps=5`);
   await page.waitForFunction(() => document.body.dataset.guidance === "ready", null, { timeout: 120_000 });
   await page.click("#cfg-run");
   await page.waitForFunction(() => ["done", "error"].includes(document.body.dataset.guidance), null, { timeout: 180_000 });
