@@ -475,6 +475,12 @@ pub fn add_noise(kind: &str, t: usize, x0: &[f32], eps: &[f32]) -> Result<js_sys
     Ok(js_sys::Float32Array::from(&xt[..]))
 }
 
+/// cos ∠(a, b), the engine's own (`latent::cosine_similarity`), for the teaching page's nearest concepts.
+#[wasm_bindgen(js_name = cosineSimilarity)]
+pub fn cosine_similarity(a: &[f32], b: &[f32]) -> Result<f32, JsError> {
+    crate::latent::cosine_similarity(a, b).map_err(js_err)
+}
+
 /// `torch.randn(n, generator=torch.Generator().manual_seed(seed))`: the noise ε of the forward process.
 #[wasm_bindgen]
 pub fn randn(seed: u64, n: usize) -> js_sys::Float32Array {

@@ -1,12 +1,13 @@
 // Panel 4, the prior: per prior step, how close its current guess ẑ of the image embedding is to the text
 // embedding z_t (cosine, computed in wasm), and the guesses' path across a 2-D PCA map of the image tower's
 // embeddings of the training concepts (the model's concept-map.json, made at build time by
-// train/make_concept_map.py), with the concepts nearest to the final embedding.
+// train/make_concept_map.py), with the concepts nearest to the final embedding (cosines from wasm).
+import { cosineSimilarity } from "../../pkg/unclip.js";
+
 const $ = (id) => document.getElementById(id);
 
 const dot = (a, b) => a.reduce((s, v, i) => s + v * b[i], 0);
 const norm = (a) => Math.sqrt(dot(a, a));
-export const cosine = (a, b) => dot(a, b) / (norm(a) * norm(b));
 
 /// p = (z/‖z‖ − mean)·components: a point of the map's plane.
 export function project(map, z) {
@@ -17,7 +18,8 @@ export function project(map, z) {
 
 /// The `k` concepts of the map nearest to z by cosine: [{label, cosine}], nearest first.
 export function nearest(map, z, k = 5) {
-  return map.concepts.map((label, i) => ({ label, cosine: cosine(z, map.embeddings[i]) }))
+  const zf = Float32Array.from(z);
+  return map.concepts.map((label, i) => ({ label, cosine: cosineSimilarity(zf, Float32Array.from(map.embeddings[i])) }))
     .sort((a, b) => b.cosine - a.cosine).slice(0, k);
 }
 
