@@ -1,11 +1,11 @@
 """The teaching page's "CLIP latent" map (issue 6, panel 4), computed at build time: the image tower's
 embedding of each training concept (the L2-normalised mean of its renditions' embeddings), a 2-D PCA of
-those, and the concepts with their labels. The page projects the prior's trajectory onto the same plane
-(p = (z/‖z‖ − mean)·components) and lists the concepts nearest to the prior's embedding (by cosine).
+those, and the concepts with their labels. The page projects the concepts and the prior's trajectory onto that
+plane with one formula (prior.js `project`: p = (z/‖z‖ − mean)·components) and lists the concepts nearest to the prior's embedding (by cosine).
 
 Usage: python train/make_concept_map.py --export train/runs/cpu-export --out models/unclip-emoji/concept-map.json
-Writes JSON: {model, concepts: [label…], embeddings: [[384]…] (3 decimals), points: [[x, y]…],
-mean: [384], components: [[384], [384]], explained: [var1, var2]}.
+Writes JSON: {model, concepts: [label…], embeddings: [[384]…] (3 decimals), mean: [384],
+components: [[384], [384]], explained: [var1, var2]}.
 """
 import argparse
 import json
@@ -55,7 +55,6 @@ def main():
     concepts = data.train_concepts[pick]
     emb = concept_embeddings(tower, data, concepts)
     mean, components, explained = pca2(emb)
-    points = (emb - mean) @ components.T
     labels = [data.table["concepts"][int(c)]["label"] for c in concepts]
     card = os.path.join(a.export, "unclip.json")
     model = json.load(open(card)).get("name") if os.path.exists(card) else os.path.basename(a.export.rstrip("/"))
@@ -64,7 +63,6 @@ def main():
         "model": model,
         "concepts": labels,
         "embeddings": [r(e) for e in emb],
-        "points": [r(pt) for pt in points],
         "mean": [round(float(x), 5) for x in mean],
         "components": [[round(float(x), 5) for x in c] for c in components],
         "explained": r(explained),

@@ -44,14 +44,15 @@ function plotMap(canvas, map, path, text, near) {
   const g = canvas.getContext("2d");
   const [w, h, pad] = [canvas.width, canvas.height, 10];
   g.clearRect(0, 0, w, h);
-  const all = [...map.points, ...path, ...(text ? [text] : [])];
+  const points = map.embeddings.map((e) => project(map, e));
+  const all = [...points, ...path, ...(text ? [text] : [])];
   const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   const sx = (v) => pad + ((v - x0) / (x1 - x0 || 1)) * (w - 2 * pad);
   const sy = (v) => h - pad - ((v - y0) / (y1 - y0 || 1)) * (h - 2 * pad);
   const labelled = new Set(near.map((n) => n.label));
   g.font = "10px sans-serif";
-  map.points.forEach(([px, py], i) => {
+  points.forEach(([px, py], i) => {
     const mark = labelled.has(map.concepts[i]);
     g.fillStyle = mark ? "#06c" : "#bbb";
     g.fillRect(sx(px) - 1.5, sy(py) - 1.5, 3, 3);
