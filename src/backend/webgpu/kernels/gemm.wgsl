@@ -1,7 +1,8 @@
-// C[batch, m, n] = Σ_k A(batch, m, k) · B(batch, k, n) (+ bias), tiled 64 × 64 × 32: a workgroup of
-// 16 × 16 threads stages A and B tiles in workgroup memory (16 KiB, the default limit) and each thread
-// accumulates a 4 × 4 block. A deep K tile halves the barriers, which CPU implementations (lavapipe,
-// SwiftShader) pay for dearly.
+// C[batch, m, n] = Σ_k A(batch, m, k) · B(batch, k, n) (+ bias), tiled 64 × 64 × 32: a workgroup of 8 × 8
+// threads stages A and B tiles in workgroup memory (16 KiB, the default limit) as vec4s and each thread
+// accumulates an 8 × 8 block in sixteen vec4 registers, written out by hand: a dynamically indexed
+// accumulator array becomes per-invocation memory on CPU implementations (SwiftShader, lavapipe), which
+// measured 6× slower there. A deep K tile halves the barriers, which they also pay for dearly.
 // Specialised by override constants:
 //   MODE 0 linear:  A = x (M, K), B(k, n) = W[n, k] (weight, stored type WTYPE), bias[n]
 //   MODE 1 matmul:  A = x (batch, M, K), B = rhs (batch, K, N) (f32 bits), batch strides 0 to broadcast
@@ -42,8 +43,8 @@ const TM: u32 = 64u;
 const TN: u32 = 64u;
 const TK: u32 = 32u;
 
-var<workgroup> a_tile: array<f32, 2048>;  // [k][m]
-var<workgroup> b_tile: array<f32, 2048>;  // [k][n]
+var<workgroup> a_tile: array<vec4<f32>, 512>;  // [k][m / 4]
+var<workgroup> b_tile: array<vec4<f32>, 512>;  // [k][n / 4]
 
 fn block_scale(block: u32) -> f32 {
     let pair = unpack2x16float(w[p.scales_offset + block / 2u]);
@@ -86,21 +87,80 @@ fn load_b(batch: u32, k: u32, n: u32) -> f32 {
     if (MODE == 0u) {
         return weight(n * p.k + k);
     }
-    if (MODE == 1u) {
-        return bitcast<f32>(w[batch * p.b_batch_stride + k * p.n + n]);
+    return bitcast<f32>(w[batch * p.b_batch_stride + k * p.n + n]);
+}
+
+// Four consecutive rows' elements at (row .. row + 3, k) of an operand stored contiguous along k: weights
+// (A of a conv, B of a linear) or x (A of a linear / matmul); zero past `rows` and `p.k`.
+fn load_k_major(is_a: bool, batch: u32, row: u32, rows: u32, k: u32) -> vec4<f32> {
+    var v = vec4<f32>();
+    if (k < p.k) {
+        for (var i = 0u; i < 4u; i++) {
+            if (row + i < rows) {
+                if (is_a) {
+                    v[i] = load_a(batch, row + i, k);
+                } else {
+                    v[i] = load_b(batch, k, row + i);
+                }
+            }
+        }
     }
+    return v;
+}
+
+// B(k, n .. n + 3) of a matmul or a conv (contiguous along n); zero past `p.n` and `p.k`.
+fn load_n_major(batch: u32, k: u32, n: u32) -> vec4<f32> {
+    var v = vec4<f32>();
+    if (k >= p.k) {
+        return v;
+    }
+    if (MODE == 1u) {
+        for (var j = 0u; j < 4u; j++) {
+            if (n + j < p.n) {
+                v[j] = load_b(batch, k, n + j);
+            }
+        }
+        return v;
+    }
+    // im2col: one (channel, tap) for the four pixels, which step along the output row
     let taps = p.kh * p.kw;
     let c = k / taps;
     let tap = k % taps;
-    let iy = i32(n / p.out_width + tap / p.kw) - i32(p.pad);
-    let ix = i32(n % p.out_width + tap % p.kw) - i32(p.pad);
-    if (iy < 0 || ix < 0 || iy >= i32(p.height) || ix >= i32(p.width)) {
-        return 0.0;
+    let plane = ((batch * p.channels + c) * p.height) * p.width;
+    var oy = n / p.out_width;
+    var ox = n % p.out_width;
+    for (var j = 0u; j < 4u; j++) {
+        let iy = i32(oy + tap / p.kw) - i32(p.pad);
+        let ix = i32(ox + tap % p.kw) - i32(p.pad);
+        if (n + j < p.n && iy >= 0 && ix >= 0 && iy < i32(p.height) && ix < i32(p.width)) {
+            v[j] = a[plane + u32(iy) * p.width + u32(ix)];
+        }
+        ox += 1u;
+        if (ox == p.out_width) {
+            ox = 0u;
+            oy += 1u;
+        }
     }
-    return a[((batch * p.channels + c) * p.height + u32(iy)) * p.width + u32(ix)];
+    return v;
 }
 
-@compute @workgroup_size(16, 16)
+// Writes c[m, n .. n + 3] (+ bias) where in range.
+fn store(batch: u32, m: u32, n: u32, v: vec4<f32>) {
+    if (m >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (n + j < p.n) {
+            var y = v[j];
+            if (p.has_bias != 0u) {
+                y += bias[select(n + j, m, MODE == 2u)];
+            }
+            out[(batch * p.m + m) * p.n + n + j] = y;
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let tiles_n = (p.n + TN - 1u) / TN;
@@ -113,61 +173,49 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let m0 = ((idx / tiles_n) % tiles_m) * TM;
     let batch = idx / (tiles_n * tiles_m);
 
-    var acc: array<f32, 16>;
+    // rows m0 + 8·lid.y + (0..8) (a0, a1); columns n0 + 4·lid.x + (0..4) (b0) and 32 further (b1)
+    var c00 = vec4<f32>(); var c01 = vec4<f32>(); var c10 = vec4<f32>(); var c11 = vec4<f32>();
+    var c20 = vec4<f32>(); var c21 = vec4<f32>(); var c30 = vec4<f32>(); var c31 = vec4<f32>();
+    var c40 = vec4<f32>(); var c41 = vec4<f32>(); var c50 = vec4<f32>(); var c51 = vec4<f32>();
+    var c60 = vec4<f32>(); var c61 = vec4<f32>(); var c70 = vec4<f32>(); var c71 = vec4<f32>();
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        for (var r = 0u; r < 8u; r++) {
-            let e = li + r * 256u;
-            // A: consecutive threads walk k (contiguous in every mode)
-            let am = e / TK;
-            let ak = e % TK;
-            var av = 0.0;
-            if (m0 + am < p.m && k0 + ak < p.k) {
-                av = load_a(batch, m0 + am, k0 + ak);
-            }
-            a_tile[ak * TM + am] = av;
-            // B: linear weights are contiguous along k, matmul and conv inputs along n
-            var bk: u32;
-            var bn: u32;
+        // 512 vec4s per tile, 8 per thread. A is contiguous along k in every mode: consecutive threads
+        // walk k, each gathering 4 rows; so is a linear's B (weight rows). Matmul and conv B walk n.
+        for (var e = li; e < 512u; e += 64u) {
+            let k = e % TK;
+            let r4 = (e / TK) * 4u;
+            a_tile[k * 16u + r4 / 4u] = load_k_major(true, batch, m0 + r4, p.m, k0 + k);
             if (MODE == 0u) {
-                bk = e % TK;
-                bn = e / TK;
+                b_tile[k * 16u + r4 / 4u] = load_k_major(false, batch, n0 + r4, p.n, k0 + k);
             } else {
-                bk = e / TN;
-                bn = e % TN;
+                b_tile[e] = load_n_major(batch, k0 + e / 16u, n0 + (e % 16u) * 4u);
             }
-            var bv = 0.0;
-            if (n0 + bn < p.n && k0 + bk < p.k) {
-                bv = load_b(batch, k0 + bk, n0 + bn);
-            }
-            b_tile[bk * TN + bn] = bv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            var ar: array<f32, 4>;
-            var br: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                ar[i] = a_tile[kk * TM + lid.y + 16u * i];
-                br[i] = b_tile[kk * TN + lid.x + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] += ar[i] * br[j];
-                }
-            }
+            let a0 = a_tile[kk * 16u + lid.y * 2u];
+            let a1 = a_tile[kk * 16u + lid.y * 2u + 1u];
+            let b0 = b_tile[kk * 16u + lid.x];
+            let b1 = b_tile[kk * 16u + lid.x + 8u];
+            c00 += a0.x * b0; c01 += a0.x * b1;
+            c10 += a0.y * b0; c11 += a0.y * b1;
+            c20 += a0.z * b0; c21 += a0.z * b1;
+            c30 += a0.w * b0; c31 += a0.w * b1;
+            c40 += a1.x * b0; c41 += a1.x * b1;
+            c50 += a1.y * b0; c51 += a1.y * b1;
+            c60 += a1.z * b0; c61 += a1.z * b1;
+            c70 += a1.w * b0; c71 += a1.w * b1;
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + lid.y + 16u * i;
-        for (var j = 0u; j < 4u; j++) {
-            let n = n0 + lid.x + 16u * j;
-            if (m < p.m && n < p.n) {
-                var y = acc[i * 4u + j];
-                if (p.has_bias != 0u) {
-                    y += bias[select(n, m, MODE == 2u)];
-                }
-                out[(batch * p.m + m) * p.n + n] = y;
-            }
-        }
-    }
+    let m = m0 + lid.y * 8u;
+    let n = n0 + lid.x * 4u;
+    store(batch, m, n, c00); store(batch, m, n + 32u, c01);
+    store(batch, m + 1u, n, c10); store(batch, m + 1u, n + 32u, c11);
+    store(batch, m + 2u, n, c20); store(batch, m + 2u, n + 32u, c21);
+    store(batch, m + 3u, n, c30); store(batch, m + 3u, n + 32u, c31);
+    store(batch, m + 4u, n, c40); store(batch, m + 4u, n + 32u, c41);
+    store(batch, m + 5u, n, c50); store(batch, m + 5u, n + 32u, c51);
+    store(batch, m + 6u, n, c60); store(batch, m + 6u, n + 32u, c61);
+    store(batch, m + 7u, n, c70); store(batch, m + 7u, n + 32u, c71);
 }
