@@ -197,11 +197,22 @@ fn norms() {
     let (g, b) = (randn(70, &[64]), randn(71, &[64]));
     for act in [None, Some(Activation::Silu)] {
         same!(&format!("group_norm {act:?}"), 1e-5, be; x = randn(72, &[2, 64, 5, 7]); g = g; b = b => {
-            x.group_norm(32, &g, &b, 1e-5, act).unwrap()
+            x.group_norm(32, &g, &b, 1e-5, None, act).unwrap()
         });
     }
     same!("group_norm 1 group", 1e-5, be; x = randn(73, &[1, 64, 33, 33]); g = g; b = b => {
-        x.group_norm(1, &g, &b, 1e-6, None).unwrap()
+        x.group_norm(1, &g, &b, 1e-6, None, None).unwrap()
+    });
+    // the time scale_shift of a ResNet: per-(sample, channel) scale and shift, then SiLU, in the same pass;
+    // on each backend it equals the unfused ops (norm, ·scale, +shift, SiLU)
+    let (x, s, t) = (randn(77, &[2, 64, 5, 7]), randn(78, &[2, 64]), randn(79, &[2, 64]));
+    same!("group_norm modulated", 1e-5, be; x = x; g = g; b = b; s = s; t = t => {
+        let fused = x.group_norm(32, &g, &b, 1e-5, Some((&s, &t)), Some(Activation::Silu)).unwrap();
+        let (s4, t4) = (s.reshape(&[2, 64, 1, 1]).unwrap(), t.reshape(&[2, 64, 1, 1]).unwrap());
+        let unfused = x.group_norm(32, &g, &b, 1e-5, None, None).unwrap();
+        let unfused = unfused.mul(&s4).unwrap().add(&t4).unwrap().activation(Activation::Silu).unwrap();
+        assert_close("group_norm modulated = unfused ops", &unfused, &fused, 1e-5);
+        fused
     });
     let (g, b) = (randn(74, &[129]), randn(75, &[129]));
     same!("layer_norm", 1e-5, be; x = randn(76, &[3, 7, 129]); g = g; b = b => x.layer_norm(&g, &b, 1e-5).unwrap());
@@ -290,7 +301,7 @@ fn launches_split_across_the_dispatch_grid() {
     let x = randn(146, &[1, 16, 10, 10]);
     check(
         "split group_norm",
-        on(&Cpu, &x).group_norm(16, &on(&Cpu, &g), &on(&Cpu, &g), 1e-5, None).unwrap(),
-        on(&small, &x).group_norm(16, &on(&small, &g), &on(&small, &g), 1e-5, None).unwrap(),
+        on(&Cpu, &x).group_norm(16, &on(&Cpu, &g), &on(&Cpu, &g), 1e-5, None, None).unwrap(),
+        on(&small, &x).group_norm(16, &on(&small, &g), &on(&small, &g), 1e-5, None, None).unwrap(),
     );
 }

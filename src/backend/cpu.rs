@@ -193,12 +193,37 @@ impl Tensor for CpuTensor {
         Self::from_host(y, &[n, o, oh, ow])
     }
 
-    fn group_norm(&self, groups: usize, gamma: &Self, beta: &Self, eps: f32, act: Option<Activation>) -> Result<Self> {
+    fn group_norm(
+        &self,
+        groups: usize,
+        gamma: &Self,
+        beta: &Self,
+        eps: f32,
+        modulation: Option<(&Self, &Self)>,
+        act: Option<Activation>,
+    ) -> Result<Self> {
         let dims = self.dims().to_vec();
         let (n, c) = (dims[0], dims[1]);
         if c % groups != 0 {
             return Err(Error::Model(format!("GroupNorm over {c} channels cannot use {groups} groups")));
         }
+        let silu = match act {
+            None => false,
+            Some(Activation::Silu) => true,
+            Some(other) => return Err(Error::Model(format!("GroupNorm cannot fuse {other:?}"))),
+        };
+        let modulation = match modulation {
+            None => None,
+            Some((scale, shift)) if scale.dims() == [n, c] && shift.dims() == [n, c] => Some((scale.host()?, shift.host()?)),
+            Some((scale, shift)) => {
+                return Err(Error::Model(format!(
+                    "GroupNorm of {:?} was given a modulation scale {:?} and shift {:?}; expected ({n}, {c}) each",
+                    dims,
+                    scale.dims(),
+                    shift.dims()
+                )))
+            }
+        };
         let hw: usize = dims[2..].iter().product();
         let (g, b) = (gamma.host()?, beta.host()?);
         let mut x = self.host()?;
@@ -211,15 +236,20 @@ impl Tensor for CpuTensor {
             let group = chunk_idx % groups;
             for (ci, plane) in chunk.chunks_mut(hw).enumerate() {
                 let ch = group * (c / groups) + ci;
-                let scale = (inv * g[ch] as f64) as f32;
-                let shift = b[ch] - (mean * inv * g[ch] as f64) as f32;
-                for v in plane.iter_mut() {
-                    let y = *v * scale + shift;
-                    *v = match act {
-                        None => y,
-                        Some(Activation::Silu) => y / (1.0 + exp(-y)),
-                        Some(other) => return Err(Error::Model(format!("GroupNorm cannot fuse {other:?}"))),
-                    };
+                // (x − mean)·inv·γ + β, then ·scale + shift: one multiply-add per element
+                let mut scale = (inv * g[ch] as f64) as f32;
+                let mut shift = b[ch] - (mean * inv * g[ch] as f64) as f32;
+                if let Some((ms, mt)) = &modulation {
+                    let nc = (chunk_idx / groups) * c + ch;
+                    (scale, shift) = (scale * ms[nc], shift * ms[nc] + mt[nc]);
+                }
+                if silu {
+                    plane.iter_mut().for_each(|v| {
+                        let y = *v * scale + shift;
+                        *v = y / (1.0 + exp(-y));
+                    });
+                } else {
+                    plane.iter_mut().for_each(|v| *v = *v * scale + shift);
                 }
             }
         }

@@ -93,8 +93,17 @@ pub trait Tensor: Clone + Sized {
     fn conv2d(&self, w: &Self::Matrix, b: Option<&Self>, padding: usize) -> Result<Self>;
 
     // ---- normalisation
-    /// GroupNorm over (N, C, …) with affine γ/β, optionally fused with the following activation.
-    fn group_norm(&self, groups: usize, gamma: &Self, beta: &Self, eps: f32, act: Option<Activation>) -> Result<Self>;
+    /// GroupNorm over (N, C, …) with affine γ/β, then in the same pass an optional per-sample modulation
+    /// `(scale, shift)`, each (N, C): y·scale + shift (a ResNet's time `scale_shift`), then `act`.
+    fn group_norm(
+        &self,
+        groups: usize,
+        gamma: &Self,
+        beta: &Self,
+        eps: f32,
+        modulation: Option<(&Self, &Self)>,
+        act: Option<Activation>,
+    ) -> Result<Self>;
     /// LayerNorm over the last dim.
     fn layer_norm(&self, gamma: &Self, beta: &Self, eps: f32) -> Result<Self>;
 

@@ -96,9 +96,9 @@ impl<B: Backend> ResnetBlock2D<B> {
                 self.norm2.forward_act(&h.add(&t)?, Activation::Silu)?
             }
             TimeConditioning::ScaleShift => {
-                let scale = t.narrow(1, 0, c)?.affine(1.0, 1.0)?.reshape(&[n, c, 1, 1])?;
-                let shift = t.narrow(1, c, c)?.reshape(&[n, c, 1, 1])?;
-                self.norm2.forward(&h)?.mul(&scale)?.add(&shift)?.activation(Activation::Silu)?
+                let scale = t.narrow(1, 0, c)?.affine(1.0, 1.0)?; // (N, C)
+                let shift = t.narrow(1, c, c)?;
+                self.norm2.forward_modulated(&h, &scale, &shift, Activation::Silu)?
             }
         };
         let h = self.conv2.forward(&h)?; // dropout is the identity at inference

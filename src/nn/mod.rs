@@ -158,12 +158,23 @@ impl<B: Backend> GroupNorm<B> {
     }
 
     pub fn forward(&self, x: &B::Tensor) -> Result<B::Tensor> {
-        x.group_norm(self.groups, &self.gamma, &self.beta, self.eps, None)
+        x.group_norm(self.groups, &self.gamma, &self.beta, self.eps, None, None)
     }
 
-    /// GroupNorm followed by an activation, fused where the backend can.
+    /// GroupNorm followed by an activation, in one pass.
     pub fn forward_act(&self, x: &B::Tensor, act: Activation) -> Result<B::Tensor> {
-        x.group_norm(self.groups, &self.gamma, &self.beta, self.eps, Some(act))
+        x.group_norm(self.groups, &self.gamma, &self.beta, self.eps, None, Some(act))
+    }
+
+    /// act(GroupNorm(x)·scale + shift) with scale and shift (N, C), in one pass.
+    pub fn forward_modulated(
+        &self,
+        x: &B::Tensor,
+        scale: &B::Tensor,
+        shift: &B::Tensor,
+        act: Activation,
+    ) -> Result<B::Tensor> {
+        x.group_norm(self.groups, &self.gamma, &self.beta, self.eps, Some((scale, shift)), Some(act))
     }
 }
 

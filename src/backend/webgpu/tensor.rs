@@ -206,7 +206,7 @@ struct NormParams {
     groups: u32,
     silu: u32,
     eps: f32,
-    _pad: u32,
+    modulated: u32,
 }
 
 #[repr(C)]
@@ -296,17 +296,13 @@ impl GpuTensor {
         Ok(out)
     }
 
-    /// One workgroup per row; γ and β are bound for the norms that have them.
-    fn norm(&self, entry: &'static str, p: NormParams, affine: Option<(&Self, &Self)>) -> Result<Self> {
+    /// One workgroup per row; `extra` are the buffers bound after x and out (γ, β, and for a group norm
+    /// the modulation's scale and shift).
+    fn norm(&self, entry: &'static str, p: NormParams, extra: &[&Self]) -> Result<Self> {
         let out = self.output(&self.dims)?;
-        let kernel = Kernel::new(Shader::Norm, entry);
-        match affine {
-            Some((gamma, beta)) => {
-                let buffers = [self.buffer(), out.buffer(), gamma.buffer(), beta.buffer()];
-                self.launch(kernel, &p, &buffers, p.rows as usize)?
-            }
-            None => self.launch(kernel, &p, &[self.buffer(), out.buffer()], p.rows as usize)?,
-        }
+        let mut buffers = vec![self.buffer(), out.buffer()];
+        buffers.extend(extra.iter().map(|t| t.buffer()));
+        self.launch(Kernel::new(Shader::Norm, entry), &p, &buffers, p.rows as usize)?;
         Ok(out)
     }
 
@@ -447,7 +443,7 @@ impl Tensor for GpuTensor {
         let d = *self.dims.last().ok_or_else(|| Error::Model("l2_normalize of a scalar".into()))?;
         let rows = self.elem_count() / d.max(1);
         let p = NormParams { rows: rows as u32, count: d as u32, ..Zeroable::zeroed() };
-        self.norm("l2_normalize", p, None)
+        self.norm("l2_normalize", p, &[])
     }
 
     fn linear(&self, w: &GpuMatrix, b: Option<&Self>) -> Result<Self> {
@@ -546,7 +542,15 @@ impl Tensor for GpuTensor {
         self.gemm(&w.buffer, w.wtype(), 2, b, p, &[n, o, oh, ow])
     }
 
-    fn group_norm(&self, groups: usize, gamma: &Self, beta: &Self, eps: f32, act: Option<Activation>) -> Result<Self> {
+    fn group_norm(
+        &self,
+        groups: usize,
+        gamma: &Self,
+        beta: &Self,
+        eps: f32,
+        modulation: Option<(&Self, &Self)>,
+        act: Option<Activation>,
+    ) -> Result<Self> {
         let (n, c) = match self.dims[..] {
             [n, c, ..] => (n, c),
             _ => return Err(Error::Model(format!("GroupNorm needs (N, C, ...), got {:?}", self.dims))),
@@ -559,6 +563,14 @@ impl Tensor for GpuTensor {
             Some(Activation::Silu) => 1,
             Some(other) => return Err(Error::Model(format!("GroupNorm cannot fuse {other:?}"))),
         };
+        // without a modulation, γ and β are bound in its place (never read)
+        let (scale, shift) = modulation.unwrap_or((gamma, beta));
+        if modulation.is_some() && (scale.dims != [n, c] || shift.dims != [n, c]) {
+            return Err(Error::Model(format!(
+                "GroupNorm of {:?} was given a modulation scale {:?} and shift {:?}; expected ({n}, {c}) each",
+                self.dims, scale.dims, shift.dims
+            )));
+        }
         let plane: usize = self.dims[2..].iter().product();
         let p = NormParams {
             rows: (n * groups) as u32,
@@ -568,9 +580,9 @@ impl Tensor for GpuTensor {
             groups: groups as u32,
             silu,
             eps,
-            _pad: 0,
+            modulated: modulation.is_some() as u32,
         };
-        self.norm("group_norm", p, Some((gamma, beta)))
+        self.norm("group_norm", p, &[gamma, beta, scale, shift])
     }
 
     fn layer_norm(&self, gamma: &Self, beta: &Self, eps: f32) -> Result<Self> {
@@ -579,7 +591,7 @@ impl Tensor for GpuTensor {
             return Err(Error::Model(format!("LayerNorm over {d} was given γ {:?}, β {:?}", gamma.dims, beta.dims)));
         }
         let p = NormParams { rows: (self.elem_count() / d.max(1)) as u32, count: d as u32, eps, ..Zeroable::zeroed() };
-        self.norm("layer_norm", p, Some((gamma, beta)))
+        self.norm("layer_norm", p, &[gamma, beta])
     }
 
     fn attention(q: &Self, k: &Self, v: &Self, heads: usize, bias: Option<&Self>) -> Result<Self> {

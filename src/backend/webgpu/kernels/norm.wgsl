@@ -1,5 +1,6 @@
 // Normalisations, one workgroup of 256 per normalised row (mean first, then the biased variance of the
-// centred values, as torch): `group_norm` over (C/G × H·W) with per-channel γ/β and an optional fused SiLU,
+// centred values, as torch): `group_norm` over (C/G × H·W) with per-channel γ/β, then an optional
+// per-sample modulation y·scale[n, c] + shift[n, c] (a ResNet's time scale_shift) and SiLU, in one pass,
 // `layer_norm` over the last dim, `l2_normalize` x / ‖x‖₂ over the last dim.
 
 struct Params {
@@ -10,7 +11,7 @@ struct Params {
     groups: u32,
     silu: u32,
     eps: f32,
-    _pad: u32,
+    modulated: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -19,6 +20,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
+// `group_norm` only: (N, C) each, read when `modulated`
+@group(0) @binding(5) var<storage, read> mod_scale: array<f32>;
+@group(0) @binding(6) var<storage, read> mod_shift: array<f32>;
 
 var<workgroup> partial: array<f32, 256>;
 
@@ -62,9 +66,14 @@ fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let base = row * p.count;
     let m = moments(base, lid);
     let first_channel = (row % p.groups) * p.channels_per_group;
+    let first_nc = (row / p.groups) * p.groups * p.channels_per_group + first_channel;
     for (var e = lid; e < p.count; e += 256u) {
         let ch = first_channel + e / p.plane;
         var y = (x[base + e] - m.x) * m.y * gamma[ch] + beta[ch];
+        if (p.modulated != 0u) {
+            let nc = first_nc + e / p.plane;
+            y = y * mod_scale[nc] + mod_shift[nc];
+        }
         if (p.silu != 0u) {
             y = y / (1.0 + exp(-y));
         }
