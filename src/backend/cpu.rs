@@ -142,7 +142,7 @@ impl Tensor for CpuTensor {
             return Err(Error::Model(format!("a linear layer with weight {:?} was given inputs {dims:?}", w.dims())));
         }
         let m = self.elem_count() / k.max(1);
-        let bias = b.map(|b| b.host()).transpose()?;
+        let bias = b.map(|b| bias_of(b, out)).transpose()?;
         let y = self.with_data(|x| w.with_data(|wd| linear_rows(x, wd, bias.as_deref(), m, k, out)))?;
         let mut shape = dims;
         *shape.last_mut().expect("linear input has at least one dim") = out;
@@ -165,10 +165,16 @@ impl Tensor for CpuTensor {
         let (oh, ow) = ((h + 2 * padding + 1).saturating_sub(kh), (wid + 2 * padding + 1).saturating_sub(kw));
         let g = ConvGeometry { c, h, w: wid, kh, kw, pad: padding, ow };
         let ck = c * kh * kw;
-        let bias = b.map(|b| b.host()).transpose()?;
+        let bias = b.map(|b| bias_of(b, o)).transpose()?;
         let y = self.with_data(|x| {
             w.with_data(|kernel| {
+                // the GEMMs add onto the bias
                 let mut y = vec![0f32; n * o * oh * ow];
+                if let Some(bias) = &bias {
+                    for (row, v) in y.chunks_mut(oh * ow).enumerate() {
+                        v.fill(bias[row % o]);
+                    }
+                }
                 for (img, out) in y.chunks_mut(o * oh * ow).enumerate() {
                     let image = &x[img * c * h * wid..][..c * h * wid];
                     if kh == 1 && kw == 1 && padding == 0 {
@@ -180,11 +186,6 @@ impl Tensor for CpuTensor {
                         let y1 = (y0 + band).min(oh);
                         let cols = im2col(image, &g, y0, y1);
                         conv_block(kernel, &cols, out, ck, y0 * ow, (y1 - y0) * ow, oh * ow)?;
-                    }
-                }
-                if let Some(bias) = &bias {
-                    for (row, v) in y.chunks_mut(oh * ow).enumerate() {
-                        v.iter_mut().for_each(|y| *y += bias[row % o]);
                     }
                 }
                 Ok(y)
@@ -214,7 +215,9 @@ impl Tensor for CpuTensor {
         };
         let modulation = match modulation {
             None => None,
-            Some((scale, shift)) if scale.dims() == [n, c] && shift.dims() == [n, c] => Some((scale.host()?, shift.host()?)),
+            Some((scale, shift)) if scale.dims() == [n, c] && shift.dims() == [n, c] => {
+                Some((scale.host()?, shift.host()?))
+            }
             Some((scale, shift)) => {
                 return Err(Error::Model(format!(
                     "GroupNorm of {:?} was given a modulation scale {:?} and shift {:?}; expected ({n}, {c}) each",
@@ -229,9 +232,7 @@ impl Tensor for CpuTensor {
         let mut x = self.host()?;
         let per_group = (c / groups) * hw;
         for (chunk_idx, chunk) in x.chunks_mut(per_group).enumerate() {
-            // mean and biased variance in f64 over (C/G × H × W)
-            let mean = chunk.iter().map(|&v| v as f64).sum::<f64>() / per_group as f64;
-            let var = chunk.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / per_group as f64;
+            let (mean, var) = moments(chunk);
             let inv = 1.0 / (var + eps as f64).sqrt();
             let group = chunk_idx % groups;
             for (ci, plane) in chunk.chunks_mut(hw).enumerate() {
@@ -382,7 +383,7 @@ fn im2col(x: &[f32], g: &ConvGeometry, y0: usize, y1: usize) -> Vec<f32> {
     cols
 }
 
-/// out[:, col0..col0+n] (O rows of length hw) = kernel (O, ck) · cols (ck, n), as one GEMM that the
+/// out[:, col0..col0+n] (O rows of length hw) += kernel (O, ck) · cols (ck, n), as one GEMM that the
 /// kernel spreads over the threads.
 fn conv_block(
     kernel: &[f32],
@@ -406,6 +407,7 @@ fn conv_block(
         b_cs: 1,
         c_rs: hw,
         scale: 1.0,
+        accumulate: true,
         parallel: true,
     };
     sgemm(gemm, &mut out[col0..])
@@ -459,6 +461,7 @@ fn fused_attention(
                     b_cs: c,
                     c_rs: lk,
                     scale,
+                    accumulate: false,
                     parallel: false,
                 },
                 sc,
@@ -469,11 +472,7 @@ fn fused_attention(
                         &bias[((if bn == 1 { 0 } else { b }) * bqn + if bqn == 1 { 0 } else { q0 + i }) * lk..][..lk];
                     row.iter_mut().zip(bias_row).for_each(|(s, b)| *s += b);
                 }
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                row.iter_mut().for_each(|s| *s = exp(*s - max));
-                let sum: f32 = row.iter().sum();
-                let inv = 1.0 / sum;
-                row.iter_mut().for_each(|s| *s *= inv);
+                softmax_in_place(row);
             }
             // O_blk = P · V_h
             let vh = &v[b * lk * c + h * d..];
@@ -490,6 +489,7 @@ fn fused_attention(
                     b_cs: 1,
                     c_rs: d,
                     scale: 1.0,
+                    accumulate: false,
                     parallel: false,
                 },
                 &mut out[q0 * d..(q0 + bq) * d],
@@ -510,14 +510,84 @@ fn fused_attention(
 
 /// Y (m, out) = X (m, k) · Wᵀ + b, with W stored (out, k): one GEMM spread over the threads.
 fn linear_rows(x: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, k: usize, out: usize) -> Result<Vec<f32>> {
+    // the GEMM adds onto the bias
     let mut y = vec![0f32; m * out];
-    let gemm =
-        Gemm { m, n: out, k, a: x, a_rs: k, a_cs: 1, b: w, b_rs: 1, b_cs: k, c_rs: out, scale: 1.0, parallel: true };
-    sgemm(gemm, &mut y)?;
     if let Some(bias) = bias {
-        y.chunks_mut(out).for_each(|r| r.iter_mut().zip(bias).for_each(|(y, b)| *y += b));
+        y.chunks_mut(out).for_each(|r| r.copy_from_slice(bias));
     }
+    let (a, b) = (x, w);
+    let accumulate = bias.is_some();
+    let gemm = Gemm {
+        m,
+        n: out,
+        k,
+        a,
+        a_rs: k,
+        a_cs: 1,
+        b,
+        b_rs: 1,
+        b_cs: k,
+        c_rs: out,
+        scale: 1.0,
+        accumulate,
+        parallel: true,
+    };
+    sgemm(gemm, &mut y)?;
     Ok(y)
+}
+
+/// Mean and biased variance of `x` (the variance of the centred values, as torch), summed in f64 over
+/// four lanes so the loops vectorize.
+fn moments(x: &[f32]) -> (f64, f64) {
+    fn lane_sum(x: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+        let mut lanes = [0f64; 4];
+        let chunks = x.chunks_exact(4);
+        let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
+        for c in chunks {
+            lanes.iter_mut().zip(c).for_each(|(l, &v)| *l += f(v));
+        }
+        lanes.iter().sum::<f64>() + tail
+    }
+    let n = x.len().max(1) as f64;
+    let mean = lane_sum(x, |v| v as f64) / n;
+    let var = lane_sum(x, |v| (v as f64 - mean) * (v as f64 - mean)) / n;
+    (mean, var)
+}
+
+/// softmax(row) in place, max-subtracted. Eight running maxima and sums, so the loops vectorize (a
+/// single running sum or `f32::max` keeps them scalar; in wasm `f32::max` is a libm call).
+fn softmax_in_place(row: &mut [f32]) {
+    const LANES: usize = 8;
+    let split = row.len() - row.len() % LANES;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    for chunk in row[..split].chunks_exact(LANES) {
+        lanes.iter_mut().zip(chunk).for_each(|(m, &s)| *m = if s > *m { s } else { *m });
+    }
+    let max = row[split..].iter().chain(&lanes).fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m });
+    let mut sums = [0f32; LANES];
+    for chunk in row[..split].chunks_exact_mut(LANES) {
+        sums.iter_mut().zip(chunk).for_each(|(sum, s)| {
+            *s = exp(*s - max);
+            *sum += *s;
+        });
+    }
+    let tail: f32 = row[split..]
+        .iter_mut()
+        .map(|s| {
+            *s = exp(*s - max);
+            *s
+        })
+        .sum();
+    let inv = 1.0 / (sums.iter().sum::<f32>() + tail);
+    row.iter_mut().for_each(|s| *s *= inv);
+}
+
+/// A layer's bias as host values, checked to hold one per output.
+fn bias_of(b: &CpuTensor, outputs: usize) -> Result<Vec<f32>> {
+    if b.dims() != [outputs] {
+        return Err(Error::Model(format!("a layer of {outputs} outputs was given a bias {:?}", b.dims())));
+    }
+    b.host()
 }
 
 /// Maps 0..n through `f`, in parallel where threads exist.
@@ -533,7 +603,8 @@ fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> Result<T> + Sync + Send) -> R
     }
 }
 
-/// C (m×n, row stride c_rs) = scale · A (m×k) · B (k×n), operands given by slices and strides.
+/// C (m×n, row stride c_rs) = scale · A (m×k) · B (k×n), or C += … when `accumulate` (C holds a bias),
+/// operands given by slices and strides.
 struct Gemm<'a> {
     m: usize,
     n: usize,
@@ -546,6 +617,7 @@ struct Gemm<'a> {
     b_cs: usize,
     c_rs: usize,
     scale: f32,
+    accumulate: bool,
     /// Let the kernel split the product across threads (one big product); false inside tasks that
     /// already run in parallel.
     parallel: bool,
@@ -572,8 +644,8 @@ fn sgemm(g: Gemm<'_>, c: &mut [f32]) -> Result<()> {
     {
         return Err(Error::Model("an internal matrix product was given operands that are too small".into()));
     }
-    // SAFETY: every element the kernel reads (A: m×k, B: k×n with the given strides) or writes
-    // (C: m×n, row stride c_rs) lies inside the slices, checked just above; C does not alias A or B
+    // SAFETY: every element the kernel reads (A: m×k, B: k×n with the given strides) or reads and
+    // writes (C: m×n, row stride c_rs) lies inside the slices, checked just above; C does not alias A or B
     // (it is borrowed mutably).
     unsafe {
         gemm::gemm(
@@ -583,14 +655,14 @@ fn sgemm(g: Gemm<'_>, c: &mut [f32]) -> Result<()> {
             c.as_mut_ptr(),
             1,
             g.c_rs as isize,
-            false,
+            g.accumulate,
             g.a.as_ptr(),
             g.a_cs as isize,
             g.a_rs as isize,
             g.b.as_ptr(),
             g.b_cs as isize,
             g.b_rs as isize,
-            0.0,
+            if g.accumulate { 1.0 } else { 0.0 },
             g.scale,
             false,
             false,
