@@ -19,7 +19,7 @@ pub enum Shader {
     Gather,
     Gemm,
     Norm,
-    Attention,
+    Softmax,
     Resample,
     SchedulerStep,
 }
@@ -32,7 +32,7 @@ impl Shader {
             Shader::Gather => include_str!("kernels/gather.wgsl"),
             Shader::Gemm => include_str!("kernels/gemm.wgsl"),
             Shader::Norm => include_str!("kernels/norm.wgsl"),
-            Shader::Attention => include_str!("kernels/attention.wgsl"),
+            Shader::Softmax => include_str!("kernels/softmax.wgsl"),
             Shader::Resample => include_str!("kernels/resample.wgsl"),
             Shader::SchedulerStep => include_str!("kernels/scheduler_step.wgsl"),
         }

@@ -15,8 +15,8 @@ use crate::schedulers::{NoiseScale, StepCoefficients};
 
 /// Highest rank the strided kernels index (elementwise broadcasting, copies).
 const MAX_RANK: usize = 8;
-/// Largest attention head the attention kernel holds in registers.
-const MAX_HEAD_DIM: usize = 128;
+/// Most attention scores held at once (32 MiB): longer sequences go through attention in blocks of queries.
+const MAX_SCORES: usize = 8 << 20;
 
 /// A GPU buffer that goes back to the pool when the last tensor viewing it is dropped.
 struct Storage {
@@ -182,10 +182,21 @@ struct GemmParams {
     n: u32,
     k: u32,
     batch: u32,
-    a_batch_stride: u32,
-    b_batch_stride: u32,
     has_bias: u32,
     scales_offset: u32,
+    inner: u32,
+    a_base: u32,
+    a_rs: u32,
+    a_so: u32,
+    a_si: u32,
+    c_base: u32,
+    c_rs: u32,
+    c_so: u32,
+    c_si: u32,
+    b_ks: u32,
+    b_ns: u32,
+    b_so: u32,
+    b_si: u32,
     channels: u32,
     height: u32,
     width: u32,
@@ -211,12 +222,12 @@ struct NormParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct AttentionParams {
-    n: u32,
-    lq: u32,
+struct SoftmaxParams {
+    rows: u32,
     lk: u32,
+    block: u32,
     heads: u32,
-    d: u32,
+    q0: u32,
     bias_n: u32,
     bias_q: u32,
     scale: f32,
@@ -306,9 +317,27 @@ impl GpuTensor {
         Ok(out)
     }
 
+    /// Records gemm.wgsl in `mode` into `out`, with `self` as its `a` and `rhs` (a weight of stored type
+    /// `wtype`, or a tensor) as its `w`.
+    fn gemm_into(
+        &self,
+        rhs: &wgpu::Buffer,
+        wtype: u32,
+        mode: u32,
+        bias: Option<&Self>,
+        p: GemmParams,
+        out: &GpuTensor,
+    ) -> Result<()> {
+        let groups = (p.m as usize).div_ceil(TILE) * (p.n as usize).div_ceil(TILE) * p.batch as usize;
+        let kernel = Kernel::with(Shader::Gemm, "main", [("MODE", mode), ("WTYPE", wtype)]);
+        // without a bias, the input is bound in its place (read-only aliasing is allowed; it is never read)
+        let bias = bias.map_or(self.buffer(), |b| b.buffer());
+        self.launch(kernel, &p, &[self.buffer(), rhs, bias, out.buffer()], groups)
+    }
+
     fn gemm(
         &self,
-        weight: &wgpu::Buffer,
+        rhs: &wgpu::Buffer,
         wtype: u32,
         mode: u32,
         bias: Option<&Self>,
@@ -316,11 +345,7 @@ impl GpuTensor {
         dims: &[usize],
     ) -> Result<Self> {
         let out = self.output(dims)?;
-        let groups = (p.m as usize).div_ceil(TILE) * (p.n as usize).div_ceil(TILE) * p.batch as usize;
-        let kernel = Kernel::with(Shader::Gemm, "main", [("MODE", mode), ("WTYPE", wtype)]);
-        // without a bias, the input is bound in its place (read-only aliasing is allowed; it is never read)
-        let bias = bias.map_or(self.buffer(), |b| b.buffer());
-        self.launch(kernel, &p, &[self.buffer(), weight, bias, out.buffer()], groups)?;
+        self.gemm_into(rhs, wtype, mode, bias, p, &out)?;
         Ok(out)
     }
 }
@@ -468,6 +493,9 @@ impl Tensor for GpuTensor {
             batch: 1,
             has_bias: b.is_some() as u32,
             scales_offset: w.scales_offset,
+            inner: 1,
+            a_rs: k as u32,
+            c_rs: out_dim as u32,
             ..Zeroable::zeroed()
         };
         let mut dims = self.dims.clone();
@@ -502,8 +530,14 @@ impl Tensor for GpuTensor {
             n: n as u32,
             k: k as u32,
             batch: batch as u32,
-            a_batch_stride: a_stride as u32,
-            b_batch_stride: b_stride as u32,
+            inner: 1,
+            a_rs: k as u32,
+            a_so: a_stride as u32,
+            c_rs: n as u32,
+            c_so: (m * n) as u32,
+            b_ks: n as u32,
+            b_ns: 1,
+            b_so: b_stride as u32,
             ..Zeroable::zeroed()
         };
         let dims: Vec<usize> = batch_dims.iter().copied().chain([m, n]).collect();
@@ -530,6 +564,9 @@ impl Tensor for GpuTensor {
             batch: n as u32,
             has_bias: b.is_some() as u32,
             scales_offset: w.scales_offset,
+            inner: 1,
+            c_rs: (oh * ow) as u32,
+            c_so: (o * oh * ow) as u32,
             channels: c as u32,
             height: h as u32,
             width: wid as u32,
@@ -607,11 +644,6 @@ impl Tensor for GpuTensor {
             )));
         }
         let d = c / heads;
-        if d > MAX_HEAD_DIM {
-            return Err(Error::Model(format!(
-                "the WebGPU attention kernel holds heads of up to {MAX_HEAD_DIM} channels; this model's are {d}"
-            )));
-        }
         let (bias_n, bias_q) = match bias {
             None => (0, 0),
             Some(b) => match b.dims[..] {
@@ -624,21 +656,70 @@ impl Tensor for GpuTensor {
                 }
             },
         };
+        // per (batch, head) b = (i, h): scores_b (block, Lk) = q_b · k_bᵀ, the softmax, then o_b = scores_b · v_b,
+        // every operand read in place through strides: q_b[r, e] = q[i, q0 + r, h·d + e], the same for k, v, o
         let out = q.output(&[n, lq, c])?;
-        let p = AttentionParams {
-            n: n as u32,
-            lq: lq as u32,
-            lk: lk as u32,
-            heads: heads as u32,
-            d: d as u32,
-            bias_n: bias_n as u32,
-            bias_q: bias_q as u32,
-            scale: 1.0 / (d as f32).sqrt(),
-        };
-        let bias = bias.map_or(q.buffer(), |b| b.buffer());
-        let groups = lq.div_ceil(64) * heads * n;
-        let kernel = Kernel::new(Shader::Attention, "main");
-        q.launch(kernel, &p, &[q.buffer(), k.buffer(), v.buffer(), bias, out.buffer()], groups)?;
+        let block = (MAX_SCORES / (n * heads * lk).max(1)).clamp(1, lq.max(1));
+        let (nh, scale) = (n * heads, 1.0 / (d as f32).sqrt());
+        let u = |v: usize| v as u32;
+        for q0 in (0..lq).step_by(block) {
+            let bq = block.min(lq - q0);
+            let scores = q.output(&[nh, bq, lk])?;
+            let qk = GemmParams {
+                m: u(bq),
+                n: u(lk),
+                k: u(d),
+                batch: u(nh),
+                inner: u(heads),
+                a_base: u(q0 * c),
+                a_rs: u(c),
+                a_so: u(lq * c),
+                a_si: u(d),
+                b_ks: 1,
+                b_ns: u(c),
+                b_so: u(lk * c),
+                b_si: u(d),
+                c_rs: u(lk),
+                c_so: u(heads * bq * lk),
+                c_si: u(bq * lk),
+                ..Zeroable::zeroed()
+            };
+            q.gemm_into(k.buffer(), 0, 1, None, qk, &scores)?;
+            let p = SoftmaxParams {
+                rows: u(nh * bq),
+                lk: u(lk),
+                block: u(bq),
+                heads: u(heads),
+                q0: u(q0),
+                bias_n: u(bias_n),
+                bias_q: u(bias_q),
+                scale,
+            };
+            // without a bias, q is bound in its place (never read)
+            let bias = bias.map_or(q.buffer(), |b| b.buffer());
+            let kernel = Kernel::new(Shader::Softmax, "softmax_rows");
+            q.launch(kernel, &p, &[scores.buffer(), bias], (nh * bq).div_ceil(64))?;
+            let pv = GemmParams {
+                m: u(bq),
+                n: u(d),
+                k: u(lk),
+                batch: u(nh),
+                inner: u(heads),
+                a_rs: u(lk),
+                a_so: u(heads * bq * lk),
+                a_si: u(bq * lk),
+                b_ks: u(c),
+                b_ns: 1,
+                b_so: u(lk * c),
+                b_si: u(d),
+                c_base: u(q0 * c),
+                c_rs: u(c),
+                c_so: u(lq * c),
+                c_si: u(d),
+                ..Zeroable::zeroed()
+            };
+            scores.gemm_into(v.buffer(), 0, 1, None, pv, &out)?;
+        }
         Ok(out)
     }
 

@@ -5,7 +5,9 @@
 // measured 6× slower there. A deep K tile halves the barriers, which they also pay for dearly.
 // Specialised by override constants:
 //   MODE 0 linear:  A = x (M, K), B(k, n) = W[n, k] (weight, stored type WTYPE), bias[n]
-//   MODE 1 matmul:  A = x (batch, M, K), B = rhs (batch, K, N) (f32 bits), batch strides 0 to broadcast
+//   MODE 1 matmul:  A = x, B = rhs (f32 bits), both strided: batch b = (outer, inner) = (b / inner, b % inner)
+//                   A(b, m, k) = x[a_base + outer·a_so + inner·a_si + m·a_rs + k]
+//                   B(b, k, n) = rhs[outer·b_so + inner·b_si + k·b_ks + n·b_ns]   (stride 0 broadcasts)
 //   MODE 2 conv2d:  implicit GEMM per image: A = W (O, C·kh·kw) (weight), B(k, p) = the input patch
 //                   element of output pixel p (im2col on the fly, zero padding), bias[o]
 //   WTYPE 0 f32, 1 f16 (pairs in a u32), 2 q8_0, 3 q4_0: blocks of 32 weights as ggml, the quants first
@@ -19,10 +21,21 @@ struct Params {
     n: u32,
     k: u32,
     batch: u32,
-    a_batch_stride: u32,
-    b_batch_stride: u32,
     has_bias: u32,
     scales_offset: u32,
+    inner: u32,
+    a_base: u32,
+    a_rs: u32,      // A (MODE 0, 1): row stride, outer and inner batch strides
+    a_so: u32,
+    a_si: u32,
+    c_base: u32,    // C[b, m, n] = out[c_base + outer·c_so + inner·c_si + m·c_rs + n] (every mode)
+    c_rs: u32,
+    c_so: u32,
+    c_si: u32,
+    b_ks: u32,      // B (MODE 1): k and n strides, outer and inner batch strides
+    b_ns: u32,
+    b_so: u32,
+    b_si: u32,
     channels: u32,  // conv: input C, H, W, kernel kh × kw, padding, output width
     height: u32,
     width: u32,
@@ -76,31 +89,32 @@ fn weight(e: u32) -> f32 {
     }
 }
 
-fn load_a(batch: u32, m: u32, k: u32) -> f32 {
+// A(m, k) and B(k, n) of one batch entry, whose A / B offsets are `off` (MODE 0 and 1).
+fn load_a(off: u32, m: u32, k: u32) -> f32 {
     if (MODE == 2u) {
         return weight(m * p.k + k);
     }
-    return a[batch * p.a_batch_stride + m * p.k + k];
+    return a[off + m * p.a_rs + k];
 }
 
-fn load_b(batch: u32, k: u32, n: u32) -> f32 {
+fn load_b(off: u32, k: u32, n: u32) -> f32 {
     if (MODE == 0u) {
         return weight(n * p.k + k);
     }
-    return bitcast<f32>(w[batch * p.b_batch_stride + k * p.n + n]);
+    return bitcast<f32>(w[off + k * p.b_ks + n * p.b_ns]);
 }
 
 // Four consecutive rows' elements at (row .. row + 3, k) of an operand stored contiguous along k: weights
 // (A of a conv, B of a linear) or x (A of a linear / matmul); zero past `rows` and `p.k`.
-fn load_k_major(is_a: bool, batch: u32, row: u32, rows: u32, k: u32) -> vec4<f32> {
+fn load_k_major(is_a: bool, off: u32, row: u32, rows: u32, k: u32) -> vec4<f32> {
     var v = vec4<f32>();
     if (k < p.k) {
         for (var i = 0u; i < 4u; i++) {
             if (row + i < rows) {
                 if (is_a) {
-                    v[i] = load_a(batch, row + i, k);
+                    v[i] = load_a(off, row + i, k);
                 } else {
-                    v[i] = load_b(batch, k, row + i);
+                    v[i] = load_b(off, k, row + i);
                 }
             }
         }
@@ -108,8 +122,8 @@ fn load_k_major(is_a: bool, batch: u32, row: u32, rows: u32, k: u32) -> vec4<f32
     return v;
 }
 
-// B(k, n .. n + 3) of a matmul or a conv (contiguous along n); zero past `p.n` and `p.k`.
-fn load_n_major(batch: u32, k: u32, n: u32) -> vec4<f32> {
+// B(k, n .. n + 3) of a matmul (at offset `off`) or of a conv (image `batch`); zero past `p.n` and `p.k`.
+fn load_n_major(batch: u32, off: u32, k: u32, n: u32) -> vec4<f32> {
     var v = vec4<f32>();
     if (k >= p.k) {
         return v;
@@ -117,7 +131,7 @@ fn load_n_major(batch: u32, k: u32, n: u32) -> vec4<f32> {
     if (MODE == 1u) {
         for (var j = 0u; j < 4u; j++) {
             if (n + j < p.n) {
-                v[j] = load_b(batch, k, n + j);
+                v[j] = load_b(off, k, n + j);
             }
         }
         return v;
@@ -144,8 +158,8 @@ fn load_n_major(batch: u32, k: u32, n: u32) -> vec4<f32> {
     return v;
 }
 
-// Writes c[m, n .. n + 3] (+ bias) where in range.
-fn store(batch: u32, m: u32, n: u32, v: vec4<f32>) {
+// Writes C[m, n .. n + 3] (+ bias) of the batch entry at `off` where in range.
+fn store(off: u32, m: u32, n: u32, v: vec4<f32>) {
     if (m >= p.m) {
         return;
     }
@@ -155,7 +169,7 @@ fn store(batch: u32, m: u32, n: u32, v: vec4<f32>) {
             if (p.has_bias != 0u) {
                 y += bias[select(n + j, m, MODE == 2u)];
             }
-            out[(batch * p.m + m) * p.n + n + j] = y;
+            out[off + m * p.c_rs + n + j] = y;
         }
     }
 }
@@ -172,6 +186,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let n0 = (idx % tiles_n) * TN;
     let m0 = ((idx / tiles_n) % tiles_m) * TM;
     let batch = idx / (tiles_n * tiles_m);
+    let outer = batch / p.inner;
+    let inner = batch % p.inner;
+    let a_off = p.a_base + outer * p.a_so + inner * p.a_si;
+    let b_off = outer * p.b_so + inner * p.b_si;
+    let c_off = p.c_base + outer * p.c_so + inner * p.c_si;
 
     // rows m0 + 8·lid.y + (0..8) (a0, a1); columns n0 + 4·lid.x + (0..4) (b0) and 32 further (b1)
     var c00 = vec4<f32>(); var c01 = vec4<f32>(); var c10 = vec4<f32>(); var c11 = vec4<f32>();
@@ -184,11 +203,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var e = li; e < 512u; e += 64u) {
             let k = e % TK;
             let r4 = (e / TK) * 4u;
-            a_tile[k * 16u + r4 / 4u] = load_k_major(true, batch, m0 + r4, p.m, k0 + k);
+            a_tile[k * 16u + r4 / 4u] = load_k_major(true, a_off, m0 + r4, p.m, k0 + k);
             if (MODE == 0u) {
-                b_tile[k * 16u + r4 / 4u] = load_k_major(false, batch, n0 + r4, p.n, k0 + k);
+                b_tile[k * 16u + r4 / 4u] = load_k_major(false, b_off, n0 + r4, p.n, k0 + k);
             } else {
-                b_tile[e] = load_n_major(batch, k0 + e / 16u, n0 + (e % 16u) * 4u);
+                b_tile[e] = load_n_major(batch, b_off, k0 + e / 16u, n0 + (e % 16u) * 4u);
             }
         }
         workgroupBarrier();
@@ -210,12 +229,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let m = m0 + lid.y * 8u;
     let n = n0 + lid.x * 4u;
-    store(batch, m, n, c00); store(batch, m, n + 32u, c01);
-    store(batch, m + 1u, n, c10); store(batch, m + 1u, n + 32u, c11);
-    store(batch, m + 2u, n, c20); store(batch, m + 2u, n + 32u, c21);
-    store(batch, m + 3u, n, c30); store(batch, m + 3u, n + 32u, c31);
-    store(batch, m + 4u, n, c40); store(batch, m + 4u, n + 32u, c41);
-    store(batch, m + 5u, n, c50); store(batch, m + 5u, n + 32u, c51);
-    store(batch, m + 6u, n, c60); store(batch, m + 6u, n + 32u, c61);
-    store(batch, m + 7u, n, c70); store(batch, m + 7u, n + 32u, c71);
+    store(c_off, m, n, c00); store(c_off, m, n + 32u, c01);
+    store(c_off, m + 1u, n, c10); store(c_off, m + 1u, n + 32u, c11);
+    store(c_off, m + 2u, n, c20); store(c_off, m + 2u, n + 32u, c21);
+    store(c_off, m + 3u, n, c30); store(c_off, m + 3u, n + 32u, c31);
+    store(c_off, m + 4u, n, c40); store(c_off, m + 4u, n + 32u, c41);
+    store(c_off, m + 5u, n, c50); store(c_off, m + 5u, n + 32u, c51);
+    store(c_off, m + 6u, n, c60); store(c_off, m + 6u, n + 32u, c61);
+    store(c_off, m + 7u, n, c70); store(c_off, m + 7u, n + 32u, c71);
 }
