@@ -79,6 +79,18 @@ pub struct GpuMemory {
 
 /// Dispatches recorded before a submit; a readback submits at once.
 const DISPATCHES_PER_SUBMIT: usize = 64;
+/// Bytes of uniform parameters per dispatch: each kernel's `Params` at its own 256-byte-aligned offset
+/// (the default `minUniformBufferOffsetAlignment`) of the batch's one uniform buffer.
+const PARAMS_SLOT: usize = 256;
+
+/// Dispatches being recorded: one command encoder, one compute pass, and one uniform buffer whose
+/// contents (`params`, a slot per dispatch) are written just before the submit.
+struct Batch {
+    encoder: wgpu::CommandEncoder,
+    pass: wgpu::ComputePass<'static>,
+    uniforms: wgpu::Buffer,
+    params: Vec<u8>,
+}
 
 /// Buffer usage of every tensor and weight buffer.
 pub const STORAGE: wgpu::BufferUsages =
@@ -94,7 +106,7 @@ pub struct Context {
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     /// Free activation buffers by size in bytes.
     pool: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
-    pending: Mutex<Option<(wgpu::CommandEncoder, usize)>>,
+    pending: Mutex<Option<Batch>>,
     /// The first device error or loss, reported by the next op.
     failure: Arc<Mutex<Option<String>>>,
     memory: Mutex<GpuMemory>,
@@ -264,13 +276,25 @@ impl Context {
                 kernel.entry
             )));
         }
+        if params.len() > PARAMS_SLOT {
+            return Err(Error::Device(format!(
+                "`{}` has {} bytes of parameters, over {PARAMS_SLOT}",
+                kernel.entry,
+                params.len()
+            )));
+        }
         let pipeline = self.pipeline(kernel);
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: params,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let batch = pending.get_or_insert_with(|| self.batch());
+        let offset = batch.params.len();
+        batch.params.extend_from_slice(params);
+        batch.params.resize(offset + PARAMS_SLOT, 0);
+        let uniform = wgpu::BufferBinding {
+            buffer: &batch.uniforms,
+            offset: offset as u64,
+            size: wgpu::BufferSize::new(params.len() as u64),
+        };
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(uniform) }];
         entries.extend(
             buffers
                 .iter()
@@ -282,24 +306,41 @@ impl Context {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let (encoder, count) = pending.get_or_insert_with(|| (self.encoder(), 0));
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(x as u32, y as u32, 1);
-        }
-        *count += 1;
-        if *count >= DISPATCHES_PER_SUBMIT {
-            let (encoder, _) = pending.take().expect("just inserted");
-            self.queue.submit([encoder.finish()]);
+        batch.pass.set_pipeline(&pipeline);
+        batch.pass.set_bind_group(0, &bind_group, &[]);
+        batch.pass.dispatch_workgroups(x as u32, y as u32, 1);
+        if batch.params.len() == DISPATCHES_PER_SUBMIT * PARAMS_SLOT {
+            self.submit(pending.take(), None);
         }
         Ok(())
     }
 
-    fn encoder(&self) -> wgpu::CommandEncoder {
-        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default())
+    fn batch(&self) -> Batch {
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default()).forget_lifetime();
+        let uniforms = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: (DISPATCHES_PER_SUBMIT * PARAMS_SLOT) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Batch { encoder, pass, uniforms, params: Vec::with_capacity(DISPATCHES_PER_SUBMIT * PARAMS_SLOT) }
+    }
+
+    /// Ends the batch's pass, writes its parameters, records `then` (a copy) after the pass, and submits.
+    fn submit(&self, batch: Option<Batch>, then: Option<(&wgpu::Buffer, &wgpu::Buffer, u64)>) {
+        let mut encoder = match batch {
+            Some(Batch { encoder, pass, uniforms, params }) => {
+                drop(pass);
+                self.queue.write_buffer(&uniforms, 0, &params);
+                encoder
+            }
+            None => self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()),
+        };
+        if let Some((from, to, bytes)) = then {
+            encoder.copy_buffer_to_buffer(from, 0, to, 0, bytes);
+        }
+        self.queue.submit([encoder.finish()]);
     }
 
     /// The first `len` f32s of `buffer`, once every recorded op has run.
@@ -319,9 +360,7 @@ impl Context {
             // submitted under the lock: work is submitted in the order it was recorded, whichever thread
             // records or reads (another reader must not submit later work before this encoder's)
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let (mut encoder, _) = pending.take().unwrap_or_else(|| (self.encoder(), 0));
-            encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
-            self.queue.submit([encoder.finish()]);
+            self.submit(pending.take(), Some((buffer, &staging, bytes)));
         }
         let mapped = MapFuture::new();
         let signal = mapped.state.clone();
