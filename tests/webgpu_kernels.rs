@@ -138,8 +138,8 @@ fn gather_rows_rejects_ids_outside_the_table() {
 
 #[test]
 fn linear_in_every_stored_type() {
-    // (rows, in, out): in crosses the 16-deep K tile; out and rows cross the 64-wide tiles
-    for (i, &(rows, k, n)) in [(3, 37, 65), (1, 1, 1), (130, 20, 7)].iter().enumerate() {
+    // (rows, in, out): in crosses the 32-deep K tile; out crosses the 32- and 64-wide tiles, rows the 64-high one
+    for (i, &(rows, k, n)) in [(3, 37, 65), (1, 1, 1), (130, 20, 7), (5, 40, 32), (5, 40, 33)].iter().enumerate() {
         let w = stored(10 + i as u64, &[n, k], GgmlType::F32);
         let bias = randn(20 + i as u64, &[n]);
         same!(&format!("linear f32 {rows}x{k}x{n}"), 1e-5, be; x = randn(i as u64, &[rows, k]); b = bias => {

@@ -45,15 +45,15 @@ pub struct Kernel {
     pub shader: Shader,
     pub entry: &'static str,
     /// (name, value) pairs of WGSL `override` constants.
-    pub constants: [(&'static str, u32); 2],
+    pub constants: [(&'static str, u32); 3],
 }
 
 impl Kernel {
     pub const fn new(shader: Shader, entry: &'static str) -> Self {
-        Kernel { shader, entry, constants: [("", 0); 2] }
+        Kernel { shader, entry, constants: [("", 0); 3] }
     }
 
-    pub const fn with(shader: Shader, entry: &'static str, constants: [(&'static str, u32); 2]) -> Self {
+    pub const fn with(shader: Shader, entry: &'static str, constants: [(&'static str, u32); 3]) -> Self {
         Kernel { shader, entry, constants }
     }
 }

@@ -261,8 +261,8 @@ struct StepParams {
     _pad1: [f32; 3],
 }
 
-/// The GEMM tile (gemm.wgsl's TM = TN).
-const TILE: usize = 64;
+/// gemm.wgsl's tile: TM rows, TN columns (64, or 32 for narrow products).
+const TM: usize = 64;
 
 impl GpuTensor {
     fn binary(&self, rhs: &Self, op: u32) -> Result<Self> {
@@ -328,8 +328,9 @@ impl GpuTensor {
         p: GemmParams,
         out: &GpuTensor,
     ) -> Result<()> {
-        let groups = (p.m as usize).div_ceil(TILE) * (p.n as usize).div_ceil(TILE) * p.batch as usize;
-        let kernel = Kernel::with(Shader::Gemm, "main", [("MODE", mode), ("WTYPE", wtype)]);
+        let tn = if p.n <= 32 { 32 } else { 64 };
+        let groups = (p.m as usize).div_ceil(TM) * (p.n as usize).div_ceil(tn) * p.batch as usize;
+        let kernel = Kernel::with(Shader::Gemm, "main", [("MODE", mode), ("WTYPE", wtype), ("TN", tn as u32)]);
         // without a bias, the input is bound in its place (read-only aliasing is allowed; it is never read)
         let bias = bias.map_or(self.buffer(), |b| b.buffer());
         self.launch(kernel, &p, &[self.buffer(), rhs, bias, out.buffer()], groups)

@@ -1,4 +1,4 @@
-// C[batch, m, n] = Σ_k A(batch, m, k) · B(batch, k, n) (+ bias), tiled 64 × 64 × 32: a workgroup of 8 × 8
+// C[batch, m, n] = Σ_k A(batch, m, k) · B(batch, k, n) (+ bias), tiled 64 × TN × 32: a workgroup of 8 × 8
 // threads stages A and B tiles in workgroup memory (16 KiB, the default limit) as vec4s and each thread
 // accumulates an 8 × 8 block in sixteen vec4 registers, written out by hand: a dynamically indexed
 // accumulator array becomes per-invocation memory on CPU implementations (SwiftShader, lavapipe), which
@@ -15,6 +15,9 @@
 
 override MODE: u32 = 0u;
 override WTYPE: u32 = 0u;
+// Tile width: 64, or 32 for products of at most 32 columns (attention's scores · v over small heads),
+// whose threads then skip the right half (b1, c·1) rather than compute zeros.
+override TN: u32 = 64u;
 
 struct Params {
     m: u32,
@@ -53,7 +56,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 const TM: u32 = 64u;
-const TN: u32 = 64u;
 const TK: u32 = 32u;
 
 var<workgroup> a_tile: array<vec4<f32>, 512>;  // [k][m / 4]
@@ -205,36 +207,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let r4 = (e / TK) * 4u;
             a_tile[k * 16u + r4 / 4u] = load_k_major(true, a_off, m0 + r4, p.m, k0 + k);
             if (MODE == 0u) {
-                b_tile[k * 16u + r4 / 4u] = load_k_major(false, b_off, n0 + r4, p.n, k0 + k);
-            } else {
-                b_tile[e] = load_n_major(batch, b_off, k0 + e / 16u, n0 + (e % 16u) * 4u);
+                if (r4 < TN) {
+                    b_tile[k * (TN / 4u) + r4 / 4u] = load_k_major(false, b_off, n0 + r4, p.n, k0 + k);
+                }
+            } else if (e < TK * TN / 4u) {
+                b_tile[e] = load_n_major(batch, b_off, k0 + e / (TN / 4u), n0 + (e % (TN / 4u)) * 4u);
             }
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
             let a0 = a_tile[kk * 16u + lid.y * 2u];
             let a1 = a_tile[kk * 16u + lid.y * 2u + 1u];
-            let b0 = b_tile[kk * 16u + lid.x];
-            let b1 = b_tile[kk * 16u + lid.x + 8u];
-            c00 += a0.x * b0; c01 += a0.x * b1;
-            c10 += a0.y * b0; c11 += a0.y * b1;
-            c20 += a0.z * b0; c21 += a0.z * b1;
-            c30 += a0.w * b0; c31 += a0.w * b1;
-            c40 += a1.x * b0; c41 += a1.x * b1;
-            c50 += a1.y * b0; c51 += a1.y * b1;
-            c60 += a1.z * b0; c61 += a1.z * b1;
-            c70 += a1.w * b0; c71 += a1.w * b1;
+            let b0 = b_tile[kk * (TN / 4u) + lid.x];
+            c00 += a0.x * b0; c10 += a0.y * b0; c20 += a0.z * b0; c30 += a0.w * b0;
+            c40 += a1.x * b0; c50 += a1.y * b0; c60 += a1.z * b0; c70 += a1.w * b0;
+            if (TN == 64u) {
+                let b1 = b_tile[kk * 16u + lid.x + 8u];
+                c01 += a0.x * b1; c11 += a0.y * b1; c21 += a0.z * b1; c31 += a0.w * b1;
+                c41 += a1.x * b1; c51 += a1.y * b1; c61 += a1.z * b1; c71 += a1.w * b1;
+            }
         }
         workgroupBarrier();
     }
     let m = m0 + lid.y * 8u;
     let n = n0 + lid.x * 4u;
-    store(c_off, m, n, c00); store(c_off, m, n + 32u, c01);
-    store(c_off, m + 1u, n, c10); store(c_off, m + 1u, n + 32u, c11);
-    store(c_off, m + 2u, n, c20); store(c_off, m + 2u, n + 32u, c21);
-    store(c_off, m + 3u, n, c30); store(c_off, m + 3u, n + 32u, c31);
-    store(c_off, m + 4u, n, c40); store(c_off, m + 4u, n + 32u, c41);
-    store(c_off, m + 5u, n, c50); store(c_off, m + 5u, n + 32u, c51);
-    store(c_off, m + 6u, n, c60); store(c_off, m + 6u, n + 32u, c61);
-    store(c_off, m + 7u, n, c70); store(c_off, m + 7u, n + 32u, c71);
+    store(c_off, m, n, c00); store(c_off, m + 1u, n, c10); store(c_off, m + 2u, n, c20); store(c_off, m + 3u, n, c30);
+    store(c_off, m + 4u, n, c40); store(c_off, m + 5u, n, c50); store(c_off, m + 6u, n, c60); store(c_off, m + 7u, n, c70);
+    if (TN == 64u) {
+        let n1 = n + 32u;
+        store(c_off, m, n1, c01); store(c_off, m + 1u, n1, c11); store(c_off, m + 2u, n1, c21);
+        store(c_off, m + 3u, n1, c31); store(c_off, m + 4u, n1, c41); store(c_off, m + 5u, n1, c51);
+        store(c_off, m + 6u, n1, c61); store(c_off, m + 7u, n1, c71);
+    }
 }
