@@ -96,6 +96,8 @@ cmd_bench() {
   (cd bench && npm ci --no-audit --no-fund)
   build
   node bench/browser_unet_step.mjs --preset full --runs 5 --gpu-runs 2
+  log "natively: the same UNet step on WebGPU, our CPU backend and PyTorch (CUDA when there is a GPU), with FLOP/s"
+  ./target/release/unclip bench --unet-step target/unet-step/full
 }
 
 case "${1:-}" in

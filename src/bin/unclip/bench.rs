@@ -43,7 +43,7 @@ fn peak_rss_mb() -> Option<f64> {
     Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
 }
 
-fn python() -> String {
+pub(super) fn python() -> String {
     let venv = Path::new(".venv/bin/python");
     if venv.exists() {
         venv.display().to_string()

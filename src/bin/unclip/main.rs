@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod apng;
 mod bench;
 mod bench_karlo;
+mod bench_unet_step;
 mod remix;
 
 use unclip::backend::cpu::Cpu;
@@ -94,7 +95,7 @@ enum Command {
     /// Time the pipeline on the CPU against diffusers/PyTorch on the same weights; writes docs/benchmarks.md.
     Bench {
         /// The converted model to time.
-        #[arg(long, required_unless_present_any = ["weights_of", "karlo_decoder"])]
+        #[arg(long, required_unless_present_any = ["weights_of", "karlo_decoder", "unet_step"])]
         model: Option<PathBuf>,
         /// Instead of timing: the weight memory of the state-dict key lists in this folder.
         #[arg(long)]
@@ -113,6 +114,10 @@ enum Command {
         /// Instead: one step of the Karlo-size decoder in this folder (config + key list) on WebGPU.
         #[arg(long)]
         karlo_decoder: Option<PathBuf>,
+        /// Instead: one decoder UNet call (bench/onnx/export_unet.py's folder + unet.gguf) on WebGPU, the CPU and
+        /// PyTorch (CUDA when there is a GPU), with achieved FLOP/s.
+        #[arg(long)]
+        unet_step: Option<PathBuf>,
         #[arg(long, default_value = "docs/benchmarks.md")]
         out: PathBuf,
     },
@@ -197,6 +202,7 @@ fn run(command: Command) -> Result<()> {
         Command::Info { path } => info(&path),
         Command::Bench { weights_of: Some(keys), out, .. } => bench::weight_memory(&keys, &out),
         Command::Bench { karlo_decoder: Some(dir), out, .. } => bench_karlo::karlo_decoder_step(&dir, &out),
+        Command::Bench { unet_step: Some(dir), runs, out, .. } => bench_unet_step::unet_step(&dir, runs, &out),
         Command::Bench { model: None, .. } => Err(Error::Settings("give --model DIR or --weights-of DIR".into())),
         Command::Bench { model: Some(model), weights_of: None, diffusers, steps, runs, backends, out, .. } => {
             let run = if backends { bench::backends } else { bench::bench };
