@@ -312,3 +312,17 @@ fn launches_split_across_the_dispatch_grid() {
         on(&small, &x).group_norm(16, &on(&small, &g), &on(&small, &g), 1e-5, None, None).unwrap(),
     );
 }
+
+#[test]
+fn profiling_times_each_kernel_and_changes_no_result() {
+    let profiled = pollster::block_on(WebGpu::new()).unwrap().with_profiling().unwrap();
+    let (x, w) = (randn(150, &[2, 5, 9, 11]), stored(151, &[7, 5, 3, 3], GgmlType::F32));
+    let conv = |be: &WebGpu| on(be, &x).conv2d(&be.matrix(&w.view(), &[7, 5, 3, 3]).unwrap(), None, 1).unwrap();
+    assert_close("profiled conv", &conv(&gpu()), &conv(&profiled), 0.0);
+    let profile = profiled.profile();
+    assert_eq!(profile.len(), 1, "{profile:?}");
+    let (kernel, dispatches, ms) = &profile[0];
+    assert_eq!((kernel.as_str(), *dispatches), ("Gemm main MODE=2 WTYPE=0 TN=64", 1));
+    assert!(*ms > 0.0);
+    assert!(gpu().profile().is_empty(), "a device made without profiling keeps no profile");
+}

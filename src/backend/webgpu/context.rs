@@ -1,7 +1,7 @@
 //! The device side of the WebGPU backend: adapter and device, compiled kernels, a pool of activation
 //! buffers, batched command recording, and the one way data comes back (an async buffer map).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -110,6 +110,9 @@ pub struct Context {
     /// The first device error or loss, reported by the next op.
     failure: Arc<Mutex<Option<String>>>,
     memory: Mutex<GpuMemory>,
+    /// When profiling (native only): per kernel, (dispatches, wall milliseconds), each dispatch submitted and
+    /// waited for on its own.
+    pub profile: Option<Mutex<BTreeMap<String, (usize, f64)>>>,
 }
 
 impl Context {
@@ -167,6 +170,7 @@ impl Context {
             pending: Mutex::new(None),
             failure,
             memory: Mutex::new(GpuMemory::default()),
+            profile: None,
         })
     }
 
@@ -309,6 +313,21 @@ impl Context {
         batch.pass.set_pipeline(&pipeline);
         batch.pass.set_bind_group(0, &bind_group, &[]);
         batch.pass.dispatch_workgroups(x as u32, y as u32, 1);
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(profile) = &self.profile {
+            let start = crate::time::now_ms();
+            self.submit(pending.take(), None);
+            self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| {
+                Error::Device(format!("WebGPU failed: waiting for the GPU failed ({e}); switch to the CPU backend"))
+            })?;
+            let ms = crate::time::now_ms() - start;
+            let constants: String =
+                kernel.constants.iter().filter(|(k, _)| !k.is_empty()).map(|(k, v)| format!(" {k}={v}")).collect();
+            let mut profile = profile.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = profile.entry(format!("{:?} {}{constants}", kernel.shader, kernel.entry)).or_default();
+            *entry = (entry.0 + 1, entry.1 + ms);
+            return Ok(());
+        }
         if batch.params.len() == DISPATCHES_PER_SUBMIT * PARAMS_SLOT {
             self.submit(pending.take(), None);
         }

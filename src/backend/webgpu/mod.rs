@@ -47,6 +47,26 @@ impl WebGpu {
         Ok(WebGpu { ctx: Arc::new(ctx) })
     }
 
+    /// Natively: times every kernel on its own (each dispatch submitted and waited for), for
+    /// [`WebGpu::profile`]. Slower than normal running; for benchmarks.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_profiling(self) -> Result<Self> {
+        let mut ctx = Arc::try_unwrap(self.ctx)
+            .map_err(|_| Error::Device("profiling can only be switched on before tensors exist".into()))?;
+        ctx.profile = Some(Default::default());
+        Ok(WebGpu { ctx: Arc::new(ctx) })
+    }
+
+    /// Per kernel (WGSL file, entry point, override constants): dispatches and wall milliseconds so far,
+    /// slowest first; empty unless made [`WebGpu::with_profiling`].
+    pub fn profile(&self) -> Vec<(String, usize, f64)> {
+        let Some(profile) = &self.ctx.profile else { return Vec::new() };
+        let mut rows: Vec<_> =
+            profile.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, &(n, ms))| (k.clone(), n, ms)).collect();
+        rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+        rows
+    }
+
     fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
         if bytes > MAX_BINDING_BYTES {
             return Err(Error::Device(format!(

@@ -319,7 +319,7 @@ impl GpuTensor {
 
     /// Records gemm.wgsl in `mode` into `out`, with `self` as its `a` and `rhs` (a weight of stored type
     /// `wtype`, or a tensor) as its `w`.
-    fn gemm_into(
+    fn gemm(
         &self,
         rhs: &wgpu::Buffer,
         wtype: u32,
@@ -334,20 +334,6 @@ impl GpuTensor {
         // without a bias, the input is bound in its place (read-only aliasing is allowed; it is never read)
         let bias = bias.map_or(self.buffer(), |b| b.buffer());
         self.launch(kernel, &p, &[self.buffer(), rhs, bias, out.buffer()], groups)
-    }
-
-    fn gemm(
-        &self,
-        rhs: &wgpu::Buffer,
-        wtype: u32,
-        mode: u32,
-        bias: Option<&Self>,
-        p: GemmParams,
-        dims: &[usize],
-    ) -> Result<Self> {
-        let out = self.output(dims)?;
-        self.gemm_into(rhs, wtype, mode, bias, p, &out)?;
-        Ok(out)
     }
 }
 
@@ -501,7 +487,9 @@ impl Tensor for GpuTensor {
         };
         let mut dims = self.dims.clone();
         *dims.last_mut().expect("checked above") = out_dim;
-        self.gemm(&w.buffer, w.wtype(), 0, b, p, &dims)
+        let out = self.output(&dims)?;
+        self.gemm(&w.buffer, w.wtype(), 0, b, p, &out)?;
+        Ok(out)
     }
 
     fn matmul(&self, rhs: &Self) -> Result<Self> {
@@ -542,7 +530,9 @@ impl Tensor for GpuTensor {
             ..Zeroable::zeroed()
         };
         let dims: Vec<usize> = batch_dims.iter().copied().chain([m, n]).collect();
-        a.gemm(b.buffer(), 0, 1, None, p, &dims)
+        let out = a.output(&dims)?;
+        a.gemm(b.buffer(), 0, 1, None, p, &out)?;
+        Ok(out)
     }
 
     fn conv2d(&self, w: &GpuMatrix, b: Option<&Self>, padding: usize) -> Result<Self> {
@@ -577,7 +567,9 @@ impl Tensor for GpuTensor {
             out_width: ow as u32,
             ..Zeroable::zeroed()
         };
-        self.gemm(&w.buffer, w.wtype(), 2, b, p, &[n, o, oh, ow])
+        let out = self.output(&[n, o, oh, ow])?;
+        self.gemm(&w.buffer, w.wtype(), 2, b, p, &out)?;
+        Ok(out)
     }
 
     fn group_norm(
@@ -685,7 +677,7 @@ impl Tensor for GpuTensor {
                 c_si: u(bq * lk),
                 ..Zeroable::zeroed()
             };
-            q.gemm_into(k.buffer(), 0, 1, None, qk, &scores)?;
+            q.gemm(k.buffer(), 0, 1, None, qk, &scores)?;
             let p = SoftmaxParams {
                 rows: u(nh * bq),
                 lk: u(lk),
@@ -719,7 +711,7 @@ impl Tensor for GpuTensor {
                 c_si: u(d),
                 ..Zeroable::zeroed()
             };
-            scores.gemm_into(v.buffer(), 0, 1, None, pv, &out)?;
+            scores.gemm(v.buffer(), 0, 1, None, pv, &out)?;
         }
         Ok(out)
     }

@@ -98,6 +98,18 @@ pub fn unet_step(dir: &Path, runs: usize, out: &Path) -> Result<()> {
     let adapter = gpu.adapter().clone();
     eprintln!("our WebGPU backend on {} …", adapter.name);
     let (gpu_ms, gpu_out) = pollster::block_on(time_on(gpu, &file, &call, runs as u32))?;
+    eprintln!("where the WebGPU time goes …");
+    let profiled = pollster::block_on(WebGpu::new())?.with_profiling()?;
+    pollster::block_on(time_on(profiled.clone(), &file, &call, 1))?; // a warm-up call and one more
+    let profile = profiled.profile();
+    let profile_total: f64 = profile.iter().map(|r| r.2).sum();
+    let profile_rows: Vec<String> = profile
+        .iter()
+        .take(8)
+        .map(|(kernel, n, ms)| {
+            format!("| `{kernel}` | {} | {:.1} | {:.0}% |", n / 2, ms / 2.0, 100.0 * ms / profile_total)
+        })
+        .collect();
 
     let torch_median = median(&peer_ms);
     // the share of the peak is given where a row ran on the device the peak was measured on
@@ -117,6 +129,9 @@ pub fn unet_step(dir: &Path, runs: usize, out: &Path) -> Result<()> {
          multiplications than counted, so its share can pass 100%.\n\n\
          | implementation | ms | GFLOP/s | of the peak | / PyTorch | max abs diff vs PyTorch's output |\n\
          |---|---|---|---|---|---|\n{}\n{}\n{}\n\n\
+         Where the WebGPU time goes (a separate profiled pass: every dispatch submitted and waited for on its own, \
+         {:.0} ms per call in all; the 8 slowest kernels, per call):\n\n\
+         | kernel (WGSL file, entry, override constants) | dispatches | ms | share |\n|---|---|---|---|\n{}\n\n\
          - Every run (ms): WebGPU {}; CPU {}; PyTorch {}.\n\
          - Reproduce: `./build.sh bench`, or, once bench/browser_unet_step.mjs has exported the model, \
          `./target/release/unclip bench --unet-step target/unet-step/{} --runs {runs}`.\n",
@@ -138,6 +153,8 @@ pub fn unet_step(dir: &Path, runs: usize, out: &Path) -> Result<()> {
             true,
             peer["max_diff_expected"].as_f64().unwrap_or(f64::NAN)
         ),
+        profile_total / 2.0,
+        profile_rows.join("\n"),
         gpu_ms.iter().map(|m| format!("{m:.0}")).collect::<Vec<_>>().join(", "),
         cpu_ms.iter().map(|m| format!("{m:.0}")).collect::<Vec<_>>().join(", "),
         peer_ms.iter().map(|m| format!("{m:.0}")).collect::<Vec<_>>().join(", "),
