@@ -119,8 +119,11 @@ pub fn stored_bytes(name: &str, shape: &[usize], dtype: GgmlType) -> u64 {
     ty.n_bytes(stored.iter().product::<usize>() as u64).unwrap_or(u64::MAX)
 }
 
+/// A state-dict entry: key, shape, values.
+type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Reads every tensor of a safetensors file as f32 (F32, F16 and BF16 are accepted).
-fn read_safetensors(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>> {
     let bytes = read(path)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::Weights(format!("{} is not a valid safetensors file: {e}", path.display())))?;
@@ -355,6 +358,7 @@ fn image_processor(
 }
 
 /// Reads a model directory: its manifest, and every listed file verified against its size and hash.
+#[allow(clippy::type_complexity)] // an `impl FnMut` cannot be named by a type alias
 pub fn open_model_dir(dir: &Path) -> Result<(Manifest, impl FnMut(&FileEntry) -> Result<Vec<u8>>)> {
     let manifest_path = dir.join("model.json");
     if !manifest_path.exists() {
