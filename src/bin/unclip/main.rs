@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod apng;
 mod bench;
@@ -42,6 +42,56 @@ enum SamplerChoice {
     Ddim,
 }
 
+/// The model, seed, steps, guidance, prior best-of, sampler and backend: the flags `generate` and the remix
+/// commands share.
+#[derive(Args)]
+pub struct GenerationArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Prior steps (remix: for endpoints given as text).
+    #[arg(long, default_value_t = 25)]
+    prior_steps: usize,
+    #[arg(long, default_value_t = 25)]
+    decoder_steps: usize,
+    #[arg(long, default_value_t = 7)]
+    sr_steps: usize,
+    #[arg(long, default_value_t = 4.0)]
+    prior_guidance: f32,
+    #[arg(long, default_value_t = 8.0)]
+    decoder_guidance: f32,
+    /// Draw this many image embeddings with the prior and keep the one closest to the text (DALL·E 2 uses 2).
+    #[arg(long, default_value_t = 1)]
+    prior_best_of: usize,
+    /// ddpm (diffusers' ancestral unCLIP step) or ddim (η = 0, deterministic after the initial noise).
+    #[arg(long, value_enum, default_value = "ddpm")]
+    sampler: SamplerChoice,
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendChoice,
+}
+
+impl GenerationArgs {
+    /// The pipeline's settings for `prompt` (not yet validated).
+    fn params(&self, prompt: String) -> GenerateParams {
+        GenerateParams {
+            prompt,
+            seed: self.seed,
+            prior_steps: self.prior_steps,
+            decoder_steps: self.decoder_steps,
+            sr_steps: self.sr_steps,
+            prior_guidance: self.prior_guidance,
+            decoder_guidance: self.decoder_guidance,
+            prior_best_of: self.prior_best_of,
+            sampler: match self.sampler {
+                SamplerChoice::Ddpm => Sampler::Ddpm,
+                SamplerChoice::Ddim => Sampler::Ddim,
+            },
+            ..GenerateParams::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Convert a diffusers UnCLIPPipeline folder into an unclip model directory.
@@ -55,21 +105,9 @@ enum Command {
     /// Generate an image from a prompt.
     Generate {
         #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
         prompt: String,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        #[arg(long, default_value_t = 25)]
-        prior_steps: usize,
-        #[arg(long, default_value_t = 25)]
-        decoder_steps: usize,
-        #[arg(long, default_value_t = 7)]
-        sr_steps: usize,
-        #[arg(long, default_value_t = 4.0)]
-        prior_guidance: f32,
-        #[arg(long, default_value_t = 8.0)]
-        decoder_guidance: f32,
+        #[command(flatten)]
+        args: GenerationArgs,
         /// Write the final image as a PNG.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -79,14 +117,6 @@ enum Command {
         /// Write every decoder and super-res step's x_t and predicted x̂0 as PNGs here.
         #[arg(long)]
         steps_dir: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "cpu")]
-        backend: BackendChoice,
-        /// ddpm (diffusers' ancestral unCLIP step) or ddim (η = 0, deterministic after the initial noise).
-        #[arg(long, value_enum, default_value = "ddpm")]
-        sampler: SamplerChoice,
-        /// Draw this many image embeddings with the prior and keep the one closest to the text (DALL·E 2 uses 2).
-        #[arg(long, default_value_t = 1)]
-        prior_best_of: usize,
     },
     #[command(flatten)]
     Remix(remix::RemixCommand),
@@ -150,51 +180,21 @@ fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Generate {
-            model,
-            prompt,
-            seed,
-            prior_steps,
-            decoder_steps,
-            sr_steps,
-            prior_guidance,
-            decoder_guidance,
-            out,
-            out_npy,
-            steps_dir,
-            backend,
-            sampler,
-            prior_best_of,
-        } => {
-            let params = GenerateParams {
-                prompt,
-                seed,
-                prior_steps,
-                decoder_steps,
-                sr_steps,
-                prior_guidance,
-                decoder_guidance,
-                image_embedding: None,
-                sampler: match sampler {
-                    SamplerChoice::Ddpm => Sampler::Ddpm,
-                    SamplerChoice::Ddim => Sampler::Ddim,
-                },
-                prior_best_of,
-                ..GenerateParams::default()
-            };
+        Command::Generate { prompt, args, out, out_npy, steps_dir } => {
+            let params = args.params(prompt);
             params.validate()?;
             if out.is_none() && out_npy.is_none() && steps_dir.is_none() {
                 return Err(Error::Settings(
                     "nothing to write: give --out FILE.png, --out-npy FILE.npy or --steps-dir DIR".into(),
                 ));
             }
-            match backend {
-                BackendChoice::Cpu => generate(&Cpu, &model, &params, out, out_npy, steps_dir),
+            match args.backend {
+                BackendChoice::Cpu => generate(&Cpu, &args.model, &params, out, out_npy, steps_dir),
                 BackendChoice::Webgpu => {
                     let gpu = pollster::block_on(WebGpu::new())?;
                     let a = gpu.adapter();
                     eprintln!("WebGPU adapter: {} ({}, {})", a.name, a.backend, a.device_type);
-                    generate(&gpu, &model, &params, out, out_npy, steps_dir)
+                    generate(&gpu, &args.model, &params, out, out_npy, steps_dir)
                 }
             }
         }

@@ -13,39 +13,12 @@ use unclip::backend::Backend;
 use unclip::convert::open_model_dir;
 use unclip::image_processor::RgbaImage;
 use unclip::latent;
-use unclip::pipeline::{GenerateOutput, GenerateParams, Sampler, UnCLIPPipeline};
+use unclip::pipeline::{GenerateOutput, GenerateParams, UnCLIPPipeline};
 use unclip::remix::{frame_params, variation_params};
 use unclip::{Error, Result};
 
 use crate::apng::write_apng;
-use crate::{write_png, BackendChoice, ProgressBar, SamplerChoice};
-
-/// The model, seed, steps, guidance, sampler and backend, as for `generate`.
-#[derive(Args)]
-pub struct Common {
-    #[arg(long)]
-    model: PathBuf,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Prior steps (for endpoints given as text).
-    #[arg(long, default_value_t = 25)]
-    prior_steps: usize,
-    #[arg(long, default_value_t = 25)]
-    decoder_steps: usize,
-    #[arg(long, default_value_t = 7)]
-    sr_steps: usize,
-    #[arg(long, default_value_t = 4.0)]
-    prior_guidance: f32,
-    #[arg(long, default_value_t = 8.0)]
-    decoder_guidance: f32,
-    /// Draw this many image embeddings with the prior and keep the one closest to the text (DALL·E 2 uses 2).
-    #[arg(long, default_value_t = 1)]
-    prior_best_of: usize,
-    #[arg(long, value_enum, default_value = "ddpm")]
-    sampler: SamplerChoice,
-    #[arg(long, value_enum, default_value = "cpu")]
-    backend: BackendChoice,
-}
+use crate::{write_png, BackendChoice, GenerationArgs, ProgressBar};
 
 /// Where the frames go.
 #[derive(Args)]
@@ -69,7 +42,7 @@ pub enum RemixCommand {
     /// Variations of an image: its CLIP image embedding decoded from several seeds (DALL·E 2 Fig. 3).
     Variations {
         #[command(flatten)]
-        common: Common,
+        common: GenerationArgs,
         /// The source image (PNG).
         #[arg(long)]
         image: PathBuf,
@@ -89,7 +62,7 @@ pub enum RemixCommand {
     /// Frames along the great circle between two image embeddings, all decoded from one seed (Fig. 4).
     Interpolate {
         #[command(flatten)]
-        common: Common,
+        common: GenerationArgs,
         #[arg(long)]
         from_image: Option<PathBuf>,
         /// A prompt whose image embedding (through the prior) starts the interpolation.
@@ -107,7 +80,7 @@ pub enum RemixCommand {
     /// An image embedding rotated towards normalise(z_t(--to) − z_t(--from)) for θ from 0 to --max-theta (Fig. 5).
     TextDiff {
         #[command(flatten)]
-        common: Common,
+        common: GenerationArgs,
         /// The image to change (PNG).
         #[arg(long)]
         image: Option<PathBuf>,
@@ -131,7 +104,7 @@ pub enum RemixCommand {
     /// prior's image embedding for --seed).
     Embed {
         #[command(flatten)]
-        common: Common,
+        common: GenerationArgs,
         #[arg(long)]
         text: Option<String>,
         #[arg(long)]
@@ -140,7 +113,7 @@ pub enum RemixCommand {
 }
 
 impl RemixCommand {
-    fn common(&self) -> &Common {
+    fn common(&self) -> &GenerationArgs {
         match self {
             RemixCommand::Variations { common, .. }
             | RemixCommand::Interpolate { common, .. }
@@ -162,21 +135,8 @@ pub fn run(command: RemixCommand) -> Result<()> {
     }
 }
 
-fn base_params(c: &Common) -> Result<GenerateParams> {
-    let p = GenerateParams {
-        seed: c.seed,
-        prior_steps: c.prior_steps,
-        decoder_steps: c.decoder_steps,
-        sr_steps: c.sr_steps,
-        prior_guidance: c.prior_guidance,
-        decoder_guidance: c.decoder_guidance,
-        prior_best_of: c.prior_best_of,
-        sampler: match c.sampler {
-            SamplerChoice::Ddpm => Sampler::Ddpm,
-            SamplerChoice::Ddim => Sampler::Ddim,
-        },
-        ..GenerateParams::default()
-    };
+fn base_params(c: &GenerationArgs) -> Result<GenerateParams> {
+    let p = c.params(String::new());
     check(&p)?;
     Ok(p)
 }
