@@ -1,11 +1,12 @@
 //! The whole tiny unCLIP pipeline on WebGPU equals the CPU result: through the library (f32 and q8_0
-//! weights, both samplers) and through `unclip generate --backend webgpu`.
+//! weights, both samplers) and through `unclip generate --backend webgpu`; so does the bundled unclip-emoji.
 
 mod common;
 
 use std::process::Command;
 
 use common::*;
+use unclip::backend::cpu::Cpu;
 use unclip::backend::webgpu::WebGpu;
 use unclip::convert::open_model_dir;
 use unclip::gguf::GgmlType;
@@ -58,6 +59,28 @@ fn pipeline_on_webgpu_equals_cpu() {
         let other = pollster::block_on(on_gpu.generate(&GenerateParams { seed: 4, ..p }, &mut Silent)).unwrap();
         assert!(max_abs_diff(&other.image, &b.image) > 0.05);
     }
+}
+
+/// The model the page loads by default (q8_0, 32-channel attention heads, MiniLM text encoder) on WebGPU.
+#[test]
+fn bundled_model_on_webgpu_equals_cpu() {
+    let gpu = pollster::block_on(WebGpu::new()).expect("a WebGPU adapter (apt-get install mesa-vulkan-drivers)");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/unclip-emoji");
+    let p = GenerateParams {
+        prompt: "a happy dog".into(),
+        prior_steps: 3,
+        decoder_steps: 3,
+        sr_steps: 3,
+        ..params(Sampler::Ddpm)
+    };
+    let (manifest, open) = open_model_dir(&dir).unwrap();
+    let a = pollster::block_on(UnCLIPPipeline::load(&Cpu, manifest, open).unwrap().generate(&p, &mut Silent)).unwrap();
+    let (manifest, open) = open_model_dir(&dir).unwrap();
+    let b = pollster::block_on(UnCLIPPipeline::load(&gpu, manifest, open).unwrap().generate(&p, &mut Silent)).unwrap();
+    let emb = max_abs_diff(&a.image_embedding, &b.image_embedding);
+    eprintln!("unclip-emoji: image embeddings max |cpu − gpu| {emb:.1e}");
+    assert!(emb < 1e-5, "image embeddings differ by {emb}"); // measured 3.3e-7
+    assert_same_image("unclip-emoji", &a.image, &b.image);
 }
 
 #[test]
