@@ -215,7 +215,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
+        // a thread whose 8 rows all lie past M (the last row tile of M = 96, or conv_out's 6) has nothing to add
+        for (var kk = 0u; kk < select(0u, TK, m0 + lid.y * 8u < p.m); kk++) {
             let a0 = a_tile[kk * 16u + lid.y * 2u];
             let a1 = a_tile[kk * 16u + lid.y * 2u + 1u];
             let b0 = b_tile[kk * (TN / 4u) + lid.x];
