@@ -1,8 +1,8 @@
 // C[batch, m, n] = Σ_k A(batch, m, k) · B(batch, k, n) (+ bias), tiled 64 × TN × 32: a workgroup of 8 × 8
 // threads stages A and B tiles in workgroup memory (16 KiB, the default limit) as vec4s and each thread
 // accumulates an 8 × 8 block in sixteen vec4 registers, written out by hand: a dynamically indexed
-// accumulator array becomes per-invocation memory on CPU implementations (SwiftShader, lavapipe), which
-// measured 6× slower there. A deep K tile halves the barriers, which they also pay for dearly.
+// accumulator array becomes per-invocation memory on CPU implementations (SwiftShader, lavapipe), where it
+// cost more than the arithmetic. A deep K tile halves the barriers, which they also pay for dearly.
 // Specialised by override constants:
 //   MODE 0 linear:  A = x (M, K), B(k, n) = W[n, k] (weight, stored type WTYPE), bias[n]
 //   MODE 1 matmul:  A = x, B = rhs (f32 bits), both strided: batch b = (outer, inner) = (b / inner, b % inner)
