@@ -2,10 +2,11 @@
 // model at diffusers' default steps, with a cold cache (download included) and a warm one; plus the
 // wasm sizes. Writes a section of docs/benchmarks.md. Run after `./build.sh build`:
 //     node bench/browser_first_image.mjs
-import { readFileSync, writeFileSync, existsSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { startServer } from "../tests/browser/server.mjs";
 import { launch, waitState } from "../tests/browser/browser.mjs";
+import { writeSection } from "./sections.mjs";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const server = await startServer(`${ROOT}dist`);
@@ -43,9 +44,4 @@ const body = `### Browser, CPU path (wasm simd128, headless Chromium)
 | stages (warm) | ${warm.stages.join("; ")} |
 `;
 console.log(body);
-const path = `${ROOT}docs/benchmarks.md`;
-const old = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n";
-const [open, close] = ["<!-- bench:browser-cpu -->", "<!-- /bench:browser-cpu -->"];
-const section = `${open}\n${body}\n${close}`;
-const s = old.indexOf(open), e = old.indexOf(close);
-writeFileSync(path, s >= 0 && e > s ? old.slice(0, s) + section + old.slice(e + close.length) : `${old.trimEnd()}\n\n${section}\n`);
+writeSection(`${ROOT}docs/benchmarks.md`, "browser-cpu", body);

@@ -11,11 +11,10 @@
 // to GGUF f32 by examples/convert_component.rs; `--export` redoes both.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { createServer } from "node:http";
-import { extname, join, normalize } from "node:path";
 import { parseArgs } from "node:util";
 import { launch } from "../tests/browser/browser.mjs";
+import { startServer } from "../tests/browser/server.mjs";
+import { writeSection } from "./sections.mjs";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const { values: opt } = parseArgs({
@@ -48,19 +47,9 @@ if (!readFileSync(`${ROOT}${opt.pkg}/unclip.js`, "utf8").includes("timeUnetStep"
 }
 const info = JSON.parse(readFileSync(`${ROOT}${MODEL}/inputs.json`, "utf8"));
 
-// ---- a static server over the repository (module scripts need a JavaScript MIME type, .mjs included)
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json", ".wasm": "application/wasm" };
-const server = createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
-  try {
-    const body = await readFile(join(ROOT, path));
-    res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "content-length": body.length, "cache-control": "no-store" }).end(body);
-  } catch {
-    res.writeHead(404).end("not found");
-  }
-});
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const url = `http://127.0.0.1:${server.address().port}/bench/unet_step.html?model=${MODEL}&pkg=${opt.pkg}`;
+// ---- a static server over the repository
+const server = await startServer(ROOT);
+const url = `${server.url}bench/unet_step.html?model=${MODEL}&pkg=${opt.pkg}`;
 
 // ---- one fresh page per measurement, CPU pair first, then the WebGPU pair
 const browser = await launch();
@@ -81,7 +70,7 @@ for (const which of order) {
   await page.close();
 }
 await browser.close();
-await new Promise((r) => server.close(r));
+await server.close();
 
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
@@ -136,9 +125,4 @@ pairs.flatMap(([, o, t]) => [o, t]).map((w) => `${w} ${results[w].maxDiffTorch.t
 `;
 console.log(body);
 writeFileSync(`${ROOT}${MODEL}/results.json`, JSON.stringify(Object.fromEntries(order.map((w) => [w, { ...results[w], output: undefined }])), null, 1));
-const path = `${ROOT}docs/benchmarks.md`;
-const old = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n";
-const [open, close] = ["<!-- bench:browser-unet-step -->", "<!-- /bench:browser-unet-step -->"];
-const section = `${open}\n${body}\n${close}`;
-const s = old.indexOf(open), e = old.indexOf(close);
-writeFileSync(path, s >= 0 && e > s ? old.slice(0, s) + section + old.slice(e + close.length) : `${old.trimEnd()}\n\n${section}\n`);
+writeSection(`${ROOT}docs/benchmarks.md`, "browser-unet-step", body);

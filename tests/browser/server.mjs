@@ -1,9 +1,10 @@
-// A real static HTTP server for dist/ with injectable faults, for the browser tests. Loopback only.
+// A real static HTTP server for dist/ (or any folder) with injectable faults, for the browser tests and the
+// browser benchmarks. Loopback only.
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm", ".png": "image/png" };
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm", ".png": "image/png" };
 
 /// faults: file name → "404" | "500" | "corrupt" | "truncate" | "cut" | "slow"
 export async function startServer(root) {
