@@ -17,12 +17,19 @@ use unclip::{Error, Result};
 
 use super::bench::{python, write_section};
 
+/// A whole number inputs.json must hold at `v`.
+fn count(v: &Value, what: &str) -> Result<usize> {
+    v.as_u64().map(|n| n as usize).ok_or_else(|| {
+        Error::Settings(format!("inputs.json has no whole number `{what}`; re-run bench/onnx/export_unet.py"))
+    })
+}
+
 /// The named f32 array of inputs.bin, laid out as inputs.json says.
 fn array(layout: &Value, blob: &[u8], name: &str) -> Result<Vec<f32>> {
     let t = layout["tensors"].as_array().and_then(|ts| ts.iter().find(|t| t["name"] == name)).ok_or_else(|| {
         Error::Settings(format!("inputs.json has no tensor `{name}`; re-run bench/onnx/export_unet.py"))
     })?;
-    let (offset, bytes) = (t["offset"].as_u64().unwrap_or(0) as usize, t["bytes"].as_u64().unwrap_or(0) as usize);
+    let (offset, bytes) = (count(&t["offset"], "offset")?, count(&t["bytes"], "bytes")?);
     let raw = blob.get(offset..offset + bytes).ok_or_else(|| {
         Error::Settings(format!("inputs.bin is shorter than inputs.json says (`{name}` at {offset}+{bytes})"))
     })?;
@@ -78,7 +85,7 @@ pub fn unet_step(dir: &Path, runs: usize, out: &Path) -> Result<()> {
     let file = GgufFile::from_bytes(read("unet.gguf")?)?;
     let call = Call {
         sample: array(&layout, &blob, "sample")?,
-        timestep: layout["timestep"].as_u64().unwrap_or(0) as usize,
+        timestep: count(&layout["timestep"], "timestep")?,
         encoder_hidden_states: array(&layout, &blob, "encoder_hidden_states")?,
         class_labels: array(&layout, &blob, "class_labels")?,
         mask: array(&layout, &blob, "attention_mask")?.iter().map(|&m| m != 0.0).collect(),
