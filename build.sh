@@ -17,14 +17,14 @@ need_rust() {
     log "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
-  # the CLI must match the wasm-bindgen crate in Cargo.lock exactly
-  local want have
-  want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
-  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
-  if [[ "$have" != "$want" ]]; then
-    log "installing wasm-bindgen-cli $want (found '${have:-none}'; this compiles for 10-25 minutes, once)"
-    cargo install wasm-bindgen-cli --version "$want" --locked
-  fi
+}
+
+# wasm-bindgen's JS glue, by tools/wasm-bindgen: wasm-bindgen-cli-support at exactly our wasm-bindgen version,
+# resolved from our own Cargo.lock (not `cargo install wasm-bindgen-cli`, whose own lockfile can pin crates the
+# registry no longer serves; issue 12). Built once into target/release, then up to date.
+wasm_bindgen() {
+  cargo build --release --locked -p unclip-wasm-bindgen
+  ./target/release/unclip-wasm-bindgen "$@"
 }
 
 need_node() {
@@ -54,14 +54,14 @@ need_vulkan() {
 build() {
   need_rust; need_node
   log "building the wasm module (wasm32-unknown-unknown, simd128)"
-  cargo build --lib --release --target wasm32-unknown-unknown
-  rm -rf pkg && wasm-bindgen --target web --no-typescript --out-dir pkg target/wasm32-unknown-unknown/release/unclip.wasm
+  cargo build --locked --lib --release --target wasm32-unknown-unknown
+  rm -rf pkg && wasm_bindgen target/wasm32-unknown-unknown/release/unclip.wasm pkg
   local raw; raw=$(stat -c %s pkg/unclip_bg.wasm)
   node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue pkg/unclip_bg.wasm -o pkg/unclip_bg.wasm
   log "wasm: $raw bytes after wasm-bindgen, $(stat -c %s pkg/unclip_bg.wasm) after wasm-opt -O3"
   echo "{\"wasm_raw_bytes\": $raw, \"wasm_opt_bytes\": $(stat -c %s pkg/unclip_bg.wasm)}" > pkg/build-info.json
   log "assembling the static site in dist/ (www + pkg + the bundled unclip-emoji model + the tiny test model)"
-  cargo build --bin unclip
+  cargo build --locked --bin unclip
   rm -rf dist && mkdir -p dist/models
   cp -r www/. dist/ && cp -r pkg dist/pkg
   cp -r models/unclip-emoji dist/models/default
@@ -71,7 +71,7 @@ build() {
 cmd_test() {
   need_rust; need_node; need_chromium; need_vulkan
   log "cargo test (engine, conformance against diffusers' golden tensors, GGUF hostile inputs, CLI errors, WebGPU kernels on Vulkan)"
-  cargo test 2>&1
+  cargo test --locked 2>&1
   build
   log "browser tests (Playwright + headless Chromium)"
   node --test --test-concurrency=1 tests/browser/*.test.mjs 2>&1

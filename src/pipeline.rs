@@ -198,9 +198,6 @@ pub const MAX_BEST_OF: usize = 16;
 impl GenerateParams {
     /// Refuses settings that cannot run or would produce NaN, with a sentence saying why.
     pub fn validate(&self) -> Result<()> {
-        if self.prompt.trim().is_empty() && self.image_embedding.is_none() {
-            return Err(Error::Settings("the prompt is empty: type what the picture should show".into()));
-        }
         for (name, steps) in
             [("prior", self.prior_steps), ("decoder", self.decoder_steps), ("super-res", self.sr_steps)]
         {
@@ -521,14 +518,8 @@ impl<B: Backend> UnCLIPPipeline<B> {
         let start = now_ms();
         emit!(obs, Event::StageStart { stage: Stage::Text, steps: 1 });
         let cond = self.tokenizer.encode(prompt)?;
-        if cond.truncated {
-            emit!(
-                obs,
-                Event::Warning(format!(
-                    "the prompt is longer than the {} tokens the text encoder reads; the end was cut off",
-                    self.tokenizer.max_length()
-                ))
-            );
+        if let Some(dropped) = &cond.dropped {
+            emit!(obs, Event::Warning(truncation_warning(self.tokenizer.max_length(), dropped)));
         }
         let uncond = self.tokenizer.encode("")?;
         let tokens: Vec<&Tokens> = if do_cfg { vec![&uncond, &cond] } else { vec![&cond] };
@@ -708,6 +699,12 @@ impl<B: Backend> UnCLIPPipeline<B> {
 }
 
 /// What the text encoder gives the prior and the decoder: [uncond; cond] under CFG, and their masks.
+/// What the page and the CLI say when a prompt is cut to the text encoder's length: diffusers'
+/// `UnCLIPPipeline._encode_prompt` warning, naming the same text.
+pub fn truncation_warning(max_length: usize, dropped: &str) -> String {
+    format!("the text encoder reads at most {max_length} tokens, so this part of the prompt was dropped: \"{dropped}\"")
+}
+
 pub struct TextConditioning<T> {
     pub encoding: TextEncoding<T>,
     /// (rows · L) token masks.

@@ -51,9 +51,6 @@ impl<B: Backend> UnCLIPPipeline<B> {
     /// `generate(p)` decodes (same seed, steps, guidance and best-of).
     pub async fn embed_prompt<O: Observer<B::Tensor>>(&self, p: &GenerateParams, obs: &mut O) -> Result<Vec<f32>> {
         p.validate()?;
-        if p.prompt.trim().is_empty() {
-            return Err(Error::Settings("the prompt is empty: type what the picture should show".into()));
-        }
         let mut rng = crate::rng::TorchGenerator::new(p.seed);
         let text = self.encode_text(&p.prompt, p.do_classifier_free_guidance(), obs).await?;
         self.sample_prior(p, &text, &mut rng, obs).await?.embedding.to_vec().await

@@ -1,5 +1,5 @@
 //! Bad input to the CLI gets one clear sentence and exit status 1 — never a panic: wrong or
-//! truncated weight files, hash mismatches, broken configs, empty or huge prompts, NaN settings.
+//! truncated weight files, hash mismatches, broken configs, absurdly long prompts, NaN settings.
 
 mod common;
 
@@ -53,9 +53,7 @@ fn run_gen(model: &Path, prompt: &str, extra: &[&str], needle: &str) {
 #[test]
 fn bad_settings_are_refused() {
     let model = tiny_model(GgmlType::F32);
-    run_gen(&model, "", &[], "prompt is empty");
-    run_gen(&model, "   ", &[], "prompt is empty");
-    run_gen(&model, &"a".repeat(10_000), &[], "10000 characters");
+    run_gen(&model, &"a ".repeat(60_000), &[], "120000 characters");
     run_gen(&model, "horse", &["--decoder-guidance", "NaN"], "decoder guidance");
     run_gen(&model, "horse", &["--prior-guidance", "inf"], "prior guidance");
     run_gen(&model, "horse", &["--decoder-steps", "1"], "decoder steps");
@@ -101,4 +99,24 @@ fn info_and_convert_refuse_bad_inputs() {
     expect_error(&["info", junk.to_str().unwrap()], "not a GGUF file");
     expect_error(&["convert", "/nonexistent", "/tmp/x"], "model_index.json");
     expect_error(&["convert", "/nonexistent", "/tmp/x", "--dtype", "q5_k"], "--dtype");
+}
+
+/// What used to be refused and diffusers accepts: an empty or blank prompt (an unconditional sample) and a
+/// prompt past the tokenizer's 77 tokens (truncated, with a warning naming the dropped words).
+#[test]
+fn empty_and_over_long_prompts_generate_as_in_diffusers() {
+    let model = tiny_model(GgmlType::F32);
+    let steps = ["--prior-steps", "2", "--decoder-steps", "2", "--sr-steps", "2"];
+    for prompt in ["", "   "] {
+        let args = gen_args(&model, prompt, &steps);
+        let (code, err) = unclip(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code, 0, "{prompt:?}: {err}");
+        assert!(!err.contains("warning"), "{prompt:?}: {err}");
+    }
+    let long = "a horse riding an astronaut on the moon ".repeat(12);
+    let args = gen_args(&model, &long, &steps);
+    let (code, err) = unclip(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    let warning = err.lines().find(|l| l.starts_with("warning: ")).unwrap_or_else(|| panic!("no warning: {err}"));
+    assert!(warning.contains("77 tokens") && warning.contains("on the moon a horse riding an astronaut"), "{warning}");
 }

@@ -12,6 +12,8 @@ use unclip::tokenizer::Tokenizer;
 
 const SHORT: &str = "tiny_horse_seed0_2-2-2.safetensors";
 const LONG: &str = "tiny_horse_seed0_25-25-7.safetensors";
+/// The empty, blank, over-long and guidance-0 prompts (tests/fixtures/make_prompt_goldens.py).
+const PROMPTS: &str = "tiny_prompts_seed0_2-2-2.safetensors";
 
 #[test]
 fn tokenizer_ids_and_masks_match_diffusers() {
@@ -30,7 +32,7 @@ fn tokenizer_ids_and_masks_match_diffusers() {
         assert_eq!(p.tokenizer.encode(prompt).unwrap(), saved.encode(prompt).unwrap(), "{prompt:?}");
     }
     assert_eq!(p.tokenizer.encode("this is a prompt example").unwrap().ids[..7], [998, 889, 615, 320, 855, 750, 999]);
-    assert!(p.tokenizer.encode(&"long ".repeat(200)).unwrap().truncated);
+    assert!(p.tokenizer.encode(&"long ".repeat(200)).unwrap().dropped.is_some());
 }
 
 #[test]
@@ -39,7 +41,7 @@ fn text_encoder_matches() {
     let g = Golden::open(SHORT);
     for i in 0..2 {
         let ids = g.get(&format!("text_encoder.{i}.in.arg0")).ids();
-        let tokens = unclip::tokenizer::Tokens { ids, mask: vec![], truncated: false };
+        let tokens = unclip::tokenizer::Tokens { ids, mask: vec![], dropped: None };
         let out = p.text_encoder.encode(&[&tokens]).unwrap();
         let e = max_abs_diff(&host(&out.text_embeds), &g.get(&format!("text_encoder.{i}.out.text_embeds")).data);
         let h = max_abs_diff(
@@ -134,6 +136,56 @@ fn final_image_matches_diffusers_within_2e_3() {
         println!("{steps:?}: final image max abs error {e:e}");
         assert!(e <= 2e-3, "{steps:?}: {e}");
     }
+}
+
+/// Collects the pipeline's warnings.
+struct Warnings(Vec<String>);
+
+impl<T> unclip::Observer<T> for Warnings {
+    async fn on_event(&mut self, e: unclip::Event<'_, T>) -> unclip::Flow {
+        if let unclip::Event::Warning(w) = e {
+            self.0.push(w);
+        }
+        unclip::Flow::Continue
+    }
+}
+
+/// diffusers accepts "" and whitespace (an unconditional sample, with or without CFG), truncates a prompt past
+/// 77 tokens with a warning naming the cut text, and takes guidance 0: so do we, to the same image.
+#[test]
+fn empty_blank_over_long_and_unguided_prompts_match_diffusers() {
+    let p = tiny_pipeline(GgmlType::F32);
+    let g = Golden::open(PROMPTS);
+    let meta = golden_metadata(PROMPTS);
+    let long = meta["long_prompt"].as_str();
+    for (key, prompt, prior_guidance, decoder_guidance) in [
+        ("empty_cfg", "", 4.0, 8.0),
+        ("empty_nocfg", "", 1.0, 1.0),
+        ("blank_cfg", "   ", 4.0, 8.0),
+        ("long_cfg", long, 4.0, 8.0),
+        ("horse_g0", "horse", 0.0, 0.0),
+    ] {
+        let params = GenerateParams {
+            prompt: prompt.into(),
+            prior_steps: 2,
+            decoder_steps: 2,
+            sr_steps: 2,
+            prior_guidance,
+            decoder_guidance,
+            ..Default::default()
+        };
+        let mut warnings = Warnings(vec![]);
+        let out = pollster::block_on(p.generate(&params, &mut warnings)).unwrap();
+        let e = max_abs_diff(&out.image, &g.get(&format!("{key}.image")).data);
+        println!("{key}: final image max abs error {e:e}");
+        assert!(e <= 1e-4, "{key}: {e}");
+        let diffusers_warned: Vec<String> = serde_json::from_str(&meta[&format!("{key}.warnings")]).unwrap();
+        assert_eq!(warnings.0.len(), diffusers_warned.len(), "{key}: {:?}", warnings.0);
+    }
+    let dropped = p.tokenizer.encode(long).unwrap().dropped.unwrap();
+    assert_eq!(dropped, meta["long_removed_text"], "the dropped text diffusers names");
+    let warning = unclip::pipeline::truncation_warning(77, &dropped);
+    assert!(warning.contains("77 tokens") && warning.contains("riding an astronaut a horse number 1 5"), "{warning}");
 }
 
 #[test]

@@ -51,6 +51,7 @@ sys.path.insert(0, HERE)
 import models  # noqa: E402
 from data import EmojiData, to_signed  # noqa: E402
 from train_clip import embed_images, label_embeddings, zero_shot_eval  # noqa: E402
+import trainer  # noqa: E402
 from trainer import RUNS  # noqa: E402
 
 COMPONENTS = ["clip", "prior", "decoder", "superres"]
@@ -211,13 +212,13 @@ def training_facts(preset):
     out = {}
     for c in COMPONENTS:
         d = os.path.join(RUNS, f"{c}-{preset}")
-        if not os.path.exists(os.path.join(d, "checkpoint.pt")):
+        state = trainer.read_state(d)
+        if state is None:
             out[c] = None
             continue
-        state = torch.load(os.path.join(d, "checkpoint.pt"), map_location="cpu", weights_only=False)
         a = state["args"]
         rows = list(csv.DictReader(open(os.path.join(d, "log.csv"))))
-        loss_keys = [k for k in rows[0] if k not in ("step", "time_s", "s_per_step", "lr")] if rows else []
+        loss_keys = [k for k in rows[0] if k not in ("step", "time_s", "samples", "s_per_step", "lr")] if rows else []
         tail = rows[-5:]
         final = {k: float(np.mean([float(r[k]) for r in tail])) for k in loss_keys}
         first = {k: float(rows[0][k]) for k in loss_keys} if rows else {}
@@ -231,7 +232,7 @@ def training_facts(preset):
             "device": a["device"], "threads": a.get("threads"), "batch": a["batch"], "lr": a["lr"],
             "warmup": a["warmup"], "ema_decay": a["ema_decay"], "weight_decay": a.get("weight_decay"),
             "median_s_per_step": float(np.median([float(r["s_per_step"]) for r in rows])) if rows else None,
-            "images_seen": int(state["step"]) * int(a["batch"]),
+            "images_seen": int(state.get("samples", int(state["step"]) * int(a["batch"]))),
             "first_logged": first, "final_logged": final, "final_logged_steps": [int(tail[0]["step"]), int(tail[-1]["step"])] if tail else None,
             "eval_last": evals[-1] if evals else None, "eval_history": evals,
         }

@@ -23,6 +23,7 @@ from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
 from transformers import BertModel, BertTokenizer, CLIPVisionModelWithProjection
 
 import text_encoder
+import trainer
 from trainer import RUNS
 
 SCHEDULERS = {
@@ -71,9 +72,10 @@ def copy_component(cls, src, dst):
 
 
 def trained_steps(run):
-    state = torch.load(os.path.join(RUNS, run, "checkpoint.pt"), map_location="cpu", weights_only=False)
+    state = trainer.read_state(os.path.join(RUNS, run))
     return {"steps": state["step"], "seconds": round(state["elapsed"]), "preset": state["args"]["preset"],
-            "device": state["args"]["device"], "batch": state["args"]["batch"]}
+            "device": state["args"]["device"], "batch": state["args"]["batch"],
+            "samples": state.get("samples", state["step"] * state["args"]["batch"])}
 
 
 def export_tokenizer(dst):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke test of the training side (issue 5, step 10): one step of every training script on a few images
-# (tiny preset, CPU), a resume, an export and a reference generation through diffusers' UnCLIPPipeline.
+# (tiny preset, CPU), a resume from state.safetensors, the stage metrics, an export and a reference generation through diffusers' UnCLIPPipeline.
 # Needs the venv of train/requirements.txt; builds the dataset and text cache first if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,10 @@ common=(--preset tiny --device cpu --steps 1 --batch 4 --limit-images 16 --ckpt-
 "$PY" train/train_superres.py "${common[@]}" --run smoke-superres
 "$PY" train/export.py --preset tiny --out train/runs/smoke-export --clip-run smoke-clip --prior-run smoke-prior \
     --decoder-run smoke-decoder --superres-run smoke-superres
+"$PY" train/stage_metrics.py --preset tiny --images 4 --prompts 3 --clip-run smoke-clip --prior-run smoke-prior \
+    --decoder-run smoke-decoder --superres-run smoke-superres --curve train/runs/smoke-curve.csv
 "$PY" train/generate_reference.py train/runs/smoke-export --prompt "a happy dog" --seed 0 --steps 2 2 2
 test "$(tail -n +2 train/runs/smoke-clip/log.csv | wc -l)" -eq 2
 test -f train/runs/smoke-export/reference_seed0_2-2-2.safetensors
+head -1 train/runs/smoke-curve.csv | grep -q chain_top5  # every stage was measured
 echo "smoke test passed"

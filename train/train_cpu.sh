@@ -1,17 +1,34 @@
 #!/usr/bin/env bash
-# The CPU-trained unclip-emoji (preset `cpu`): every component in turn under a wall-clock budget, resumable --
-# run it again and each component continues from its checkpoint. Usage:
-#   bash train/train_cpu.sh [THREADS] [CLIP_MIN PRIOR_MIN DECODER_MIN SUPERRES_MIN]
-# Defaults: 1 thread (leaves a core for other work), 15 / 12 / 70 / 30 minutes.
+# The CPU-trained unclip-emoji (preset `cpu`), resumable on any machine: run it again and every component continues
+# from its state (train/state/ is restored first where it is further along). Usage:
+#   bash train/train_cpu.sh [THREADS] [CYCLES] [PRIOR_MIN DECODER_MIN SUPERRES_MIN]
+# Defaults: 1 thread (leaves a core for other work), 1000 cycles (until stopped), 10 / 60 / 10 minutes.
+#
+# The image tower trains first, to a fixed CLIP_STEPS, and is then frozen: the prior and the decoder learn in its
+# embedding space, so training it further would throw their training away (issue 13). Then cycles of prior,
+# decoder and super-res, each followed by train/stage_metrics.py (the learning curve in
+# train/state/learning-curve.csv) and `train/state.py save` (what a commit carries to the next machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 THREADS=${1:-1}
-MIN=(${2:-15} ${3:-12} ${4:-70} ${5:-30})
-i=0
-for c in clip prior decoder superres; do
-  resume=(); [[ -f train/runs/$c-cpu/checkpoint.pt ]] && resume=(--resume)
-  "$PY" "train/train_$c.py" --preset cpu --steps 1000000 --threads "$THREADS" --max-minutes "${MIN[$i]}" \
-    --ckpt-every 500 --log-every 50 "${resume[@]}"
-  i=$((i + 1))
+CYCLES=${2:-1000}
+MIN=(${3:-10} ${4:-60} ${5:-10})
+CLIP_STEPS=${CLIP_STEPS:-4000}
+
+"$PY" train/state.py restore || true  # the committed state (train/state/) where it is further along
+train() {  # component, extra flags...
+  local c=$1; shift
+  local resume=(); [[ -f train/runs/$c-cpu/state.safetensors ]] && resume=(--resume)
+  "$PY" "train/train_$c.py" --preset cpu --threads "$THREADS" --ckpt-every 500 --log-every 50 "${resume[@]}" "$@"
+}
+train clip --steps "$CLIP_STEPS"
+for ((cycle = 1; cycle <= CYCLES; cycle++)); do
+  i=0
+  for c in prior decoder superres; do
+    train "$c" --steps 10000000 --max-minutes "${MIN[$i]}"
+    i=$((i + 1))
+  done
+  "$PY" train/stage_metrics.py --preset cpu --threads "$THREADS"
+  "$PY" train/state.py save
 done

@@ -1,11 +1,15 @@
 """Shared training harness: command-line flags, device/precision, AdamW + warmup, EMA weights, CSV log,
 resumable checkpoints and a wall-clock limit.
 
-A run lives in train/runs/<run>/:
-  checkpoint.pt        everything needed to resume (weights, EMA, optimiser, step, RNG states)
+A run lives in train/runs/<run>/ (git-ignored, rewritten at every checkpoint):
+  state.safetensors    everything needed to resume: weights, EMA and AdamW moments (bf16), step, elapsed time,
+                       samples seen, RNG states (metadata); no pickles
   ema/<component>/     EMA weights saved with save_pretrained (config.json + safetensors): what export.py reads
-  log.csv              step, wall time, s/step, learning rate, losses and metrics
+  log.csv, eval.csv    step, wall time, s/step, learning rate, losses; the checkpoint evaluations
+`python train/state.py save|restore` copies the resumable part to and from train/state/<run>/ (committed), so a
+fresh machine resumes where the last one stopped.
 """
+import json
 import argparse
 import copy
 import csv
@@ -14,6 +18,8 @@ import time
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs")
 
@@ -31,8 +37,10 @@ def parser(description, defaults):
     p.add_argument("--weight-decay", type=float, default=defaults.get("weight_decay", 0.0))
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                   help="bf16 autocast: auto = on CUDA, and on a CPU with native bf16 (AVX512-BF16 or AMX-BF16)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    p.add_argument("--resume", action="store_true", help="continue from train/runs/<run>/checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue from train/runs/<run>/state.safetensors")
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
@@ -50,11 +58,31 @@ def resolve(args, component):
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    if args.bf16 == "auto":
+        args.bf16 = "on" if args.device == "cuda" or cpu_has_bf16() else "off"
     torch.manual_seed(args.seed)
     if args.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     return args
+
+
+def read_state(run_dir):
+    """The metadata of a run's state.safetensors (step, elapsed, samples, args), or None if it has none."""
+    path = os.path.join(run_dir, "state.safetensors")
+    if not os.path.exists(path):
+        return None
+    with safe_open(path, "pt") as f:
+        return json.loads(f.metadata()["unclip_train"])
+
+
+def cpu_has_bf16():
+    """Native bf16 matrix instructions (the CPU model varies between this project's machines: detect)."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 class EMA:
@@ -97,48 +125,74 @@ class Run:
         self.extra_state = extra_state or {}  # name -> (getter, setter), e.g. the data sampler's RNG
         self.step = 0
         self.elapsed = 0.0
+        self.samples = 0  # training examples seen, counted across resumes (the model card's "samples seen")
         if args.resume:
             self.load()
         self.log_path = os.path.join(self.dir, "log.csv")
         self.log_fields = None
 
     def autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.args.bf16 == "on")
 
     def lr_at(self, step):
         return self.args.lr * min(1.0, (step + 1) / max(1, self.args.warmup))
 
     def checkpoint(self):
-        state = {
-            "step": self.step, "elapsed": self.elapsed, "args": {k: v for k, v in vars(self.args).items() if k != "_defaults"},
-            "models": {k: m.state_dict() for k, m in self.models.items()},
-            "ema": {k: m.state_dict() for k, m in self.ema.models.items()}, "ema_updates": self.ema.updates,
-            "opt": self.opt.state_dict(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            "extra": {k: get() for k, (get, _) in self.extra_state.items()},
-        }
-        tmp = os.path.join(self.dir, "checkpoint.pt.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, os.path.join(self.dir, "checkpoint.pt"))
+        """state.safetensors: tensors (weights, EMA, AdamW moments; float tensors stored bf16) + JSON metadata."""
+        tensors, meta = {}, {"step": self.step, "elapsed": self.elapsed, "samples": self.samples,
+                             "ema_updates": self.ema.updates,
+                             "args": {k: v for k, v in vars(self.args).items() if k != "_defaults"},
+                             "extra": {k: get() for k, (get, _) in self.extra_state.items()}}
+        for k, m in self.models.items():
+            tensors.update({f"model.{k}.{n}": t for n, t in m.state_dict().items()})
+        for k, m in self.ema.models.items():
+            tensors.update({f"ema.{k}.{n}": t for n, t in m.state_dict().items()})
+        opt = self.opt.state_dict()
+        for i, st in opt["state"].items():
+            for n, t in st.items():
+                tensors[f"opt.{i}.{n}"] = t if torch.is_tensor(t) else torch.tensor(t)
+        meta["opt_param_groups"] = opt["param_groups"]
+        rng = {"torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng.update({f"cuda_rng.{i}": r for i, r in enumerate(torch.cuda.get_rng_state_all())})
+        tensors.update(rng)
+        tensors = {k: (t.detach().to("cpu", torch.bfloat16) if t.is_floating_point() and t.ndim > 0 else t.detach().cpu())
+                   .contiguous() for k, t in tensors.items()}
+        tmp = os.path.join(self.dir, "state.safetensors.tmp")
+        save_file(tensors, tmp, metadata={"unclip_train": json.dumps(meta)})
+        os.replace(tmp, os.path.join(self.dir, "state.safetensors"))
         for k, m in self.ema.models.items():
             if hasattr(m, "save_pretrained"):  # pipeline components (not e.g. the CLIP logit scale)
                 m.save_pretrained(os.path.join(self.dir, "ema", k))
 
     def load(self):
-        path = os.path.join(self.dir, "checkpoint.pt")
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        path = os.path.join(self.dir, "state.safetensors")
+        with safe_open(path, "pt") as f:
+            meta = json.loads(f.metadata()["unclip_train"])
+            t = {k: f.get_tensor(k) for k in f.keys()}
+
+        def put(prefix, model):
+            own = model.state_dict()
+            got = {n: t[f"{prefix}.{n}"].to(own[n].dtype) for n in own}
+            model.load_state_dict(got)
+
         for k, m in self.models.items():
-            m.load_state_dict(state["models"][k])
-            self.ema.models[k].load_state_dict(state["ema"][k])
-        self.ema.updates = state["ema_updates"]
-        self.opt.load_state_dict(state["opt"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+            put(f"model.{k}", m)
+            put(f"ema.{k}", self.ema.models[k])
+        self.ema.updates = meta["ema_updates"]
+        state = {}
+        for key, v in t.items():
+            if key.startswith("opt."):
+                _, i, n = key.split(".", 2)
+                state.setdefault(int(i), {})[n] = v.float().to(self.device) if n != "step" else v.float()
+        self.opt.load_state_dict({"state": state, "param_groups": meta["opt_param_groups"]})
+        torch.set_rng_state(t["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng.0" in t:
+            torch.cuda.set_rng_state_all([t[f"cuda_rng.{i}"] for i in range(torch.cuda.device_count())])
         for k, (_, set_) in self.extra_state.items():
-            set_(state["extra"][k])
-        self.step, self.elapsed = state["step"], state["elapsed"]
-        print(f"resumed {path} at step {self.step}")
+            set_(meta["extra"][k])
+        self.step, self.elapsed, self.samples = meta["step"], meta["elapsed"], meta.get("samples", 0)
+        print(f"resumed {path} at step {self.step} ({self.elapsed / 3600:.2f} h, {self.samples} samples)")
 
     def log(self, row):
         if self.log_fields is None:
@@ -157,7 +211,7 @@ class Run:
         --max-minutes; checkpoint every --ckpt-every steps and at the end. on_checkpoint(run) may return
         metrics to log (evaluation)."""
         a = self.args
-        t0, elapsed0, saved_at = time.time(), self.elapsed, None
+        t0, elapsed0, saved_at = time.time(), self.elapsed, self.step  # nothing to save until a step runs
         window_t, window = t0, []
         while self.step < a.steps:
             if a.max_minutes is not None and time.time() - t0 > a.max_minutes * 60:
@@ -172,10 +226,11 @@ class Run:
             self.opt.step()
             self.ema.update(self.models)
             self.step += 1
+            self.samples += a.batch
             window.append({"loss": float(loss.detach()), **{k: float(v) for k, v in metrics.items()}})
             if self.step % a.log_every == 0 or self.step == a.steps:
                 now = time.time()
-                row = {"step": self.step, "time_s": round(elapsed0 + now - t0, 1),
+                row = {"step": self.step, "time_s": round(elapsed0 + now - t0, 1), "samples": self.samples,
                        "s_per_step": round((now - window_t) / len(window), 4), "lr": self.lr_at(self.step - 1)}
                 row.update({k: float(np.mean([w[k] for w in window])) for k in window[0]})
                 self.log(row)

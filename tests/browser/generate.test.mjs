@@ -158,3 +158,38 @@ test("cancel stops within one step; the same seed gives the same image twice", a
   assert.match(page.url(), /seed=3/, "settings live in the URL");
   await context.close();
 });
+
+/// A safetensors file's string metadata and one f32 tensor.
+function readSafetensors(path, key) {
+  const b = readFileSync(path);
+  const n = Number(b.readBigUInt64LE(0));
+  const header = JSON.parse(b.subarray(8, 8 + n).toString("utf8"));
+  const [start, end] = header[key].data_offsets;
+  const data = new Float32Array(b.buffer.slice(b.byteOffset + 8 + n + start, b.byteOffset + 8 + n + end));
+  return { meta: header.__metadata__, data };
+}
+
+test("an empty prompt draws diffusers' unconditional sample; an over-long one names the words it dropped", async () => {
+  const golden = join(ROOT, "tests/fixtures/golden/tiny_prompts_seed0_2-2-2.safetensors");
+  const { meta, data: want } = readSafetensors(golden, "empty_cfg.image");
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?model=tiny&prompt=&seed=0&prior_steps=2&decoder_steps=2&sr_steps=2&autorun=1`);
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+  assert.match(await page.textContent("#prompt-hint"), /empty for an unconditional sample/);
+  const { width, height, data } = await resultPixels(page);
+  let max = 0;
+  for (let p = 0; p < width * height; p++) {
+    for (let c = 0; c < 3; c++) max = Math.max(max, Math.abs(data[p * 4 + c] / 255 - want[p * 3 + c]));
+  }
+  assert.ok(max <= 2.5 / 255, `empty prompt vs diffusers: max abs diff ${max}`);
+  assert.equal(await page.getAttribute("#history li button", "title"), "(no prompt: unconditional) (seed 0)");
+
+  await page.evaluate(() => { document.body.dataset.state = "ready"; });
+  await page.fill("#prompt", meta.long_prompt);
+  await page.click("#generate");
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+  const warning = await page.textContent("#warning");
+  assert.ok(warning.includes("77 tokens") && warning.includes(meta.long_removed_text), warning);
+  await shot(page, "long-prompt-warning");
+  await context.close();
+});

@@ -103,3 +103,10 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 pub fn host<T: Tensor>(t: &T) -> Vec<f32> {
     pollster::block_on(t.to_vec()).unwrap()
 }
+
+/// The string metadata a golden file's generator stored (prompts, diffusers' warnings).
+pub fn golden_metadata(name: &str) -> HashMap<String, String> {
+    let bytes = std::fs::read(fixtures().join("golden").join(name)).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    meta.metadata().clone().unwrap_or_default()
+}

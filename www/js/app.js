@@ -94,10 +94,10 @@ const handlers = {
     $("result").src = url; $("result").hidden = false;
     $("download").href = url; $("download").hidden = false;
     const p = readSettings();
-    $("download").download = `unclip-${p.prompt.replace(/[^a-z0-9]+/gi, "-").slice(0, 40)}-${p.seed}.png`;
+    $("download").download = `unclip-${p.prompt.trim().replace(/[^a-z0-9]+/gi, "-").slice(0, 40) || "unconditional"}-${p.seed}.png`;
     const li = document.createElement("li");
     const b = document.createElement("button");
-    b.type = "button"; b.title = `${p.prompt} (seed ${p.seed})`;
+    b.type = "button"; b.title = `${p.prompt.trim() ? p.prompt : "(no prompt: unconditional)"} (seed ${p.seed})`;
     b.innerHTML = `<img alt="">`; b.firstChild.src = url; b.firstChild.alt = b.title;
     b.onclick = () => { for (const f of FIELDS) $(f).value = p[f]; writeUrl(p); $("result").src = url; };
     li.append(b); remix.addResult(li, { embedding: m.embedding, label: b.title }); $("history").prepend(li);

@@ -36,7 +36,7 @@ export class ReversePanel {
 
   async run() {
     const s = this.state;
-    s.prompt = $("rev-prompt").value || "a happy dog";
+    s.prompt = $("rev-prompt").value; // "" is an unconditional sample, as in diffusers
     s.rseed = Number($("rev-seed").value);
     s.steps = Number($("rev-steps").value);
     document.dispatchEvent(new Event("learn-state"));

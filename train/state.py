@@ -1,0 +1,52 @@
+"""Moves a run's resumable state between train/runs/<run>/ (git-ignored, where the scripts train) and
+train/state/<run>/ (committed, so that any fresh machine resumes where the last one stopped).
+
+    python train/state.py save [RUN ...]      # runs -> state (default: every run that has a state.safetensors)
+    python train/state.py restore [RUN ...]   # state -> runs, where the committed state is further along
+
+What travels: state.safetensors (weights, EMA, AdamW moments in bf16; step, time, samples, RNG as metadata),
+log.csv and eval.csv (the learning curve). The ema/ folders export.py reads are rebuilt by the first checkpoint
+after a resume (`--max-minutes 0` writes one at once).
+"""
+import os
+import shutil
+import sys
+
+from trainer import RUNS, read_state
+
+STATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "state")
+FILES = ["state.safetensors", "log.csv", "eval.csv"]
+
+
+def step_of(d):
+    s = read_state(d)
+    return -1 if s is None else s["step"]
+
+
+def copy(src, dst, run):
+    os.makedirs(os.path.join(dst, run), exist_ok=True)
+    for f in FILES:
+        if os.path.exists(os.path.join(src, run, f)):
+            shutil.copy2(os.path.join(src, run, f), os.path.join(dst, run, f))
+
+
+def main(cmd, runs):
+    if cmd not in ("save", "restore"):
+        raise SystemExit("usage: python train/state.py save|restore [RUN ...]")
+    src, dst = (RUNS, STATE) if cmd == "save" else (STATE, RUNS)
+    runs = runs or sorted(r for r in os.listdir(src) if os.path.exists(os.path.join(src, r, "state.safetensors"))) \
+        if os.path.isdir(src) else runs
+    for run in runs:
+        have, want = step_of(os.path.join(dst, run)), step_of(os.path.join(src, run))
+        if want < 0:
+            raise SystemExit(f"{os.path.join(src, run)} has no state.safetensors")
+        if cmd == "restore" and have >= want:
+            print(f"{run}: train/runs is at step {have}, the committed state at {want}: kept train/runs")
+            continue
+        copy(src, dst, run)
+        size = os.path.getsize(os.path.join(dst, run, "state.safetensors")) / 2**20
+        print(f"{run}: step {want} -> {os.path.join(dst, run)} ({size:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "", sys.argv[2:])
