@@ -245,6 +245,10 @@ fn head_dim_8() -> Option<usize> {
     Some(8)
 }
 
+/// The most elements one image's activation at the UNet's full resolution may have (block_out_channels[0] ×
+/// sample_size²): 512 MiB of f32.
+pub const MAX_ACTIVATION_ELEMENTS: usize = 1 << 27;
+
 /// Checks the UNet geometry shared by both UNet classes: at least one block, blocks that agree, and a
 /// sample size that survives every 2× downsampling.
 pub fn check_unet_layout(
@@ -269,6 +273,16 @@ pub fn check_unet_layout(
     if sample_size == 0 || !sample_size.is_multiple_of(factor) || sample_size > 4096 {
         return bad(format!(
             "sample_size {sample_size} must be a positive multiple of {factor} (one 2× step per block) up to 4096"
+        ));
+    }
+    // no weight fixes sample_size, so a small file could ask for any activation size: bound the first one
+    let elements = boc[0].saturating_mul(sample_size * sample_size);
+    if elements > MAX_ACTIVATION_ELEMENTS {
+        return bad(format!(
+            "sample_size {sample_size} with {} channels would make activations of {} MiB per image; at most {} MiB are supported (Karlo's largest UNet needs 80)",
+            boc[0],
+            elements * 4 >> 20,
+            MAX_ACTIVATION_ELEMENTS * 4 >> 20
         ));
     }
     Ok(())

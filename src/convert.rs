@@ -67,12 +67,84 @@ fn read_json(path: &Path, what: &'static str) -> Result<Value> {
     })
 }
 
-/// Writes to a temporary name first and renames, so an interrupted conversion never leaves a
-/// half-written file under a real name (model.json, written last, is what makes a directory a model).
+/// Writes one file of the staging directory, on disk (fsync) before the directory is swapped in.
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| Error::io(path, e))
+}
+
+/// `dir`'s sibling `.{name}.{what}-{pid}`: on the same file system, so a rename moves it in one step.
+fn sibling(dir: &Path, what: &str) -> std::path::PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parent.join(format!(".{name}.{what}-{}", std::process::id()))
+}
+
+/// Replaces `out` by the complete `staging` directory: the old model stays whole until the new one is, and
+/// only a model directory (one with model.json) or an empty folder is ever replaced.
+fn swap_in(staging: &Path, out: &Path) -> Result<()> {
+    let old = sibling(out, "replaced");
+    let had_model = out.exists();
+    if had_model {
+        std::fs::rename(out, &old).map_err(|e| Error::io(out, e))?;
+    }
+    if let Err(e) = std::fs::rename(staging, out) {
+        if had_model {
+            let _ = std::fs::rename(&old, out); // put the old model back
+        }
+        return Err(Error::io(out, e));
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(parent).and_then(|d| d.sync_all()); // the renames, on disk
+    }
+    if had_model {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(())
+}
+
+/// Converts `src` (a diffusers UnCLIP folder) into the model directory `out`, atomically: everything is written
+/// to a staging folder beside `out` and checked, and only then swapped in, so a failure (a truncated component,
+/// a full disk) leaves whatever model `out` held working. `out` must be new, empty, or a model directory.
+pub fn convert(src: &Path, out: &Path, dtype: GgmlType, progress: impl FnMut(&str)) -> Result<Manifest> {
+    if out.exists() {
+        let is_model = out.join("model.json").is_file();
+        let empty = std::fs::read_dir(out).map_err(|e| Error::io(out, e))?.next().is_none();
+        if !is_model && !empty {
+            return Err(Error::Settings(format!(
+                "{} exists and is not a model directory (it has no model.json): convert into a new or empty folder, or into a model directory to replace it",
+                out.display()
+            )));
+        }
+    }
+    let staging = sibling(out, "converting");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    let converted = convert_into(src, &staging, dtype, progress).and_then(|manifest| {
+        // what the engine will read, read back: every file against its hash, every GGUF header parsed
+        let (written, mut open) = open_model_dir(&staging)?;
+        open(&written.tokenizer.file)?;
+        for (_, c) in written.components() {
+            crate::gguf::GgufFile::from_bytes(open(&c.weights)?)?;
+        }
+        Ok(manifest)
+    });
+    match converted {
+        Ok(manifest) => {
+            if out.exists() && out.read_dir().map_err(|e| Error::io(out, e))?.next().is_none() {
+                std::fs::remove_dir(out).map_err(|e| Error::io(out, e))?;
+            }
+            swap_in(&staging, out).inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&staging);
+            })?;
+            Ok(manifest)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(e)
+        }
+    }
 }
 
 /// How a tensor is stored, from its name and shape.
@@ -234,8 +306,8 @@ fn clip_tokenizer_json(tok_dir: &Path, max_length: usize) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(&json).expect("JSON values serialize"))
 }
 
-/// Converts `src` (a diffusers UnCLIP folder) into the model directory `out`.
-pub fn convert(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut(&str)) -> Result<Manifest> {
+/// Writes the model directory of `src` into the (staging) folder `out`.
+fn convert_into(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut(&str)) -> Result<Manifest> {
     let index = read_json(&src.join("model_index.json"), "a diffusers model_index.json")?;
     let info: ModelInfo = match src.join("unclip.json") {
         p if p.exists() => serde_json::from_value(read_json(&p, "unclip.json")?).map_err(|source| Error::Json {
@@ -245,7 +317,6 @@ pub fn convert(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMut
         })?,
         _ => ModelInfo::default(),
     };
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
 
     let mut components = serde_json::Map::new();
     for name in COMPONENTS {

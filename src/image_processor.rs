@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::resize::bicubic_aa_weights;
+use crate::nn::resize::{bicubic_aa_taps, Taps};
 
 /// An 8-bit RGBA image, row-major (what a canvas or a PNG decoder gives).
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +28,23 @@ pub struct RgbImage {
     pub rgb: Vec<u8>,
 }
 
+/// The most pixels an input image may have: an 8192×8192 photo (its RGBA copy is 256 MiB). Fitting an image to
+/// the model needs memory linear in it (`RgbImage::resize_window`), whatever its aspect ratio.
+pub const MAX_IMAGE_PIXELS: usize = 8192 * 8192;
+
+/// Refuses images of more than [`MAX_IMAGE_PIXELS`] before anything is decoded or allocated for them.
+pub fn check_image_size(width: usize, height: usize) -> Result<()> {
+    if width.saturating_mul(height) > MAX_IMAGE_PIXELS {
+        return Err(Error::Settings(format!(
+            "the image is {width}×{height} pixels; at most {MAX_IMAGE_PIXELS} pixels (8192×8192) are accepted: scale it down first"
+        )));
+    }
+    Ok(())
+}
+
 impl RgbaImage {
     pub fn new(width: usize, height: usize, rgba: Vec<u8>) -> Result<Self> {
+        check_image_size(width, height)?;
         if width == 0 || height == 0 || rgba.len() != width * height * 4 {
             return Err(Error::Settings(format!(
                 "an image of {width}×{height} pixels needs {} RGBA bytes, got {}",
@@ -54,25 +69,55 @@ impl RgbaImage {
     }
 }
 
+/// A rectangle of an image, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub top: usize,
+    pub left: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Window {
+    /// transformers' `center_crop` of (height, width) out of (image_h, image_w).
+    fn centered(image_h: usize, image_w: usize, height: usize, width: usize) -> Result<Window> {
+        if height > image_h || width > image_w {
+            return Err(Error::Settings(format!("cannot crop {width}×{height} out of a {image_w}×{image_h} image")));
+        }
+        Ok(Window { top: (image_h - height) / 2, left: (image_w - width) / 2, height, width })
+    }
+}
+
+/// (height, width) with the shortest edge at `size` (transformers `get_resize_output_image_size`: the long edge
+/// scaled and truncated, at least 1).
+fn shortest_edge_size(h: usize, w: usize, size: usize) -> (usize, usize) {
+    let (oh, ow) = if w <= h { (size * h / w, size) } else { (size, size * w / h) };
+    (oh.max(1), ow.max(1))
+}
+
 impl RgbImage {
     /// Resamples to (height, width) with PIL's BICUBIC (antialiased when shrinking): horizontal pass,
     /// round to 8 bits, vertical pass, round to 8 bits.
     pub fn resize(&self, height: usize, width: usize) -> RgbImage {
-        let pass = |src: &[u8],
-                    n_lines: usize,
-                    in_len: usize,
-                    out_len: usize,
-                    stride_in: [usize; 2],
-                    stride_out: [usize; 2]| {
-            let m = bicubic_aa_weights(in_len, out_len);
-            let mut out = vec![0u8; n_lines * out_len * 3];
-            for line in 0..n_lines {
-                for (i, row) in m.chunks(in_len).enumerate() {
-                    let lo = row.iter().position(|&w| w != 0.0).unwrap_or(0);
-                    let hi = row.iter().rposition(|&w| w != 0.0).map_or(0, |h| h + 1);
+        self.resize_window(height, width, Window { top: 0, left: 0, height, width })
+    }
+
+    /// The `window` of the image resized to (height, width), computing only the window's pixels: each output
+    /// pixel depends on its own taps alone, so this equals `resize` then a crop, in memory linear in the input
+    /// and the window (a 1×4000 image fitted to 64 px would otherwise be 64×256000 first).
+    pub fn resize_window(&self, height: usize, width: usize, window: Window) -> RgbImage {
+        let Window { top, left, height: wh, width: ww } = window;
+        debug_assert!(top + wh <= height && left + ww <= width, "the window lies inside the resized image");
+        // one pass along an axis: `lines` lines of `in_len` samples (strides in pixels) → the taps' outputs
+        let pass = |src: &[u8], lines: usize, taps: &[Taps], stride_in: [usize; 2], stride_out: [usize; 2]| {
+            let mut out = vec![0u8; lines * taps.len() * 3];
+            for line in 0..lines {
+                for (i, t) in taps.iter().enumerate() {
                     for c in 0..3 {
-                        let v: f64 = (lo..hi)
-                            .map(|j| row[j] as f64 * src[(line * stride_in[0] + j * stride_in[1]) * 3 + c] as f64)
+                        let v: f64 = (t.weights.iter().enumerate())
+                            .map(|(k, &w)| {
+                                w as f64 * src[(line * stride_in[0] + (t.start + k) * stride_in[1]) * 3 + c] as f64
+                            })
                             .sum();
                         out[(line * stride_out[0] + i * stride_out[1]) * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
                     }
@@ -81,35 +126,33 @@ impl RgbImage {
             out
         };
         let (h, w) = (self.height, self.width);
-        let horizontal = if w == width { self.rgb.clone() } else { pass(&self.rgb, h, w, width, [w, 1], [width, 1]) };
-        let rgb = if h == height { horizontal } else { pass(&horizontal, width, h, height, [1, width], [1, width]) };
-        RgbImage { width, height, rgb }
+        // horizontal: (h, w) → (h, ww); the same-size pass is the identity, as in PIL
+        let horizontal = if w == width {
+            let rows = (0..h).flat_map(|y| &self.rgb[(y * w + left) * 3..(y * w + left + ww) * 3]);
+            rows.copied().collect()
+        } else {
+            pass(&self.rgb, h, &bicubic_aa_taps(w, width, left..left + ww), [w, 1], [ww, 1])
+        };
+        // vertical: (h, ww) → (wh, ww)
+        let rgb = if h == height {
+            horizontal[top * ww * 3..(top + wh) * ww * 3].to_vec()
+        } else {
+            pass(&horizontal, ww, &bicubic_aa_taps(h, height, top..top + wh), [1, ww], [1, ww])
+        };
+        RgbImage { width: ww, height: wh, rgb }
     }
 
     /// The centered `height`×`width` window (transformers `center_crop`: top = (H − h) / 2, floored).
     pub fn center_crop(&self, height: usize, width: usize) -> Result<RgbImage> {
-        if height > self.height || width > self.width {
-            return Err(Error::Settings(format!(
-                "cannot crop {width}×{height} out of a {}×{} image",
-                self.width, self.height
-            )));
-        }
-        let (top, left) = ((self.height - height) / 2, (self.width - width) / 2);
-        let rgb = (top..top + height)
-            .flat_map(|y| {
-                let start = (y * self.width + left) * 3;
-                self.rgb[start..start + width * 3].iter().copied()
-            })
-            .collect();
-        Ok(RgbImage { width, height, rgb })
+        let window = Window::centered(self.height, self.width, height, width)?;
+        Ok(self.resize_window(self.height, self.width, window))
     }
 
     /// Shortest edge to `size` (keeping the aspect ratio, the long edge truncated as transformers'
     /// `get_resize_output_image_size` does), then the centered size×size square.
     pub fn fit_square(&self, size: usize) -> Result<RgbImage> {
-        let (h, w) = (self.height, self.width);
-        let (oh, ow) = if w <= h { (size * h / w, size) } else { (size, size * w / h) };
-        self.resize(oh, ow).center_crop(size, size)
+        let (oh, ow) = shortest_edge_size(self.height, self.width, size);
+        Ok(self.resize_window(oh, ow, Window::centered(oh, ow, size, size)?))
     }
 
     /// (3, H, W) floats `v · scale + offset` per channel, i.e. CHW.
@@ -205,31 +248,27 @@ impl ClipImageProcessorConfig {
                 self.resample
             )));
         }
-        let mut img = image.to_rgb();
-        if self.do_resize {
-            let (h, w) = (img.height, img.width);
-            img = match self.size {
-                Size::ShortestEdge { shortest_edge: s } | Size::Number(s) => {
-                    let (oh, ow) = if w <= h { (s * h / w, s) } else { (s, s * w / h) };
-                    img.resize(oh.max(1), ow.max(1))
-                }
-                Size::HeightWidth { height, width } => img.resize(height, width),
-            };
-        }
-        if self.do_center_crop {
-            let (h, w) = match self.crop_size {
-                Some(Size::HeightWidth { height, width }) => (height, width),
-                Some(Size::ShortestEdge { shortest_edge: s } | Size::Number(s)) => (s, s),
-                None => (tower_size, tower_size),
-            };
-            img = img.center_crop(h, w)?;
-        }
-        if (img.height, img.width) != (tower_size, tower_size) {
+        let img = image.to_rgb();
+        // the sizes first, then one resize of only the pixels the crop keeps
+        let (rh, rw) = match (self.do_resize, self.size) {
+            (false, _) => (img.height, img.width),
+            (true, Size::ShortestEdge { shortest_edge: s } | Size::Number(s)) => {
+                shortest_edge_size(img.height, img.width, s)
+            }
+            (true, Size::HeightWidth { height, width }) => (height, width),
+        };
+        let (ch, cw) = match (self.do_center_crop, self.crop_size) {
+            (false, _) => (rh, rw),
+            (true, Some(Size::HeightWidth { height, width })) => (height, width),
+            (true, Some(Size::ShortestEdge { shortest_edge: s } | Size::Number(s))) => (s, s),
+            (true, None) => (tower_size, tower_size),
+        };
+        if (ch, cw) != (tower_size, tower_size) {
             return Err(Error::Model(format!(
-                "the image processor makes {}×{} images but the image tower takes {tower_size}×{tower_size}: the checkpoint's preprocessor_config.json does not fit its image encoder",
-                img.width, img.height
+                "the image processor makes {cw}×{ch} images but the image tower takes {tower_size}×{tower_size}: the checkpoint's preprocessor_config.json does not fit its image encoder"
             )));
         }
+        let img = img.resize_window(rh, rw, Window::centered(rh, rw, ch, cw)?);
         let rescale = if self.do_rescale { self.rescale_factor } else { 1.0 };
         let (mean, std) = if self.do_normalize { (self.image_mean, self.image_std) } else { ([0.0; 3], [1.0; 3]) };
         Ok(img.to_chw([0, 1, 2].map(|c| rescale / std[c]), [0, 1, 2].map(|c| -mean[c] / std[c])))

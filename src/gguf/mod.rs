@@ -32,6 +32,7 @@
 mod file;
 mod header;
 mod quant;
+mod stream;
 mod writer;
 
 pub use file::{GgufFile, TensorView};
@@ -40,6 +41,7 @@ pub use header::{
     MAX_ARRAY_LEN, MAX_DIMS, MAX_METADATA, MAX_NAME_LEN, MAX_STRING_LEN, MAX_TENSORS,
 };
 pub use quant::{dequantize, quantize, GgmlType, QK};
+pub use stream::HeaderStream;
 pub use writer::GgufWriter;
 
 /// Everything that can go wrong reading or writing GGUF. Each message says

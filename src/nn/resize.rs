@@ -1,6 +1,7 @@
 //! Antialiased bicubic resize = torch `F.interpolate(mode="bicubic", antialias=True,
 //! align_corners=False)` = PIL BICUBIC (spec §10.1): separable, a = −0.5, support 2·max(scale, 1),
-//! taps clipped at the borders and renormalised. Applied as two small dense matrices.
+//! taps clipped at the borders and renormalised. Images are resampled tap by tap (`bicubic_aa_taps`, memory
+//! linear in the output); tensors of model size as two small dense matrices.
 
 use crate::backend::{Backend, Tensor};
 use crate::error::Result;
@@ -17,21 +18,36 @@ fn cubic(x: f64) -> f64 {
     }
 }
 
-/// The (out, in) matrix M with out = M · in along one axis.
-pub fn bicubic_aa_weights(in_size: usize, out_size: usize) -> Vec<f32> {
+/// The input taps of one output sample: `weights[k]` multiplies input `start + k`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taps {
+    pub start: usize,
+    pub weights: Vec<f32>,
+}
+
+/// The taps of the outputs `outputs` (a sub-range of `0..out_size`) along one axis: at most
+/// 2·⌈2·max(in/out, 1)⌉ + 1 weights each, so memory is linear in the outputs asked for, whatever the scale.
+pub fn bicubic_aa_taps(in_size: usize, out_size: usize, outputs: std::ops::Range<usize>) -> Vec<Taps> {
     let scale = in_size as f64 / out_size as f64;
     let support = 2.0 * scale.max(1.0);
     let inv = 1.0 / scale.max(1.0);
+    outputs
+        .map(|i| {
+            let center = scale * (i as f64 + 0.5);
+            let lo = ((center - support + 0.5).trunc().max(0.0)) as usize;
+            let hi = ((center + support + 0.5).trunc() as usize).min(in_size);
+            let w: Vec<f64> = (lo..hi).map(|j| cubic((j as f64 - center + 0.5) * inv)).collect();
+            let sum: f64 = w.iter().sum();
+            Taps { start: lo, weights: w.iter().map(|wj| (wj / sum) as f32).collect() }
+        })
+        .collect()
+}
+
+/// The dense (out, in) matrix M with out = M · in along one axis (for tensors of model-sized images).
+pub fn bicubic_aa_weights(in_size: usize, out_size: usize) -> Vec<f32> {
     let mut m = vec![0f32; out_size * in_size];
-    for i in 0..out_size {
-        let center = scale * (i as f64 + 0.5);
-        let lo = ((center - support + 0.5).trunc().max(0.0)) as usize;
-        let hi = ((center + support + 0.5).trunc() as usize).min(in_size);
-        let w: Vec<f64> = (lo..hi).map(|j| cubic((j as f64 - center + 0.5) * inv)).collect();
-        let sum: f64 = w.iter().sum();
-        for (j, wj) in (lo..hi).zip(w) {
-            m[i * in_size + j] = (wj / sum) as f32;
-        }
+    for (i, t) in bicubic_aa_taps(in_size, out_size, 0..out_size).into_iter().enumerate() {
+        m[i * in_size + t.start..i * in_size + t.start + t.weights.len()].copy_from_slice(&t.weights);
     }
     m
 }
@@ -47,6 +63,15 @@ pub fn resize_bicubic_aa<B: Backend>(be: &B, x: &B::Tensor, out_h: usize, out_w:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn taps_of_a_huge_upscale_are_few_and_a_window_equals_the_same_rows_of_the_whole() {
+        let window = bicubic_aa_taps(4000, 256_000, 128_000..128_064);
+        assert_eq!(window.len(), 64);
+        assert!(window.iter().all(|t| t.weights.len() <= 5), "upscaling needs at most 4 taps (+1 at the edge)");
+        let all = bicubic_aa_taps(37, 11, 0..11);
+        assert_eq!(bicubic_aa_taps(37, 11, 3..7), all[3..7]);
+    }
 
     #[test]
     fn rows_sum_to_one_and_identity_at_same_size() {

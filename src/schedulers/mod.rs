@@ -18,6 +18,9 @@ pub use unclip::{AddNoiseCoefficients, PredictionType, UnCLIPScheduler, UnCLIPSc
 
 use thiserror::Error;
 
+/// The most training timesteps a scheduler config may ask for (its tables are this long; unCLIP uses 1000).
+pub const MAX_TRAIN_TIMESTEPS: usize = 100_000;
+
 /// A scheduler configuration or call that cannot work, said as what was expected and what was found.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum SchedulerError {
@@ -50,8 +53,10 @@ pub enum SchedulerError {
     #[error("unknown prediction_type \"{0}\" in the scheduler config: expected \"epsilon\" or \"sample\"")]
     UnknownPredictionType(String),
 
-    #[error("num_train_timesteps must be at least 2 in the scheduler config (got {0})")]
-    TooFewTrainTimesteps(usize),
+    #[error(
+        "num_train_timesteps must be between 2 and {MAX_TRAIN_TIMESTEPS} in the scheduler config (got {0}); unCLIP models use 1000"
+    )]
+    TrainTimestepsOutOfRange(usize),
 
     #[error("clip_sample_range must be a positive finite number when clip_sample is true (got {0})")]
     InvalidClipRange(f32),

@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::betas::{alphas_cumprod, betas, BetaSchedule};
-use super::{NoiseScale, SchedulerError, StepCoefficients};
+use super::{NoiseScale, SchedulerError, StepCoefficients, MAX_TRAIN_TIMESTEPS};
 
 /// A scheduler's `scheduler_config.json`, with the defaults of `UnCLIPScheduler.__init__`.
 /// Keys it does not know (`_class_name`, `_diffusers_version`) are ignored.
@@ -126,8 +126,8 @@ impl UnCLIPScheduler {
         let beta_schedule = BetaSchedule::from_config(&config.beta_schedule, config.beta_start, config.beta_end)?;
         let variance_type = VarianceType::from_config(&config.variance_type)?;
         let prediction_type = PredictionType::from_config(&config.prediction_type)?;
-        if config.num_train_timesteps < 2 {
-            return Err(SchedulerError::TooFewTrainTimesteps(config.num_train_timesteps));
+        if !(2..=MAX_TRAIN_TIMESTEPS).contains(&config.num_train_timesteps) {
+            return Err(SchedulerError::TrainTimestepsOutOfRange(config.num_train_timesteps));
         }
         let range = config.clip_sample_range;
         if config.clip_sample && !(range.is_finite() && range > 0.0) {

@@ -14,7 +14,7 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use crate::backend::cpu::Cpu;
 use crate::backend::webgpu::WebGpu;
 use crate::backend::{Backend, Tensor};
-use crate::gguf::{parse_header, HeaderStatus};
+use crate::gguf::HeaderStream;
 use crate::manifest::{FileEntry, Manifest};
 use crate::pipeline::{chw_to_hwc01, hwc_to_rgba8, Event, Flow, GenerateParams, Observer, Stage, UnCLIPPipeline};
 
@@ -39,10 +39,8 @@ pub struct FileVerifier {
     entry: FileEntry,
     hasher: Sha256,
     received: u64,
-    /// The first bytes, kept until the GGUF header is complete.
-    prefix: Vec<u8>,
-    need: usize,
-    tensors: Option<usize>,
+    /// The GGUF header as it arrives (None for files that are not GGUF).
+    header: Option<HeaderStream>,
 }
 
 #[wasm_bindgen]
@@ -52,14 +50,7 @@ impl FileVerifier {
     pub fn new(entry: JsValue) -> Result<FileVerifier, JsError> {
         let entry: FileEntry = serde_wasm_bindgen::from_value(entry).map_err(js_err)?;
         let gguf = entry.file.ends_with(".gguf");
-        Ok(FileVerifier {
-            entry,
-            hasher: Sha256::new(),
-            received: 0,
-            prefix: Vec::new(),
-            need: if gguf { 1 } else { 0 },
-            tensors: None,
-        })
+        Ok(FileVerifier { entry, hasher: Sha256::new(), received: 0, header: gguf.then(HeaderStream::new) })
     }
 
     /// Feeds the next chunk. Errors as soon as the file is known to be wrong (too long, not GGUF).
@@ -72,18 +63,8 @@ impl FileVerifier {
             )));
         }
         self.hasher.update(chunk);
-        if self.need > 0 {
-            self.prefix.extend_from_slice(chunk);
-            if self.prefix.len() >= self.need {
-                match parse_header(&self.prefix).map_err(|e| js_err(format!("{}: {e}", self.entry.file)))? {
-                    HeaderStatus::Incomplete { need } => self.need = need,
-                    HeaderStatus::Complete(h) => {
-                        self.tensors = Some(h.tensors.len());
-                        self.need = 0;
-                        self.prefix = Vec::new();
-                    }
-                }
-            }
+        if let Some(header) = &mut self.header {
+            header.push(chunk).map_err(|e| js_err(format!("{}: {e}", self.entry.file)))?;
         }
         Ok(())
     }
@@ -91,7 +72,7 @@ impl FileVerifier {
     /// Tensors in the GGUF header, once it has been parsed.
     #[wasm_bindgen(getter)]
     pub fn tensors(&self) -> Option<usize> {
-        self.tensors
+        self.header.as_ref()?.header().map(|h| h.tensors.len())
     }
 
     /// Checks the complete file's size and hash.
@@ -101,6 +82,9 @@ impl FileVerifier {
                 "{} stopped after {} of {} bytes: the download was cut off",
                 self.entry.file, self.received, self.entry.bytes
             )));
+        }
+        if let Some(header) = &mut self.header {
+            header.finish().map_err(|e| js_err(format!("{}: {e}", self.entry.file)))?;
         }
         let got: String = self.hasher.finalize_reset().iter().map(|b| format!("{b:02x}")).collect();
         if !got.eq_ignore_ascii_case(&self.entry.sha256) {

@@ -20,9 +20,11 @@ export async function openPage(context, url) {
   page.on("pageerror", (e) => console.error("page error:", e.message));
   await page.addInitScript(() => {
     window.__loadLog = [];
+    window.__cspViolations = []; // what the page's Content-Security-Policy blocked
+    addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
     addEventListener("DOMContentLoaded", () => {
       const el = document.getElementById("load-text");
-      new MutationObserver(() => window.__loadLog.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+      if (el) new MutationObserver(() => window.__loadLog.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
     });
   });
   await page.goto(url);

@@ -48,6 +48,7 @@ test("loads with streamed progress, generates with one event per step, matches t
   }
   console.log(`browser (wasm CPU) vs native CLI: max abs diff ${max.toFixed(5)} (8-bit PNG: rounding alone allows 0.00196)`);
   assert.ok(max <= 2.5 / 255, `max abs diff ${max}`);
+  assert.deepEqual(await page.evaluate(() => window.__cspViolations), [], "a whole generation runs under the page's CSP");
   await context.close();
 });
 
@@ -191,5 +192,80 @@ test("an empty prompt draws diffusers' unconditional sample; an over-long one na
   const warning = await page.textContent("#warning");
   assert.ok(warning.includes("77 tokens") && warning.includes(meta.long_removed_text), warning);
   await shot(page, "long-prompt-warning");
+  await context.close();
+});
+
+test("both pages have unique ids and a strict Content-Security-Policy that blocks nothing they do", async () => {
+  const context = await env.browser.newContext();
+  for (const path of ["index.html?model=tiny", "learn.html?model=tiny"]) {
+    const page = await openPage(context, new URL(path, env.server.url).href);
+    assert.equal(await waitState(page, ["ready", "error"]), "ready", path);
+    const csp = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', "content");
+    assert.match(csp, /default-src 'self'; script-src 'self' 'wasm-unsafe-eval';/, path);
+    assert.deepEqual(await page.evaluate(() => window.__cspViolations), [], `${path}: blocked by the CSP`);
+    const dupes = await page.evaluate(() => {
+      const seen = new Map();
+      for (const el of document.querySelectorAll("[id]")) seen.set(el.id, (seen.get(el.id) ?? 0) + 1);
+      return [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+    });
+    assert.deepEqual(dupes, [], `${path} repeats ids`);
+    await page.close();
+  }
+  await context.close();
+});
+
+test("an interrupted model update keeps the last complete version offline; a complete one evicts it", async () => {
+  // a model of its own (dist/models/update-<pid>) that this test moves from version 1 (f32) to version 2 (q8_0)
+  const name = `update-${process.pid}`;
+  const dir = join(ROOT, "dist/models", name);
+  const convert = (dtype) => execFileSync(join(ROOT, "target/debug/unclip"),
+    ["convert", join(ROOT, "tests/fixtures/tiny-unclip"), dir, "--dtype", dtype], { stdio: "ignore" });
+  const cachedKeys = (page) => page.evaluate(async (n) => (await (await caches.open("unclip-models-v1")).keys())
+    .map((r) => r.url).filter((u) => u.includes(`/models/${n}/`)), name);
+  const url = `${env.server.url}?model=${name}&prompt=horse&seed=0&prior_steps=2&decoder_steps=2&sr_steps=2`;
+  convert("f32");
+  const context = await env.browser.newContext();
+  try {
+    const page = await openPage(context, url);
+    assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    const v1 = await cachedKeys(page);
+
+    convert("q8_0"); // version 2 on the server; its download breaks off
+    env.server.faults.set("decoder.gguf", "cut");
+    await page.goto(url);
+    assert.equal(await waitState(page, ["ready", "error"]), "error");
+    env.server.faults.delete("decoder.gguf");
+
+    await context.setOffline(true); // the next visit is offline: version 1, whole
+    await page.goto(`${url}&autorun=1`).catch(() => {});
+    assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error").catch(() => ""));
+
+    await context.setOffline(false); // online again: version 2 completes and replaces version 1
+    await page.goto(url);
+    assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
+    const v2 = await cachedKeys(page);
+    assert.equal(v2.length, v1.length, `one version cached: ${v2.join(", ")}`);
+    const weights = v1.filter((u) => u.includes(".gguf?sha256=")); // every component differs between f32 and q8_0
+    assert.equal(weights.length, 7);
+    assert.ok(weights.every((u) => !v2.includes(u)), `version 1's weights were evicted: ${v2.join(", ")}`);
+  } finally {
+    await context.close();
+    execFileSync("rm", ["-rf", dir]);
+  }
+});
+
+test("a result is labelled with the settings it ran with, even if the form changed during the run", async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?model=tiny&prompt=horse&seed=5&prior_steps=2&decoder_steps=40&sr_steps=2`);
+  await waitState(page, "ready");
+  await page.click("#generate");
+  await page.waitForFunction(() => Number(document.body.dataset.steps) >= 3);
+  await page.fill("#prompt", "a cat");
+  await page.click("#settings > summary");
+  await page.fill("#seed", "9");
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+  assert.equal(await page.getAttribute("#history li button", "title"), "horse (seed 5)");
+  assert.equal(await page.getAttribute("#download", "download"), "unclip-horse-5.png");
   await context.close();
 });

@@ -171,3 +171,21 @@ test("the prior: one cosine per step from wasm, the path projected on the concep
   assert.deepEqual(again, r.steps.map((s) => s.cosine));
   await page.close();
 });
+
+test("a lesson link with settings the page cannot use says which, instead of loading forever", async () => {
+  const context = await env.browser.newContext();
+  for (const [query, needle] of [
+    ["seed=1.5", "?seed=1.5 is not a whole number from 0 to 4294967295"],
+    ["image=typo", "?image=typo is not one of the gallery's images"],
+    ["t=1000&steps=7", "?t=1000 is not a whole number from 0 to 999; ?steps=7 is not one of 5, 10, 25, 50"],
+  ]) {
+    const page = await context.newPage();
+    await page.goto(new URL(`learn.html?${query}`, env.server.url).href);
+    assert.equal(await waitState(page, ["ready", "error"]), "error", query);
+    const text = await page.textContent("#error");
+    assert.ok(text.includes(needle), `${query}: ${text}`);
+    assert.equal(await page.getAttribute("#error a", "href"), "learn.html");
+    await page.close();
+  }
+  await context.close();
+});

@@ -46,7 +46,10 @@ async function pixels(page, urls) {
 
 /// The RGBA bytes of every frame in the strip.
 async function framePixels(page) {
-  return pixels(page, await page.$$eval("#remix-frames img", (imgs) => imgs.map((i) => i.src)));
+  // the strip itself (an <input> once shared its id and swallowed the frames, unseen)
+  const strip = page.locator("ol#remix-frames > li img");
+  for (const img of await strip.all()) assert.ok(await img.isVisible(), "every frame shows");
+  return pixels(page, await strip.evaluateAll((imgs) => imgs.map((i) => i.src)));
 }
 
 const pngUrl = (path) => `data:image/png;base64,${readFileSync(path).toString("base64")}`;
@@ -129,7 +132,7 @@ test("a blend of two ticked results starts and ends on those results; a text dif
   // History: the pizza frame first (newest), then the dog frame; tick the dog first so it is the start
   await page.check("#history li:nth-child(2) .remix-pick");
   await page.check("#history li:nth-child(1) .remix-pick");
-  await page.fill("#remix-frames", "3");
+  await page.fill("#remix-frame-count", "3");
   await runRemix(page, "remix-blend");
   const blend = await framePixels(page);
   assert.equal(blend.length, 3);

@@ -37,6 +37,15 @@ export async function startServer(root) {
       // promise the whole file, send half, then drop the connection
       res.writeHead(200, { ...headers, "content-length": body.length });
       res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.socket.destroy(), 50));
+    } else if (fault === "slow") {
+      // the whole file in 16 pieces, 150 ms apart (a slow network)
+      res.writeHead(200, { ...headers, "content-length": body.length });
+      const step = Math.ceil(body.length / 16);
+      for (let at = 0; at < body.length; at += step) {
+        res.write(body.subarray(at, at + step));
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      res.end();
     } else {
       res.writeHead(200, { ...headers, "content-length": body.length }).end(body);
     }

@@ -79,3 +79,55 @@ test("a GPU device lost during a run falls back to the CPU, says so, and finishe
   await shot(page, "webgpu-lost-device");
   await context.close();
 });
+
+test("a backend switch during the first load downloads nothing twice and leaves one working engine", async () => {
+  const context = await env.browser.newContext();
+  env.server.faults.set("decoder.gguf", "slow");
+  const before = env.server.hits.get("decoder.gguf") ?? 0;
+  try {
+    const page = await openPage(context, `${env.server.url}?${SMALL}&backend=cpu`);
+    await page.waitForFunction(() => /decoder\.gguf/.test(document.getElementById("load-text").textContent));
+    await chooseBackend(page, "webgpu"); // while decoder.gguf is still arriving
+    await page.waitForFunction(() => /Backend: webgpu/.test(document.getElementById("backend-status").textContent), null, { timeout: 120_000 });
+    await waitState(page, "ready");
+    assert.equal((env.server.hits.get("decoder.gguf") ?? 0) - before, 1, "the second load found the first one's files in the cache");
+    await page.click("#generate");
+    assert.equal(await waitState(page, ["done", "error"], 300_000), "done", await page.textContent("#error"));
+  } finally {
+    env.server.faults.delete("decoder.gguf");
+    await context.close();
+  }
+});
+
+test("a GPU lost during a remix falls back to the CPU and the remix finishes; a backend switch waits for it", async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?${SMALL}&backend=cpu`);
+  await waitState(page, "ready");
+  const worker = page.workers()[0];
+  await worker.evaluate(() => { // record the devices the worker creates from now on
+    self.__devices = [];
+    const request = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await request.apply(this, args);
+      self.__devices.push(device);
+      return device;
+    };
+  });
+  await chooseBackend(page, "webgpu");
+  await page.waitForFunction(() => /Backend: webgpu/.test(document.getElementById("backend-status").textContent));
+  await waitState(page, "ready");
+  await page.setInputFiles("#remix-file", new URL("../../www/gallery/dog-face.png", import.meta.url).pathname);
+  await page.waitForFunction(() => document.getElementById("remix").dataset.image === "dog-face.png");
+  await page.fill("#remix-count", "2");
+  await page.waitForFunction(() => !document.getElementById("remix-variations").disabled);
+  await page.click("#remix-variations");
+  await page.waitForFunction(() => document.getElementById("remix").dataset.state === "running");
+  assert.equal(await worker.evaluate(() => { self.__devices.forEach((d) => d.destroy()); return self.__devices.length; }), 1);
+  await chooseBackend(page, "cpu"); // a load queued behind the remix: it must not free the engine the remix runs on
+  await page.waitForFunction(() => ["done", "error"].includes(document.getElementById("remix").dataset.state), null, { timeout: 300_000 });
+  assert.equal(await page.evaluate(() => document.getElementById("remix").dataset.state), "done", await page.textContent("#remix-error"));
+  assert.equal(await page.locator("ol#remix-frames > li img").count(), 2);
+  await page.waitForFunction(() => /Backend: cpu — you chose the CPU backend/.test(document.getElementById("backend-status").textContent), null, { timeout: 120_000 });
+  await shot(page, "webgpu-lost-during-remix");
+  await context.close();
+});

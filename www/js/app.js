@@ -16,6 +16,7 @@ const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "modu
 const remix = initRemix(worker, readSettings);
 const state = (s) => { document.body.dataset.state = s; };
 let stageTimes = {};
+let runSettings = null; // the settings the running generation was started with (the form may change meanwhile)
 
 function settingsFromUrl() {
   const q = new URLSearchParams(location.search);
@@ -93,7 +94,7 @@ const handlers = {
     const url = canvas.toDataURL("image/png");
     $("result").src = url; $("result").hidden = false;
     $("download").href = url; $("download").hidden = false;
-    const p = readSettings();
+    const p = runSettings;
     $("download").download = `unclip-${p.prompt.trim().replace(/[^a-z0-9]+/gi, "-").slice(0, 40) || "unconditional"}-${p.seed}.png`;
     const li = document.createElement("li");
     const b = document.createElement("button");
@@ -127,6 +128,7 @@ worker.onerror = (e) => { showError(`the worker failed: ${e.message}`); state("e
 $("form").addEventListener("submit", (e) => {
   e.preventDefault();
   const p = readSettings();
+  runSettings = p;
   writeUrl(p);
   $("error").hidden = true; $("warning").hidden = true;
   resetStages();

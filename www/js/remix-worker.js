@@ -57,6 +57,7 @@ export async function runRemix(engine, req, post) {
     send({ type: "remix_done", op: req.op, ms: performance.now() - start });
   } catch (e) {
     const message = e.message ?? String(e);
+    if (/WebGPU failed|device was lost/.test(message) && engine.info().backend === "webgpu") throw e; // the worker falls back to the CPU
     if (/cancelled/.test(message)) send({ type: "cancelled" });
     else send({ type: "error", phase: "remix", message });
   }

@@ -127,7 +127,7 @@ export function initRemix(worker, readSettings) {
     const a = source($("remix-a-prompt").value, used);
     const b = source($("remix-b-prompt").value, used);
     if (!a || !b) return showError("a blend needs two ends: tick two pictures in History, drop an image, or type a prompt for each end");
-    run({ op: "interpolate", a, b, frames: Number($("remix-frames").value) });
+    run({ op: "interpolate", a, b, frames: Number($("remix-frame-count").value) });
   };
   $("remix-diff").onclick = () => {
     const src = image ? { image } : picks[0] ? { embedding: picks[0].embedding } : null;

@@ -4,6 +4,8 @@
 import { FileVerifier, parseManifest } from "../pkg/unclip.js";
 
 export const CACHE_NAME = "unclip-models-v1";
+/// Each cached response carries its size, so the Storage panel never reads a file to size it.
+const SIZE_HEADER = "x-unclip-bytes";
 
 /// The cache key of a file pins its content: a new model version gets new keys.
 function keyFor(base, entry) {
@@ -12,7 +14,9 @@ function keyFor(base, entry) {
 
 export class LoadError extends Error {}
 
-/// model.json from the network, or from the cache when offline.
+/// model.json from the network, or from the cache when offline. A new model.json is cached only by
+/// `loadModel`, once every file it lists is verified and stored: until then the last complete version stays
+/// the one an offline visit opens.
 async function fetchManifest(base, cache) {
   const url = new URL("model.json", base).href;
   let text;
@@ -27,9 +31,7 @@ async function fetchManifest(base, cache) {
     const cachedText = await cached.text();
     return { text: cachedText, manifest: parseManifest(cachedText) };
   }
-  const manifest = parseManifest(text); // throws on a bad manifest, which is then never cached
-  await cache.put(url, new Response(text, { headers: { "content-type": "application/json" } })).catch(() => {});
-  return { text, manifest };
+  return { text, manifest: parseManifest(text) }; // throws on a bad manifest, which is then never cached
 }
 
 /// Streams one file through a FileVerifier, reporting progress; returns its bytes.
@@ -102,14 +104,30 @@ export async function loadModel(base, onProgress) {
     loaded += entry.bytes;
     files.set(entry.file, bytes);
     try {
-      await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
+      await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream", [SIZE_HEADER]: String(bytes.length) } }));
     } catch (e) {
       const { usage = 0, quota = 0 } = (await navigator.storage?.estimate?.()) ?? {};
       warnings.push(`${entry.file} could not be stored for offline use (${e.name}: storage ${(usage / 1e6).toFixed(0)} of ${(quota / 1e6).toFixed(0)} MB used); it will be downloaded again next visit — free some space to keep it`);
       await cache.delete(key);
     }
   }
+  if (!warnings.length) await commitVersion(cache, base, text, manifest);
   return { manifestText: text, manifest, files, warnings };
+}
+
+/// Every file of this model.json is verified and cached: it becomes the version an offline visit opens, and
+/// the files of older versions of the same model (other sha256 keys under `base`) are evicted.
+async function commitVersion(cache, base, text, manifest) {
+  const url = new URL("model.json", base).href;
+  try {
+    await cache.put(url, new Response(text, { headers: { "content-type": "application/json", [SIZE_HEADER]: String(text.length) } }));
+  } catch {
+    return; // storage is full: the previous version stays whole
+  }
+  const current = new Set(manifest.files.map((entry) => keyFor(base, entry)));
+  for (const req of await cache.keys()) {
+    if (req.url.startsWith(base) && new URL(req.url).searchParams.has("sha256") && !current.has(req.url)) await cache.delete(req);
+  }
 }
 
 /// Deletes one cached file (a copy that failed verification at load).
@@ -123,7 +141,8 @@ export async function storageReport() {
   const entries = [];
   for (const req of await cache.keys()) {
     const res = await cache.match(req);
-    const size = res ? (await res.clone().arrayBuffer()).byteLength : 0;
+    // entries from before SIZE_HEADER: a Blob's size, which needs no copy of the bytes into this worker
+    const size = Number(res?.headers.get(SIZE_HEADER) ?? (res ? (await res.blob()).size : 0));
     entries.push({ name: new URL(req.url).pathname.split("/").slice(-2).join("/"), bytes: size });
   }
   const { usage = 0, quota = 0 } = (await navigator.storage?.estimate?.()) ?? {};

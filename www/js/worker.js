@@ -6,8 +6,30 @@ import { clearCache, forget, loadModel, LoadError, storageReport } from "./weigh
 import { runRemix } from "./remix-worker.js";
 
 let engine = null;
-let busy = false;
+let busy = false; // a generation or remix is queued or running
 const ready = init();
+
+/// One operation at a time: loads, generations and remixes run in the order they were sent, so a backend
+/// switch or a second load waits for the run before it (and then finds the files in the cache), an engine is
+/// freed only when nothing runs on it, and Cancel always reaches the engine that is running.
+let queue = Promise.resolve();
+function serial(op) {
+  const run = queue.then(op);
+  queue = run.catch(() => {});
+  return run;
+}
+
+/// A lost or failing GPU during `run`: say so (to `job`'s panel) and run it again on the CPU.
+async function withGpuFallback(run, job) {
+  try {
+    return await run();
+  } catch (e) {
+    if (!/WebGPU failed|device was lost/.test(e.message) || engine?.info().backend !== "webgpu") throw e;
+    post({ type: "warning", job, message: `${e.message} — switching to the CPU backend and running again` });
+    await startEngine("cpu", `the GPU failed during a run (${e.message}), so this runs on the CPU (wasm simd128)`);
+    return run();
+  }
+}
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 
@@ -74,23 +96,26 @@ async function load(modelUrl, requested = "auto") {
 
 async function generate(params) {
   if (!engine) throw new LoadError("the model is not loaded yet");
-  busy = true;
   const start = performance.now();
   try {
-    const out = await engine.generate(params, (event) => {
+    const out = await withGpuFallback(() => engine.generate(params, (event) => {
       const transfer = ["xt", "x0", "eps", "eps_uncond", "eps_cond"].filter((k) => event[k]).map((k) => event[k].buffer);
       post(event, transfer);
-    });
+    }));
     const done = { type: "done", rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, ms: performance.now() - start };
     post(done, [out.rgba.buffer, out.image_embedding.buffer]);
   } catch (e) {
     if (/cancelled/.test(e.message)) return post({ type: "cancelled" });
-    if (!/WebGPU failed|device was lost/.test(e.message) || engine?.info().backend !== "webgpu") throw e;
-    // A lost or failing GPU: say so, continue on the CPU with the same settings.
-    post({ type: "warning", message: `${e.message} — switching to the CPU backend and running again` });
-    busy = false;
-    await startEngine("cpu", `the GPU failed during a run (${e.message}), so this runs on the CPU (wasm simd128)`);
-    return generate(params);
+    throw e;
+  }
+}
+
+/// A generation or remix: refused while another one is queued or running, else queued behind any load.
+async function run(op, job) {
+  if (busy) return post({ type: "error", phase: job ?? "generate", job, message: "a generation is already running: cancel it first" });
+  busy = true;
+  try {
+    return await serial(op);
   } finally {
     busy = false;
   }
@@ -101,15 +126,12 @@ self.onmessage = async ({ data }) => {
   try {
     switch (data.type) {
       case "load":
-        return await load(data.modelUrl, data.backend);
+        return await serial(() => load(data.modelUrl, data.backend));
       case "remix": // variations, interpolation, text diffs (remix-worker.js)
-        if (data.op === "caps") return await runRemix(engine, data, post);
-        if (busy) return post({ type: "error", phase: "remix", job: "remix", message: "a generation is already running: cancel it first" });
-        busy = true;
-        try { return await runRemix(engine, data, post); } finally { busy = false; }
+        if (data.op === "caps") return await serial(() => runRemix(engine, data, post));
+        return await run(() => withGpuFallback(() => runRemix(engine, data, post), "remix"), "remix");
       case "generate":
-        if (busy) return post({ type: "error", phase, message: "a generation is already running: cancel it first" });
-        return await generate(data.params);
+        return await run(() => generate(data.params), undefined);
       case "cancel":
         return engine?.cancel();
       case "storage":

@@ -147,11 +147,12 @@ fn check(p: &GenerateParams) -> Result<()> {
 }
 
 fn read_image(path: &Path) -> Result<RgbaImage> {
-    let img = image::open(path)
-        .map_err(|e| {
-            Error::Settings(format!("could not read the image {}: {e} (PNG files can be read)", path.display()))
-        })?
-        .to_rgba8();
+    let unreadable = |e: image::ImageError| {
+        Error::Settings(format!("could not read the image {}: {e} (PNG files can be read)", path.display()))
+    };
+    let (w, h) = image::image_dimensions(path).map_err(unreadable)?; // the header alone
+    unclip::image_processor::check_image_size(w as usize, h as usize)?;
+    let img = image::open(path).map_err(unreadable)?.to_rgba8();
     RgbaImage::new(img.width() as usize, img.height() as usize, img.into_raw())
 }
 

@@ -9,25 +9,66 @@ import { ReversePanel } from "./reverse.js";
 import { applyLanguage } from "./i18n.js";
 
 const q = new URLSearchParams(location.search);
+const problems = []; // one sentence per setting in the URL that cannot be used
+/// `?name=` as a whole number in [lo, hi], else `fallback` and a sentence in `problems`.
+function wholeNumber(name, fallback, lo, hi) {
+  if (!q.has(name)) return fallback;
+  const v = Number(q.get(name));
+  if (q.get(name).trim() !== "" && Number.isInteger(v) && v >= lo && v <= hi) return v;
+  problems.push(`?${name}=${q.get(name)} is not a whole number from ${lo} to ${hi}`);
+  return fallback;
+}
+/// `?name=` as one of `allowed`, else `fallback` and a sentence.
+function oneOf(name, fallback, allowed) {
+  if (!q.has(name)) return fallback;
+  if (allowed.includes(q.get(name))) return q.get(name);
+  problems.push(`?${name}=${q.get(name)} is not one of ${allowed.join(", ")}`);
+  return fallback;
+}
 const state = {
   image: q.get("image") ?? "dog-face.png",
-  t: Number(q.get("t") ?? 250),
-  schedule: q.get("schedule") === "linear" ? "linear" : "cosine",
-  seed: Number(q.get("seed") ?? 0),
-  lang: q.get("lang") === "zh" ? "zh" : "en",
+  t: wholeNumber("t", 250, 0, 999),
+  schedule: oneOf("schedule", "cosine", ["cosine", "linear"]),
+  seed: wholeNumber("seed", 0, 0, 2 ** 32 - 1),
+  lang: oneOf("lang", "en", ["en", "zh"]),
   prompt: q.get("prompt") ?? "a happy dog",
-  rseed: Number(q.get("rseed") ?? 0),
-  steps: [5, 10, 25, 50].includes(Number(q.get("steps"))) ? Number(q.get("steps")) : 10,
-  model: /^[a-z0-9-]+$/.test(q.get("model") ?? "") ? q.get("model") : "default",
+  rseed: wholeNumber("rseed", 0, 0, 2 ** 32 - 1),
+  steps: Number(oneOf("steps", "10", ["5", "10", "25", "50"])),
+  model: modelName(),
 };
+/// `?model=` as a served model's folder name (lowercase letters, digits and dashes).
+function modelName() {
+  if (!q.has("model") || /^[a-z0-9-]+$/.test(q.get("model"))) return q.get("model") ?? "default";
+  problems.push(`?model=${q.get("model")} is not a model name (lowercase letters, digits and dashes)`);
+  return "default";
+}
 const modelUrl = new URL(`models/${state.model}/`, location.href).href;
 
 function writeUrl() {
   history.replaceState(null, "", `?${new URLSearchParams(Object.entries(state).map(([k, v]) => [k, String(v)]))}`);
 }
 
+/// A lesson link with settings the page cannot use stops with one sentence (the generate page's hooks:
+/// body.dataset.state = "error", #error) and a link to the same lesson without them.
+function refuse(message) {
+  const error = document.getElementById("error");
+  error.textContent = `${message}. `;
+  const fix = document.createElement("a");
+  fix.href = "learn.html"; fix.textContent = "Open the lesson with its default settings";
+  error.append(fix);
+  error.hidden = false;
+  document.body.dataset.state = "error";
+}
+
 await init();
 const gallery = await (await fetch("gallery/gallery.json")).json();
+if (!gallery.images.some((g) => g.file === state.image)) {
+  problems.push(`?image=${state.image} is not one of the gallery's images (${gallery.images.map((g) => g.file).join(", ")})`);
+}
+if (problems.length) {
+  refuse(`This lesson link cannot be used: ${problems.join("; ")}`);
+  throw new Error(problems.join("; ")); // stop here: nothing below runs on settings the page cannot use
+}
 const forward = new ForwardPanel(state);
 applyLanguage(state.lang);
 document.getElementById("lang").onclick = () => {
