@@ -281,8 +281,8 @@ pub fn check_unet_layout(
         return bad(format!(
             "sample_size {sample_size} with {} channels would make activations of {} MiB per image; at most {} MiB are supported (Karlo's largest UNet needs 80)",
             boc[0],
-            elements * 4 >> 20,
-            MAX_ACTIVATION_ELEMENTS * 4 >> 20
+            (elements * 4) >> 20,
+            (MAX_ACTIVATION_ELEMENTS * 4) >> 20
         ));
     }
     Ok(())

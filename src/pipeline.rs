@@ -151,6 +151,9 @@ pub enum Sampler {
 #[serde(default)]
 pub struct GenerateParams {
     pub prompt: String,
+    /// The caption of the unconditional half of classifier-free guidance, in the prior and the decoder, instead
+    /// of the empty one: what the picture should not look like. "" is diffusers' behaviour.
+    pub negative_prompt: String,
     pub seed: u64,
     pub prior_steps: usize,
     pub decoder_steps: usize,
@@ -176,6 +179,7 @@ impl Default for GenerateParams {
     fn default() -> Self {
         GenerateParams {
             prompt: String::new(),
+            negative_prompt: String::new(),
             seed: 0,
             prior_steps: 25,
             decoder_steps: 25,
@@ -488,7 +492,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
     pub async fn generate<O: Observer<B::Tensor>>(&self, p: &GenerateParams, obs: &mut O) -> Result<GenerateOutput> {
         p.validate()?;
         let mut rng = TorchGenerator::new(p.seed);
-        let text = self.encode_text(&p.prompt, p.do_classifier_free_guidance(), obs).await?;
+        let text = self.encode_text(&p.prompt, &p.negative_prompt, p.do_classifier_free_guidance(), obs).await?;
         let image_embeddings = match &p.image_embedding {
             Some(given) => self.embedding_tensor(given)?,
             None => self.sample_prior(p, &text, &mut rng, obs).await?.embedding,
@@ -508,20 +512,22 @@ impl<B: Backend> UnCLIPPipeline<B> {
         self.be.tensor(given.to_vec(), &[1, e])
     }
 
-    /// 1. text: [uncond; cond] under CFG (spec §4).
+    /// Stage 1, text: [uncond; cond] under CFG (spec §4). The unconditional caption is `negative_prompt`,
+    /// "" in diffusers' UnCLIPPipeline (a negative prompt steers both guided stages away from it).
     pub async fn encode_text<O: Observer<B::Tensor>>(
         &self,
         prompt: &str,
+        negative_prompt: &str,
         do_cfg: bool,
         obs: &mut O,
     ) -> Result<TextConditioning<B::Tensor>> {
         let start = now_ms();
         emit!(obs, Event::StageStart { stage: Stage::Text, steps: 1 });
         let cond = self.tokenizer.encode(prompt)?;
-        if let Some(dropped) = &cond.dropped {
+        let uncond = self.tokenizer.encode(if do_cfg { negative_prompt } else { "" })?;
+        for dropped in [&cond.dropped, &uncond.dropped].into_iter().flatten() {
             emit!(obs, Event::Warning(truncation_warning(self.tokenizer.max_length(), dropped)));
         }
-        let uncond = self.tokenizer.encode("")?;
         let tokens: Vec<&Tokens> = if do_cfg { vec![&uncond, &cond] } else { vec![&cond] };
         let encoding = self.text_encoder.encode(&tokens)?;
         let mask: Vec<bool> = tokens.iter().flat_map(|t| t.mask.iter().copied()).collect();

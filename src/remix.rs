@@ -43,7 +43,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
     /// The text embedding z_t of a prompt (the text encoder's pooled output), the space text diffs
     /// are taken in.
     pub async fn text_embedding(&self, prompt: &str) -> Result<Vec<f32>> {
-        let text = self.encode_text(prompt, false, &mut Silent).await?;
+        let text = self.encode_text(prompt, "", false, &mut Silent).await?;
         text.encoding.text_embeds.to_vec().await
     }
 
@@ -52,7 +52,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
     pub async fn embed_prompt<O: Observer<B::Tensor>>(&self, p: &GenerateParams, obs: &mut O) -> Result<Vec<f32>> {
         p.validate()?;
         let mut rng = crate::rng::TorchGenerator::new(p.seed);
-        let text = self.encode_text(&p.prompt, p.do_classifier_free_guidance(), obs).await?;
+        let text = self.encode_text(&p.prompt, &p.negative_prompt, p.do_classifier_free_guidance(), obs).await?;
         self.sample_prior(p, &text, &mut rng, obs).await?.embedding.to_vec().await
     }
 
@@ -100,7 +100,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
         obs: &mut O,
     ) -> Result<Vec<f32>> {
         GenerateParams { image_embedding: Some(embedding.to_vec()), ..p.clone() }.validate()?;
-        let text = self.encode_text(&p.prompt, p.do_classifier_free_guidance(), obs).await?;
+        let text = self.encode_text(&p.prompt, &p.negative_prompt, p.do_classifier_free_guidance(), obs).await?;
         let cond = self.decoder_conditioning(&text, &self.embedding_tensor(embedding)?)?;
         let (ch, size) = (self.decoder.config.in_channels, self.decoder.config.sample_size);
         if ch != 3 {

@@ -207,18 +207,6 @@ fn tall_and_huge_images_cost_little() {
     );
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let e = entry.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// `convert` into an existing model swaps the new one in only when it is complete: a checkpoint whose last
 /// component is truncated leaves the old model generating; a folder that is not a model is never replaced.
 #[test]

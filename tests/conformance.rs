@@ -188,6 +188,43 @@ fn empty_blank_over_long_and_unguided_prompts_match_diffusers() {
     assert!(warning.contains("77 tokens") && warning.contains("riding an astronaut a horse number 1 5"), "{warning}");
 }
 
+/// The largest |cond − uncond| of the prior's guided model outputs over a run.
+struct PriorGuidanceGap(f32);
+
+impl<T: unclip::backend::Tensor> unclip::Observer<T> for PriorGuidanceGap {
+    async fn on_event(&mut self, e: unclip::Event<'_, T>) -> unclip::Flow {
+        if let unclip::Event::Step(s) = e {
+            if let (unclip::Stage::Prior, Some([u, c])) = (s.stage, s.guidance) {
+                self.0 = self.0.max(max_abs_diff(&host(u), &host(c)));
+            }
+        }
+        unclip::Flow::Continue
+    }
+}
+
+/// A negative prompt replaces the empty caption of guidance's unconditional half (prior and decoder): one equal
+/// to the prompt leaves the prior's guidance nothing to push (its two halves agree); another caption changes the
+/// picture; "" is the plain run.
+#[test]
+fn a_negative_prompt_replaces_the_unconditional_caption() {
+    let p = tiny_pipeline(GgmlType::F32);
+    let base =
+        GenerateParams { prompt: "horse".into(), prior_steps: 2, decoder_steps: 2, sr_steps: 2, ..Default::default() };
+    let run = |params: &GenerateParams| {
+        let mut gap = PriorGuidanceGap(0.0);
+        let image = pollster::block_on(p.generate(params, &mut gap)).unwrap().image;
+        (image, gap.0)
+    };
+    let (plain, plain_gap) = run(&base);
+    let (_, self_gap) = run(&GenerateParams { negative_prompt: "horse".into(), ..base.clone() });
+    assert!(plain_gap > 1e-4, "the empty caption and the prompt give the prior different outputs: {plain_gap}");
+    assert!(self_gap < 1e-6, "negative = prompt: the prior's two halves agree: {self_gap}");
+    let (negated, _) = run(&GenerateParams { negative_prompt: "a dog in the snow".into(), ..base.clone() });
+    assert!(max_abs_diff(&plain, &negated) > 1e-3, "a negative prompt changes the picture");
+    let (again, _) = run(&GenerateParams { negative_prompt: String::new(), ..base.clone() });
+    assert_eq!(again, plain, "an empty negative prompt is the plain run, bit for bit");
+}
+
 #[test]
 fn quantized_models_stay_close_to_f32() {
     // Measured on this fixture over 25/25/7 steps (mean / max abs vs f32): f16 1.6e-4 / 4.2e-2,

@@ -104,7 +104,7 @@ fn the_prompt_embedding_is_the_one_generate_decodes_and_best_of_2_keeps_the_clos
     let best = GenerateParams { prior_best_of: 2, ..base.clone() };
     let mut rng = unclip::rng::TorchGenerator::new(best.seed);
     let sample = pollster::block_on(async {
-        let t = p.encode_text("horse", true, &mut Silent).await?;
+        let t = p.encode_text("horse", "", true, &mut Silent).await?;
         p.sample_prior(&best, &t, &mut rng, &mut Silent).await
     })
     .unwrap();
@@ -225,18 +225,6 @@ fn with_unit_clip_std(d: &std::path::Path) {
         })
         .collect();
     safetensors::serialize_to_file(views, None, &path).unwrap();
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -79,8 +79,12 @@ def discretized_gaussian_log_likelihood(x, means, log_scales):
                        torch.where(x > 0.999, log_one_minus_cdf_min, torch.log(cdf_delta.clamp(min=1e-12))))
 
 
-def hybrid_loss(schedule, model_out, x0, x_t, t, noise):
+def hybrid_loss(schedule, model_out, x0, x_t, t, noise, snr_gamma=None):
     """Improved-DDPM L_hybrid for a 6-channel output [eps, v].
+
+    With `snr_gamma`, each sample's L_simple is weighted by min(SNR_t, gamma) / SNR_t (Min-SNR-gamma, Hang et al.
+    2023, eq. 9 for epsilon prediction; SNR_t = abar_t / (1 - abar_t)), so the easy low-noise steps stop dominating
+    the gradient; the reported `mse` stays unweighted, comparable across runs.
 
     L_simple = mean ||eps - eps_theta||^2; L_vlb term L_t in bits/dim, computed with the predicted mean
     frozen (stop-gradient on eps) so it trains only the variance. improved-diffusion scales the per-sample
@@ -98,5 +102,9 @@ def hybrid_loss(schedule, model_out, x0, x_t, t, noise):
     kl = normal_kl(true_mean, true_log_var, mean_pred, log_var).mean(dim=(1, 2, 3)) / math.log(2.0)
     nll = -discretized_gaussian_log_likelihood(x0, mean_pred, 0.5 * log_var).mean(dim=(1, 2, 3)) / math.log(2.0)
     vlb = torch.where(t == 0, nll, kl)
-    loss = mse + VLB_WEIGHT * NUM_TIMESTEPS * vlb
+    weight = 1.0
+    if snr_gamma is not None:
+        snr = (schedule.sqrt_ab[t] / schedule.sqrt_1m_ab[t]).pow(2).float()
+        weight = snr.clamp(max=snr_gamma) / snr
+    loss = weight * mse + VLB_WEIGHT * NUM_TIMESTEPS * vlb
     return loss.mean(), mse.mean(), vlb.mean()

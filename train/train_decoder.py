@@ -27,6 +27,7 @@ TEXT_DROP = 0.5
 def main():
     p = trainer.parser(__doc__.splitlines()[0], DEFAULTS)
     p.add_argument("--clip-run", help="image tower run (default clip-<preset>)")
+    p.add_argument("--snr-gamma", type=float, help="Min-SNR-gamma loss weighting (Hang et al. 2023; 5 in the paper)")
     args = trainer.resolve(p.parse_args(), "decoder")
     data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
     emb = image_embeddings(data, args.clip_run or f"clip-{args.preset}")
@@ -47,7 +48,7 @@ def main():
                                  do_classifier_free_guidance=False)
             out = unet(x_t, t, encoder_hidden_states=enc, class_labels=add_temb,
                        attention_mask=F.pad(mask, (proj.clip_extra_context_tokens, 0), value=True)).sample
-        return hybrid_loss(sched, out, x0, x_t, t, noise)
+        return hybrid_loss(sched, out, x0, x_t, t, noise, snr_gamma=args.snr_gamma)
 
     def step(_):
         idx = data.batch_indices(args.batch)

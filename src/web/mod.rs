@@ -260,7 +260,7 @@ async fn generate_on<B: Backend>(inner: Rc<Inner<B>>, params: JsValue, on_event:
         serde_wasm_bindgen::from_value(params).map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
     inner.cancel.set(false);
     let mut sink = JsObserver::new(on_event, &inner.cancel);
-    if params.image_embedding.is_none() && !params.prompt.trim().is_empty() {
+    if params.image_embedding.is_none() {
         sink.prior = PriorView::of(&inner.pipeline, &params.prompt).await.map_err(js_err)?;
     }
     let result = inner.pipeline.generate(&params, &mut sink).await;

@@ -269,3 +269,22 @@ test("a result is labelled with the settings it ran with, even if the form chang
   assert.equal(await page.getAttribute("#download", "download"), "unclip-horse-5.png");
   await context.close();
 });
+
+test("a negative prompt is a setting in the URL and gives the native CLI's image", async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?${SMALL}&negative_prompt=a%20dog%20in%20the%20snow&autorun=1`);
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+  assert.equal(await page.inputValue("#negative_prompt"), "a dog in the snow");
+  const tmp = mkdtempSync(join(tmpdir(), "unclip-"));
+  execFileSync(join(ROOT, "target/debug/unclip"), ["generate", "--model", join(ROOT, "dist/models/tiny"), "--prompt", "horse",
+    "--negative-prompt", "a dog in the snow", "--prior-steps", "2", "--decoder-steps", "2", "--sr-steps", "2",
+    "--out-npy", join(tmp, "native.npy")], { stdio: "ignore" });
+  const native = readNpy(join(tmp, "native.npy"));
+  const { width, height, data } = await resultPixels(page);
+  let max = 0;
+  for (let p = 0; p < width * height; p++) {
+    for (let c = 0; c < 3; c++) max = Math.max(max, Math.abs(data[p * 4 + c] / 255 - native[p * 3 + c]));
+  }
+  assert.ok(max <= 2.5 / 255, `browser vs native with a negative prompt: max abs diff ${max}`);
+  await context.close();
+});

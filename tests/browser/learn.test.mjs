@@ -172,6 +172,19 @@ test("the prior: one cosine per step from wasm, the path projected on the concep
   await page.close();
 });
 
+test("an empty prompt is an unconditional sample on the teaching page too: the prior panel plots it", async () => {
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.url}learn.html?prompt=&rseed=2&steps=5`);
+  await page.waitForFunction(() => document.body.dataset.prior === "ready", null, { timeout: 120_000 });
+  assert.equal(await page.inputValue("#rev-prompt"), "");
+  assert.match(await page.textContent("#rev-prompt-hint"), /unconditional sample/);
+  await page.click("#prior-run");
+  await page.waitForFunction(() => ["done", "error"].includes(document.body.dataset.prior), null, { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.prior), "done", await page.textContent("#prior-status"));
+  assert.equal(await page.evaluate(() => window.__prior.steps.length), 25, "one point per prior step, against the empty caption");
+  await page.close();
+});
+
 test("a lesson link with settings the page cannot use says which, instead of loading forever", async () => {
   const context = await env.browser.newContext();
   for (const [query, needle] of [

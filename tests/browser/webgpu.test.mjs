@@ -30,6 +30,19 @@ function compare(a, b) {
   return { mean: sum / n, off: off / n };
 }
 
+/// From now on the worker keeps every GPU device it creates in self.__devices (to destroy them, as a driver reset would).
+async function recordDevices(worker) {
+  await worker.evaluate(() => {
+    self.__devices = [];
+    const request = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await request.apply(this, args);
+      self.__devices.push(device);
+      return device;
+    };
+  });
+}
+
 test("forced WebGPU runs the pipeline on the GPU and gives the CPU's image; switching back needs no download", async () => {
   const context = await env.browser.newContext();
   const page = await openPage(context, `${env.server.url}?${SMALL}&backend=webgpu&autorun=1`);
@@ -56,17 +69,8 @@ test("a GPU device lost during a run falls back to the CPU, says so, and finishe
   const context = await env.browser.newContext();
   const page = await openPage(context, `${env.server.url}?${SMALL}&backend=cpu`);
   await waitState(page, "ready");
-  // record the devices the worker creates from now on, then switch to WebGPU
   const worker = page.workers()[0];
-  await worker.evaluate(() => {
-    self.__devices = [];
-    const request = GPUAdapter.prototype.requestDevice;
-    GPUAdapter.prototype.requestDevice = async function (...args) {
-      const device = await request.apply(this, args);
-      self.__devices.push(device);
-      return device;
-    };
-  });
+  await recordDevices(worker); // then switch to WebGPU
   await chooseBackend(page, "webgpu");
   await page.waitForFunction(() => /Backend: webgpu/.test(document.getElementById("backend-status").textContent));
   await waitState(page, "ready");
@@ -104,15 +108,7 @@ test("a GPU lost during a remix falls back to the CPU and the remix finishes; a 
   const page = await openPage(context, `${env.server.url}?${SMALL}&backend=cpu`);
   await waitState(page, "ready");
   const worker = page.workers()[0];
-  await worker.evaluate(() => { // record the devices the worker creates from now on
-    self.__devices = [];
-    const request = GPUAdapter.prototype.requestDevice;
-    GPUAdapter.prototype.requestDevice = async function (...args) {
-      const device = await request.apply(this, args);
-      self.__devices.push(device);
-      return device;
-    };
-  });
+  await recordDevices(worker);
   await chooseBackend(page, "webgpu");
   await page.waitForFunction(() => /Backend: webgpu/.test(document.getElementById("backend-status").textContent));
   await waitState(page, "ready");

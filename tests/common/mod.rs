@@ -110,3 +110,16 @@ pub fn golden_metadata(name: &str) -> HashMap<String, String> {
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     meta.metadata().clone().unwrap_or_default()
 }
+
+/// A recursive copy of a folder (a checkpoint to damage).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}

@@ -9,7 +9,7 @@ const $ = (id) => document.getElementById(id);
 // ?model=NAME serves dist/models/NAME/ (default: the bundled unclip-emoji; "tiny" is the random test model)
 const MODEL = /^[a-z0-9-]+$/.test(new URLSearchParams(location.search).get("model") ?? "") ? new URLSearchParams(location.search).get("model") : "default";
 const MODEL_URL = new URL(`../models/${MODEL}/`, import.meta.url).href;
-const FIELDS = ["prompt", "seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of", "backend"];
+const FIELDS = ["prompt", "negative_prompt", "seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of", "backend"];
 const NUMERIC = new Set(["seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of"]);
 
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });

@@ -34,6 +34,7 @@ export const STAGES = ["text", "prior", "decoder", "super_res"];
 
 export const DEFAULTS = {
   prompt: "",
+  negative_prompt: "",
   seed: 0,
   prior_steps: 25,
   decoder_steps: 25,

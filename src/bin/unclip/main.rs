@@ -50,6 +50,9 @@ pub struct GenerationArgs {
     model: PathBuf,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The caption guidance steers away from (the unconditional half of CFG, prior and decoder); "" = diffusers.
+    #[arg(long, default_value = "")]
+    negative_prompt: String,
     /// Prior steps (remix: for endpoints given as text).
     #[arg(long, default_value_t = 25)]
     prior_steps: usize,
@@ -76,6 +79,7 @@ impl GenerationArgs {
     fn params(&self, prompt: String) -> GenerateParams {
         GenerateParams {
             prompt,
+            negative_prompt: self.negative_prompt.clone(),
             seed: self.seed,
             prior_steps: self.prior_steps,
             decoder_steps: self.decoder_steps,
