@@ -172,6 +172,7 @@ def main():
         p.add_argument(f"--{c}-run", help=f"run directory (default {c}-<preset>)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    torch.set_grad_enabled(False)  # measurement only
     run_names = {c: getattr(args, f"{c}_run") or f"{c}-{args.preset}" for c in COMPONENTS}
     pipe, tower, facts = load_pipeline(run_names)
     if tower is None:
