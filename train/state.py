@@ -1,10 +1,10 @@
 """Moves a run's resumable state between train/runs/<run>/ (git-ignored, where the scripts train) and
 train/state/<run>/ (committed, so that any fresh machine resumes where the last one stopped).
 
-    python train/state.py save [RUN ...]      # runs -> state (default: every run that has a state.safetensors)
+    python train/state.py save [RUN ...]      # runs -> state (default: every run with a state, but smoke-/pilot- ones)
     python train/state.py restore [RUN ...]   # state -> runs, where the committed state is further along
 
-What travels: state.safetensors (weights, EMA, AdamW moments in bf16; step, time, samples, RNG as metadata),
+What travels: state.safetensors (weights and AdamW moments in bf16, EMA in f32; step, time, samples, RNG as metadata),
 log.csv and eval.csv (the learning curve). The ema/ folders export.py reads are rebuilt by the first checkpoint
 after a resume (`--max-minutes 0` writes one at once).
 """
@@ -34,8 +34,9 @@ def main(cmd, runs):
     if cmd not in ("save", "restore"):
         raise SystemExit("usage: python train/state.py save|restore [RUN ...]")
     src, dst = (RUNS, STATE) if cmd == "save" else (STATE, RUNS)
-    runs = runs or sorted(r for r in os.listdir(src) if os.path.exists(os.path.join(src, r, "state.safetensors"))) \
-        if os.path.isdir(src) else runs
+    if not runs and os.path.isdir(src):  # every real run: not the smoke test's or a pilot's
+        runs = sorted(r for r in os.listdir(src) if os.path.exists(os.path.join(src, r, "state.safetensors"))
+                      and not r.startswith(("smoke-", "pilot-")))
     for run in runs:
         have, want = step_of(os.path.join(dst, run)), step_of(os.path.join(src, run))
         if want < 0:

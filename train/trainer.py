@@ -2,7 +2,7 @@
 resumable checkpoints and a wall-clock limit.
 
 A run lives in train/runs/<run>/ (git-ignored, rewritten at every checkpoint):
-  state.safetensors    everything needed to resume: weights, EMA and AdamW moments (bf16), step, elapsed time,
+  state.safetensors    everything needed to resume: weights and AdamW moments (bf16), EMA (f32), step, elapsed time,
                        samples seen, RNG states (metadata); no pickles
   ema/<component>/     EMA weights saved with save_pretrained (config.json + safetensors): what export.py reads
   log.csv, eval.csv    step, wall time, s/step, learning rate, losses; the checkpoint evaluations
@@ -128,6 +128,7 @@ class Run:
         self.samples = 0  # training examples seen, counted across resumes (the model card's "samples seen")
         if args.resume:
             self.load()
+            self.save_ema(only_missing=True)  # a state restored from train/state/ brings no ema/ folders
         self.log_path = os.path.join(self.dir, "log.csv")
         self.log_fields = None
 
@@ -138,7 +139,7 @@ class Run:
         return self.args.lr * min(1.0, (step + 1) / max(1, self.args.warmup))
 
     def checkpoint(self):
-        """state.safetensors: tensors (weights, EMA, AdamW moments; float tensors stored bf16) + JSON metadata."""
+        """state.safetensors: tensors (weights and AdamW moments in bf16, EMA in f32) + JSON metadata."""
         tensors, meta = {}, {"step": self.step, "elapsed": self.elapsed, "samples": self.samples,
                              "ema_updates": self.ema.updates,
                              "args": {k: v for k, v in vars(self.args).items() if k != "_defaults"},
@@ -156,14 +157,23 @@ class Run:
         if self.device.type == "cuda":
             rng.update({f"cuda_rng.{i}": r for i, r in enumerate(torch.cuda.get_rng_state_all())})
         tensors.update(rng)
-        tensors = {k: (t.detach().to("cpu", torch.bfloat16) if t.is_floating_point() and t.ndim > 0 else t.detach().cpu())
-                   .contiguous() for k, t in tensors.items()}
+        # bf16 for what only resumes training (weights, AdamW moments); the EMA weights stay f32, because they are
+        # what export.py and the next stages read (a frozen tower must give the same embeddings on every machine)
+        def stored(k, t):
+            t = t.detach().cpu()
+            return t.to(torch.bfloat16) if t.is_floating_point() and t.ndim > 0 and not k.startswith("ema.") else t
+        tensors = {k: stored(k, t).contiguous() for k, t in tensors.items()}
         tmp = os.path.join(self.dir, "state.safetensors.tmp")
         save_file(tensors, tmp, metadata={"unclip_train": json.dumps(meta)})
         os.replace(tmp, os.path.join(self.dir, "state.safetensors"))
+        self.save_ema()
+
+    def save_ema(self, only_missing=False):
+        """ema/<component>/: the EMA weights as save_pretrained folders (what export.py and the next stages read)."""
         for k, m in self.ema.models.items():
-            if hasattr(m, "save_pretrained"):  # pipeline components (not e.g. the CLIP logit scale)
-                m.save_pretrained(os.path.join(self.dir, "ema", k))
+            d = os.path.join(self.dir, "ema", k)
+            if hasattr(m, "save_pretrained") and not (only_missing and os.path.isdir(d)):  # not the CLIP logit scale
+                m.save_pretrained(d)
 
     def load(self):
         path = os.path.join(self.dir, "state.safetensors")
