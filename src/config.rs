@@ -279,7 +279,7 @@ pub fn check_unet_layout(
     let elements = boc[0].saturating_mul(sample_size * sample_size);
     if elements > MAX_ACTIVATION_ELEMENTS {
         return bad(format!(
-            "sample_size {sample_size} with {} channels would make activations of {} MiB per image; at most {} MiB are supported (Karlo's largest UNet needs 80)",
+            "sample_size {sample_size} with {} channels would make activations of {} MiB per image; at most {} MiB are supported (Karlo's decoder needs 5)",
             boc[0],
             (elements * 4) >> 20,
             (MAX_ACTIVATION_ELEMENTS * 4) >> 20

@@ -27,7 +27,9 @@ def copy(src, dst, run):
     os.makedirs(os.path.join(dst, run), exist_ok=True)
     for f in FILES:
         if os.path.exists(os.path.join(src, run, f)):
-            shutil.copy2(os.path.join(src, run, f), os.path.join(dst, run, f))
+            tmp = os.path.join(dst, run, f + ".partial")  # never a half-written state under the real name
+            shutil.copy2(os.path.join(src, run, f), tmp)
+            os.replace(tmp, os.path.join(dst, run, f))
 
 
 def main(cmd, runs):
