@@ -80,7 +80,7 @@ pub struct Window {
 
 impl Window {
     /// transformers' `center_crop` of (height, width) out of (image_h, image_w).
-    fn centered(image_h: usize, image_w: usize, height: usize, width: usize) -> Result<Window> {
+    pub(crate) fn centered(image_h: usize, image_w: usize, height: usize, width: usize) -> Result<Window> {
         if height > image_h || width > image_w {
             return Err(Error::Settings(format!("cannot crop {width}×{height} out of a {image_w}×{image_h} image")));
         }
@@ -90,7 +90,7 @@ impl Window {
 
 /// (height, width) with the shortest edge at `size` (transformers `get_resize_output_image_size`: the long edge
 /// scaled and truncated, at least 1).
-fn shortest_edge_size(h: usize, w: usize, size: usize) -> (usize, usize) {
+pub(crate) fn shortest_edge_size(h: usize, w: usize, size: usize) -> (usize, usize) {
     let (oh, ow) = if w <= h { (size * h / w, size) } else { (size, size * w / h) };
     (oh.max(1), ow.max(1))
 }

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
+pub mod edit;
 pub mod error;
 pub mod gguf;
 pub mod image_processor;

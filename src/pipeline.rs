@@ -9,6 +9,7 @@
 use std::future::Future;
 
 use crate::backend::{Backend, Tensor};
+use crate::edit::{EditParams, MaskCut, StageEdit};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::manifest::{Component, FileEntry, Manifest, SchedulerEntry};
@@ -602,14 +603,29 @@ impl<B: Backend> UnCLIPPipeline<B> {
         rng: &mut TorchGenerator,
         obs: &mut O,
     ) -> Result<GenerateOutput> {
+        self.decode_edit(p, text, image_embeddings, rng, obs, None).await
+    }
+
+    /// [`Self::decode`], or with `edit` the SDEdit / RePaint version of both stages ([`crate::edit`]).
+    pub(crate) async fn decode_edit<O: Observer<B::Tensor>>(
+        &self,
+        p: &GenerateParams,
+        text: &TextConditioning<B::Tensor>,
+        image_embeddings: &B::Tensor,
+        rng: &mut TorchGenerator,
+        obs: &mut O,
+        edit: Option<&EditParams>,
+    ) -> Result<GenerateOutput> {
         let b = 1; // images per prompt
         let cond = self.decoder_conditioning(text, image_embeddings)?;
         let dc = &self.decoder.config;
         let (ch, size) = (dc.in_channels, dc.sample_size);
-        let timesteps = self.decoder_scheduler.set_timesteps(p.decoder_steps)?;
+        let all = self.decoder_scheduler.set_timesteps(p.decoder_steps)?;
+        let stage_edit = edit.map(|e| StageEdit::new(&self.be, e, ch, size, &all, MaskCut::Any)).transpose()?;
+        let timesteps = stage_edit.as_ref().map_or(all, |e| e.timesteps.clone());
         let start = now_ms();
         emit!(obs, Event::StageStart { stage: Stage::Decoder, steps: timesteps.len() });
-        let mut x = match &p.decoder_latents {
+        let draw = match &p.decoder_latents {
             Some(given) if given.len() == b * ch * size * size && given.iter().all(|v| v.is_finite()) => {
                 self.be.tensor(given.clone(), &[b, ch, size, size])?
             }
@@ -622,15 +638,35 @@ impl<B: Backend> UnCLIPPipeline<B> {
             }
             None => self.randn(rng, &[b, ch, size, size])?,
         };
+        let sched = &self.decoder_scheduler;
+        let mut x = match &stage_edit {
+            Some(e) => e.start(sched, draw)?,
+            None => draw,
+        };
         for (i, &t) in timesteps.iter().enumerate() {
-            let DecoderEps { eps, var, guided } = self.decoder_eps(&x, t, &cond, p.decoder_guidance)?;
-            let c = Self::coefficients(p, &self.decoder_scheduler, t, timesteps.get(i + 1).copied())?;
-            let noise = if c.noise.is_some() { Some(self.randn(rng, &[b, ch, size, size])?) } else { None };
-            let var = if cond.learned_variance { Some(&var) } else { None };
-            let (prev, x0) = B::Tensor::scheduler_step(&eps, var, &x, noise.as_ref(), &c)?;
-            let event = StepEvent::new(Stage::Decoder, i, &timesteps, [&x, &eps, &x0, &prev], start);
-            emit!(obs, Event::Step(event.with_guidance(guided.as_ref())));
-            x = prev;
+            let prev_t = timesteps.get(i + 1).copied();
+            let rounds = stage_edit.as_ref().map_or(1, |e| e.resample());
+            for round in 0..rounds {
+                let DecoderEps { eps, var, guided } = self.decoder_eps(&x, t, &cond, p.decoder_guidance)?;
+                let c = Self::coefficients(p, sched, t, prev_t)?;
+                let noise = if c.noise.is_some() { Some(self.randn(rng, &[b, ch, size, size])?) } else { None };
+                let var = if cond.learned_variance { Some(&var) } else { None };
+                let (prev, x0) = B::Tensor::scheduler_step(&eps, var, &x, noise.as_ref(), &c)?;
+                let prev = match &stage_edit {
+                    Some(e) => e.blend(&self.be, sched, prev, prev_t, rng)?,
+                    None => prev,
+                };
+                if round + 1 < rounds {
+                    x = stage_edit
+                        .as_ref()
+                        .expect("rounds > 1 only when editing")
+                        .jump_back(&self.be, sched, &prev, t, prev_t, rng)?;
+                    continue;
+                }
+                let event = StepEvent::new(Stage::Decoder, i, &timesteps, [&x, &eps, &x0, &prev], start);
+                emit!(obs, Event::Step(event.with_guidance(guided.as_ref())));
+                x = prev;
+            }
         }
         emit!(obs, Event::StageEnd { stage: Stage::Decoder, elapsed_ms: now_ms() - start });
         let image_small = x.clamp(-1.0, 1.0)?;
@@ -639,18 +675,43 @@ impl<B: Backend> UnCLIPPipeline<B> {
         let sr = &self.super_res_first.config;
         let (sr_ch, sr_size) = (sr.in_channels / 2, sr.sample_size);
         let upscaled = resize_bicubic_aa(&self.be, &image_small, sr_size, sr_size)?;
-        let timesteps = self.super_res_scheduler.set_timesteps(p.sr_steps)?;
+        let sched = &self.super_res_scheduler;
+        let all = sched.set_timesteps(p.sr_steps)?;
+        let stage_edit = edit.map(|e| StageEdit::new(&self.be, e, sr_ch, sr_size, &all, MaskCut::Half)).transpose()?;
+        let timesteps = stage_edit.as_ref().map_or(all.clone(), |e| e.timesteps.clone());
         let start = now_ms();
         emit!(obs, Event::StageStart { stage: Stage::SuperRes, steps: timesteps.len() });
-        let mut x = self.randn(rng, &[b, sr_ch, sr_size, sr_size])?;
+        let draw = self.randn(rng, &[b, sr_ch, sr_size, sr_size])?;
+        let mut x = match &stage_edit {
+            Some(e) => e.start(sched, draw)?,
+            None => draw,
+        };
         for (i, &t) in timesteps.iter().enumerate() {
-            let unet = if i + 1 == timesteps.len() { &self.super_res_last } else { &self.super_res_first };
-            let eps = unet.forward(&B::Tensor::cat(&[&x, &upscaled], 1)?, t)?;
-            let c = Self::coefficients(p, &self.super_res_scheduler, t, timesteps.get(i + 1).copied())?;
-            let noise = if c.noise.is_some() { Some(self.randn(rng, &[b, sr_ch, sr_size, sr_size])?) } else { None };
-            let (prev, x0) = B::Tensor::scheduler_step(&eps, None, &x, noise.as_ref(), &c)?;
-            emit!(obs, Event::Step(StepEvent::new(Stage::SuperRes, i, &timesteps, [&x, &eps, &x0, &prev], start)));
-            x = prev;
+            let prev_t = timesteps.get(i + 1).copied();
+            // the model for the schedule's last step, also when strength cuts the schedule
+            let unet =
+                if t == *all.last().expect("≥ 2 steps") { &self.super_res_last } else { &self.super_res_first };
+            let rounds = stage_edit.as_ref().map_or(1, |e| e.resample());
+            for round in 0..rounds {
+                let eps = unet.forward(&B::Tensor::cat(&[&x, &upscaled], 1)?, t)?;
+                let c = Self::coefficients(p, sched, t, prev_t)?;
+                let noise =
+                    if c.noise.is_some() { Some(self.randn(rng, &[b, sr_ch, sr_size, sr_size])?) } else { None };
+                let (prev, x0) = B::Tensor::scheduler_step(&eps, None, &x, noise.as_ref(), &c)?;
+                let prev = match &stage_edit {
+                    Some(e) => e.blend(&self.be, sched, prev, prev_t, rng)?,
+                    None => prev,
+                };
+                if round + 1 < rounds {
+                    x = stage_edit
+                        .as_ref()
+                        .expect("rounds > 1 only when editing")
+                        .jump_back(&self.be, sched, &prev, t, prev_t, rng)?;
+                    continue;
+                }
+                emit!(obs, Event::Step(StepEvent::new(Stage::SuperRes, i, &timesteps, [&x, &eps, &x0, &prev], start)));
+                x = prev;
+            }
         }
         emit!(obs, Event::StageEnd { stage: Stage::SuperRes, elapsed_ms: now_ms() - start });
 

@@ -14,7 +14,7 @@ use crate::latent;
 use crate::pipeline::{
     emit, DecoderEps, Event, GenerateParams, Observer, Sampler, Silent, Stage, StepEvent, UnCLIPPipeline,
 };
-use crate::schedulers::ddim_inversion_coefficients;
+use crate::schedulers::{ddim_inversion_coefficients, predicted_epsilon_coefficients, PredictionType};
 use crate::time::now_ms;
 
 /// The settings of one remix frame: `base`'s steps, guidance and sampler, decoding `embedding` from
@@ -115,7 +115,15 @@ impl<B: Backend> UnCLIPPipeline<B> {
         emit!(obs, Event::StageStart { stage: Stage::Inversion, steps: ascending.len() });
         for (k, &t) in ascending.iter().enumerate() {
             let from = k.checked_sub(1).map(|j| ascending[j]);
-            let DecoderEps { eps, guided, .. } = self.decoder_eps(&x, t, &cond, p.decoder_guidance)?;
+            let DecoderEps { eps: out, guided, .. } = self.decoder_eps(&x, t, &cond, p.decoder_guidance)?;
+            let eps = match self.decoder_scheduler.prediction_type() {
+                PredictionType::Epsilon => out,
+                // an x0-predicting decoder: the ε̂ its x̂0 implies for x at t (diffusers' `pred_epsilon`)
+                PredictionType::Sample => {
+                    let e = predicted_epsilon_coefficients(&self.decoder_scheduler, t)?;
+                    x.affine(e.sample, 0.0)?.add(&out.affine(e.x0, 0.0)?)?
+                }
+            };
             let c = ddim_inversion_coefficients(&self.decoder_scheduler, from, t)?;
             let x0 = x.affine(c.x0_sample, 0.0)?.add(&eps.affine(c.x0_eps, 0.0)?)?;
             let next = x.affine(c.sample, 0.0)?.add(&eps.affine(c.eps, 0.0)?)?;

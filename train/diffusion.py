@@ -79,32 +79,52 @@ def discretized_gaussian_log_likelihood(x, means, log_scales):
                        torch.where(x > 0.999, log_one_minus_cdf_min, torch.log(cdf_delta.clamp(min=1e-12))))
 
 
-def hybrid_loss(schedule, model_out, x0, x_t, t, noise, snr_gamma=None):
-    """Improved-DDPM L_hybrid for a 6-channel output [eps, v].
+PREDICTIONS = ("epsilon", "sample")  # what the UNet's first channels predict: UnCLIPScheduler's prediction_type
+SAMPLE_SNR_GAMMA = 5.0  # Min-SNR's gamma (Hang et al. 2023: 5), the default cap of `sample` prediction's weights
 
-    With `snr_gamma`, each sample's L_simple is weighted by min(SNR_t, gamma) / SNR_t (Min-SNR-gamma, Hang et al.
-    2023, eq. 9 for epsilon prediction; SNR_t = abar_t / (1 - abar_t)), so the easy low-noise steps stop dominating
-    the gradient; the reported `mse` stays unweighted, comparable across runs.
 
-    L_simple = mean ||eps - eps_theta||^2; L_vlb term L_t in bits/dim, computed with the predicted mean
-    frozen (stop-gradient on eps) so it trains only the variance. improved-diffusion scales the per-sample
-    L_t by num_timesteps / 1000 ("rescale_learned_sigmas"), which equals lambda * T with lambda = 0.001:
-    the paper's L_vlb = sum_t L_t = T * E_t[L_t]. Returns (loss, mse, vlb) averaged over the batch.
+def simple_loss(schedule, pred, x0, t, noise, prediction, snr_gamma=None):
+    """Per-sample (weighted loss, unweighted MSE) of a prediction of epsilon or of x0 (`sample`).
+
+    epsilon: ||eps - eps_theta||^2 (DDPM L_simple), optionally weighted by min(SNR_t, gamma) / SNR_t (Min-SNR-gamma,
+    Hang et al. 2023, eq. 9; SNR_t = abar_t / (1 - abar_t)).
+
+    sample: ||x0 - x0_theta||^2 weighted by clamp(SNR_t, 1, gamma): Min-SNR's min(SNR_t, gamma) with the floor of
+    Salimans & Ho 2022's "truncated SNR" weighting max(SNR_t, 1), so the pure-noise steps still learn E[x0 | c].
+    Why x0 at all: UnCLIPScheduler's cosine schedule ends at abar_999 ~ 2e-9, so an epsilon model's first step
+    x0 = (x_T - sqrt(1 - abar) eps_theta) / sqrt(abar) multiplies any error in eps_theta by ~2e4; the clipped noise
+    that comes out is then kept by every later step (measured on the first CPU run's decoder and super-res:
+    train/README.md). A model that predicts x0 gives its own estimate of the image at every step.
     """
-    eps, v = model_out.float().chunk(2, dim=1)
-    mse = (eps - noise).pow(2).mean(dim=(1, 2, 3))
+    target = noise if prediction == "epsilon" else x0
+    mse = (pred - target).pow(2).mean(dim=(1, 2, 3))
+    snr = (schedule.sqrt_ab[t] / schedule.sqrt_1m_ab[t]).pow(2).float()
+    if prediction == "epsilon":
+        weight = 1.0 if snr_gamma is None else snr.clamp(max=snr_gamma) / snr
+    else:
+        weight = snr.clamp(min=1.0, max=SAMPLE_SNR_GAMMA if snr_gamma is None else snr_gamma)
+    return weight * mse, mse
+
+
+def hybrid_loss(schedule, model_out, x0, x_t, t, noise, prediction="epsilon", snr_gamma=None):
+    """Improved-DDPM L_hybrid for a 6-channel output [eps or x0, v].
+
+    L_simple as `simple_loss` (the reported `mse` stays unweighted, comparable across runs of one prediction type);
+    L_vlb term L_t in bits/dim, computed with the predicted mean frozen (stop-gradient on the prediction) so it
+    trains only the variance. improved-diffusion scales the per-sample L_t by num_timesteps / 1000
+    ("rescale_learned_sigmas"), which equals lambda * T with lambda = 0.001: the paper's L_vlb = sum_t L_t =
+    T * E_t[L_t]. Returns (loss, mse, vlb) averaged over the batch.
+    """
+    pred, v = model_out.float().chunk(2, dim=1)
+    weighted, mse = simple_loss(schedule, pred, x0, t, noise, prediction, snr_gamma)
 
     log_var = schedule.learned_range_log_var(v, t)
-    x0_pred = schedule.predict_x0(x_t, t, eps.detach())
+    x0_pred = schedule.predict_x0(x_t, t, pred.detach()) if prediction == "epsilon" else pred.detach().clamp(-1, 1)
     mean_pred = schedule.posterior_mean(x0_pred, x_t, t)
     true_mean = schedule.posterior_mean(x0, x_t, t)
     true_log_var = Schedule._at(schedule.post_log_var, t, x_t)
     kl = normal_kl(true_mean, true_log_var, mean_pred, log_var).mean(dim=(1, 2, 3)) / math.log(2.0)
     nll = -discretized_gaussian_log_likelihood(x0, mean_pred, 0.5 * log_var).mean(dim=(1, 2, 3)) / math.log(2.0)
     vlb = torch.where(t == 0, nll, kl)
-    weight = 1.0
-    if snr_gamma is not None:
-        snr = (schedule.sqrt_ab[t] / schedule.sqrt_1m_ab[t]).pow(2).float()
-        weight = snr.clamp(max=snr_gamma) / snr
-    loss = weight * mse + VLB_WEIGHT * NUM_TIMESTEPS * vlb
+    loss = weighted + VLB_WEIGHT * NUM_TIMESTEPS * vlb
     return loss.mean(), mse.mean(), vlb.mean()

@@ -32,6 +32,15 @@ SCHEDULERS = {
     "super_res_scheduler": dict(variance_type="fixed_small_log", prediction_type="epsilon", clip_sample_range=1.0),
 }
 
+
+def scheduler_configs(decoder_run_dir, superres_run_dir):
+    """SCHEDULERS with the decoder's and the super-res model's prediction_type as their runs trained them
+    (train_decoder.py / train_superres.py `--prediction`)."""
+    cfg = {k: dict(v) for k, v in SCHEDULERS.items()}
+    cfg["decoder_scheduler"]["prediction_type"] = trainer.prediction_type(decoder_run_dir)
+    cfg["super_res_scheduler"]["prediction_type"] = trainer.prediction_type(superres_run_dir)
+    return cfg
+
 MODEL_INDEX = {
     "_class_name": "UnCLIPPipeline",
     "decoder": ["diffusers", "UNet2DConditionModel"],
@@ -124,7 +133,7 @@ def main():
     copy_component(CLIPVisionModelWithProjection, ema("clip", "image_encoder"), os.path.join(out, "image_encoder"))
     BertModel.from_pretrained(text_encoder.model_dir()).save_pretrained(os.path.join(out, "text_encoder"))
     export_tokenizer(os.path.join(out, "tokenizer"))
-    for name, kw in SCHEDULERS.items():
+    for name, kw in scheduler_configs(os.path.join(RUNS, runs["decoder"]), os.path.join(RUNS, runs["superres"])).items():
         UnCLIPScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=True, **kw
                         ).save_pretrained(os.path.join(out, name))
 

@@ -37,7 +37,7 @@ import text_encoder
 import trainer
 from data import EmojiData, to_signed
 from evaluate import frechet, ranks_of, read_prompts, topk
-from export import SCHEDULERS, export_tokenizer
+from export import export_tokenizer, scheduler_configs
 from generate_reference import MiniLMForUnCLIP
 from train_clip import embed_images, label_embeddings, zero_shot_eval
 
@@ -65,8 +65,9 @@ def load_pipeline(run_names):
     with tempfile.TemporaryDirectory() as tmp:
         export_tokenizer(tmp)
         tokenizer = BertTokenizer.from_pretrained(tmp)
+    configs = scheduler_configs(*(os.path.join(trainer.RUNS, run_names[c]) for c in ("decoder", "superres")))
     sched = {k: UnCLIPScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=True, **kw)
-             for k, kw in SCHEDULERS.items()}
+             for k, kw in configs.items()}
     sr = ema("superres", "super_res_first", UNet2DModel)
     pipe = UnCLIPPipeline(
         prior=ema("prior", "prior", PriorTransformer), decoder=ema("decoder", "decoder", UNet2DConditionModel),

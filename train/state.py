@@ -1,8 +1,8 @@
 """Moves a run's resumable state between train/runs/<run>/ (git-ignored, where the scripts train) and
 train/state/<run>/ (committed, so that any fresh machine resumes where the last one stopped).
 
-    python train/state.py save [RUN ...]      # runs -> state (default: every run with a state, but smoke-/pilot- ones)
-    python train/state.py restore [RUN ...]   # state -> runs, where the committed state is further along
+    python train/state.py save [RUN ...]      # runs -> state (default: every run with a state, but smoke-/pilot-/archive- ones)
+    python train/state.py restore [RUN ...]   # state -> runs, where the committed state has seen more samples
 
 What travels: state.safetensors (weights and AdamW moments in bf16, EMA in f32; step, time, samples, RNG as metadata),
 log.csv and eval.csv (the learning curve). The ema/ folders export.py reads are rebuilt by the first checkpoint
@@ -18,9 +18,10 @@ STATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "state")
 FILES = ["state.safetensors", "log.csv", "eval.csv"]
 
 
-def step_of(d):
+def progress(d):
+    """(samples, step) of a run's state, (-1, -1) without one: samples keep growing across `--init` restarts."""
     s = read_state(d)
-    return -1 if s is None else s["step"]
+    return (-1, -1) if s is None else (s.get("samples", 0), s["step"])
 
 
 def copy(src, dst, run):
@@ -38,17 +39,17 @@ def main(cmd, runs):
     src, dst = (RUNS, STATE) if cmd == "save" else (STATE, RUNS)
     if not runs and os.path.isdir(src):  # every real run: not the smoke test's or a pilot's
         runs = sorted(r for r in os.listdir(src) if os.path.exists(os.path.join(src, r, "state.safetensors"))
-                      and not r.startswith(("smoke-", "pilot-")))
+                      and not r.startswith(("smoke-", "pilot-", "archive-")))
     for run in runs:
-        have, want = step_of(os.path.join(dst, run)), step_of(os.path.join(src, run))
-        if want < 0:
+        have, want = progress(os.path.join(dst, run)), progress(os.path.join(src, run))
+        if want[1] < 0:
             raise SystemExit(f"{os.path.join(src, run)} has no state.safetensors")
         if cmd == "restore" and have >= want:
-            print(f"{run}: train/runs is at step {have}, the committed state at {want}: kept train/runs")
+            print(f"{run}: train/runs is at {have[0]} samples, the committed state at {want[0]}: kept train/runs")
             continue
         copy(src, dst, run)
         size = os.path.getsize(os.path.join(dst, run, "state.safetensors")) / 2**20
-        print(f"{run}: step {want} -> {os.path.join(dst, run)} ({size:.1f} MiB)")
+        print(f"{run}: step {want[1]}, {want[0]} samples -> {os.path.join(dst, run)} ({size:.1f} MiB)")
 
 
 if __name__ == "__main__":

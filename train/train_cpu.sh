@@ -2,8 +2,9 @@
 # The CPU-trained unclip-emoji (preset `cpu`), resumable on any machine: run it again and every component continues
 # from its state (train/state/ is restored first where it is further along). Usage:
 #   bash train/train_cpu.sh [THREADS] [CYCLES] [PRIOR_MIN DECODER_MIN SUPERRES_MIN]
-# Defaults: 1 thread (leaves a core for other work), 1000 cycles (until stopped), 5 / 45 / 20 minutes (the first
-# learning-curve row: the prior is already at label top-5 96 %, super-res is below bicubic, the decoder far behind).
+# Defaults: 1 thread (leaves a core for other work), 1000 cycles (until stopped), 5 / 50 / 10 minutes (the learning
+# curve: the prior is at label top-5 96-100 %, x0-predicting super-res near bicubic after 11 minutes, the decoder
+# far behind).
 #
 # The image tower trains first, to a fixed CLIP_STEPS, and is then frozen: the prior and the decoder learn in its
 # embedding space, so training it further would throw their training away (issue 13). Then cycles of prior,
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 THREADS=${1:-1}
 CYCLES=${2:-1000}
-MIN=(${3:-5} ${4:-45} ${5:-20})
+MIN=(${3:-5} ${4:-50} ${5:-10})
 CLIP_STEPS=${CLIP_STEPS:-4000}
 
 "$PY" train/state.py restore || true  # the committed state (train/state/) where it is further along

@@ -2,8 +2,9 @@
 embedding and the text (spec §7-8).
 
 unCLIP §2.1 / Karlo: the image embedding is projected into the timestep embedding and into 4 extra context
-tokens next to the projected text tokens; the UNet predicts epsilon and a learned-range variance (6 output
-channels), trained with the Improved-DDPM hybrid loss (train/diffusion.py). For classifier-free guidance the
+tokens next to the projected text tokens; the UNet predicts x0 (`--prediction sample`, the default; Karlo's predicts
+epsilon, which an undertrained model cannot afford: train/diffusion.py `simple_loss`) and a learned-range variance
+(6 output channels), trained with the Improved-DDPM hybrid loss (train/diffusion.py). For classifier-free guidance the
 image embedding is replaced 10% of the time by text_proj's `learned_classifier_free_guidance_embeddings`
 (what UnCLIPTextProjModel.forward feeds the unconditional half when do_classifier_free_guidance is set) and
 the text 50% of the time by the empty caption (what the pipeline encodes for the unconditional half), each
@@ -27,7 +28,7 @@ TEXT_DROP = 0.5
 def main():
     p = trainer.parser(__doc__.splitlines()[0], DEFAULTS)
     p.add_argument("--clip-run", help="image tower run (default clip-<preset>)")
-    p.add_argument("--snr-gamma", type=float, help="Min-SNR-gamma loss weighting (Hang et al. 2023; 5 in the paper)")
+    trainer.add_prediction_args(p)
     args = trainer.resolve(p.parse_args(), "decoder")
     data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
     emb = image_embeddings(data, args.clip_run or f"clip-{args.preset}")
@@ -48,7 +49,7 @@ def main():
                                  do_classifier_free_guidance=False)
             out = unet(x_t, t, encoder_hidden_states=enc, class_labels=add_temb,
                        attention_mask=F.pad(mask, (proj.clip_extra_context_tokens, 0), value=True)).sample
-        return hybrid_loss(sched, out, x0, x_t, t, noise, snr_gamma=args.snr_gamma)
+        return hybrid_loss(sched, out, x0, x_t, t, noise, args.prediction, args.snr_gamma)
 
     def step(_):
         idx = data.batch_indices(args.batch)

@@ -1,7 +1,8 @@
 """Train the 32->64 super-resolution UNet2DModel (`super_res_first`, spec §10).
 
 The model sees [noisy 64x64 image, low-res image upsampled with antialiased bicubic] (the pipeline's
-F.interpolate(mode="bicubic", antialias=True)) and predicts epsilon (cosine schedule, MSE). As unCLIP
+F.interpolate(mode="bicubic", antialias=True)) and predicts x0 (`--prediction sample`, the default, with
+clamp(SNR, 1, 5) weights) or epsilon (cosine schedule): train/diffusion.py `simple_loss` says why x0. As unCLIP
 trains its upsamplers (Ramesh et al. 2022, §2.1 / appendix: "we slightly corrupt the conditioning image
 during training ... gaussian blur" for the first upsampler), the 32x32 conditioning image is corrupted so
 the model tolerates the decoder's imperfect outputs: Gaussian blur (sigma ~ U(0.2, 1.0), half the time) and
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 import models
 import trainer
 from data import EmojiData, to_signed
-from diffusion import Schedule
+from diffusion import Schedule, simple_loss
 
 DEFAULTS = {"batch": {"tiny": 16, "cpu": 16, "full": 128}, "lr": {"tiny": 1e-3, "cpu": 1e-3, "full": 2e-4}}
 BLUR_SIGMA = (0.2, 1.0)
@@ -59,7 +60,9 @@ def upsample(low):
 
 
 def main():
-    args = trainer.resolve(trainer.parser(__doc__.splitlines()[0], DEFAULTS).parse_args(), "superres")
+    p = trainer.parser(__doc__.splitlines()[0], DEFAULTS)
+    trainer.add_prediction_args(p)
+    args = trainer.resolve(p.parse_args(), "superres")
     data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
     unet = models.superres(**models.PRESETS[args.preset]["superres"])
     run = trainer.Run(args, {"super_res_first": unet}, extra_state={"data_rng": (data.rng_state, data.set_rng_state)})
@@ -69,15 +72,17 @@ def main():
         x0 = to_signed(data.images64[idx])
         x_t = sched.q_sample(x0, t, noise)
         with run.autocast():
-            eps = model(torch.cat([x_t, upsample(low)], dim=1), t).sample
-        return F.mse_loss(eps.float(), noise)
+            pred = model(torch.cat([x_t, upsample(low)], dim=1), t).sample
+        weighted, mse = simple_loss(sched, pred.float(), x0, t, noise, args.prediction, args.snr_gamma)
+        return weighted.mean(), mse.mean()
 
     def step(_):
         idx = data.batch_indices(args.batch)
         low = corrupt(to_signed(data.images32[idx]))
         t = sched.sample_t(len(idx), run.device)
         noise = torch.randn(len(idx), 3, models.SUPERRES_SIZE, models.SUPERRES_SIZE, device=run.device)
-        return loss_on(unet, idx, low, t, noise), {}
+        loss, mse = loss_on(unet, idx, low, t, noise)
+        return loss, {"mse": mse.detach()}
 
     val_idx = data.validation_indices()
     val_t = torch.linspace(0, 999, len(val_idx), device=run.device).long()
@@ -87,7 +92,8 @@ def main():
 
     @torch.no_grad()
     def evaluate(r):
-        return {"val_mse": float(loss_on(r.ema.models["super_res_first"], val_idx, val_low, val_t, val_noise))}
+        loss, mse = loss_on(r.ema.models["super_res_first"], val_idx, val_low, val_t, val_noise)
+        return {"val_loss": float(loss), "val_mse": float(mse)}
 
     run.train(step, on_checkpoint=evaluate)
 

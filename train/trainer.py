@@ -14,12 +14,15 @@ import argparse
 import copy
 import csv
 import os
+import signal
 import time
 
 import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from diffusion import PREDICTIONS, SAMPLE_SNR_GAMMA
 
 RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs")
 
@@ -41,12 +44,28 @@ def parser(description, defaults):
                    help="bf16 autocast: auto = on CUDA, and on a CPU with native bf16 (AVX512-BF16 or AMX-BF16)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--resume", action="store_true", help="continue from train/runs/<run>/state.safetensors")
+    p.add_argument("--init", metavar="RUN", help="start (step 0) from the EMA weights of train/runs/RUN (same "
+                   "architecture), e.g. to change the prediction target without throwing the features away")
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit-images", type=int, help="train on the first N training images only (smoke test)")
     p.set_defaults(_defaults=defaults)
     return p
+
+
+def add_prediction_args(p):
+    """--prediction / --snr-gamma of the pixel diffusion models (decoder, super-res): train/diffusion.py."""
+    p.add_argument("--prediction", choices=PREDICTIONS, default="sample",
+                   help="what the UNet predicts (UnCLIPScheduler prediction_type; export.py writes it)")
+    p.add_argument("--snr-gamma", type=float, help="Min-SNR-gamma cap of the loss weights (Hang et al. 2023); "
+                   f"epsilon: off by default, sample: {SAMPLE_SNR_GAMMA}")
+
+
+def prediction_type(run_dir):
+    """The prediction_type a run's weights answer with (runs from before the flag predicted epsilon)."""
+    state = read_state(run_dir)
+    return (state or {}).get("args", {}).get("prediction", "epsilon")
 
 
 def resolve(args, component):
@@ -129,6 +148,8 @@ class Run:
         if args.resume:
             self.load()
             self.save_ema(only_missing=True)  # a state restored from train/state/ brings no ema/ folders
+        elif getattr(args, "init", None):
+            self.init_from(os.path.join(RUNS, args.init))
         self.log_path = os.path.join(self.dir, "log.csv")
         self.log_fields = None
 
@@ -175,11 +196,29 @@ class Run:
             if hasattr(m, "save_pretrained") and not (only_missing and os.path.isdir(d)):  # not the CLIP logit scale
                 m.save_pretrained(d)
 
+    def init_from(self, run_dir):
+        """Weights from another run's EMA (`--init`): a new optimiser and step count, but the hours and samples
+        already spent on those weights stay counted (the model card reports the whole lineage)."""
+        with safe_open(os.path.join(run_dir, "state.safetensors"), "pt") as f:
+            meta = json.loads(f.metadata()["unclip_train"])
+            for k, m in self.models.items():
+                own = m.state_dict()
+                got = {n: f.get_tensor(f"ema.{k}.{n}").to(own[n].dtype) for n in own}
+                m.load_state_dict(got)
+                self.ema.models[k].load_state_dict(got)
+        self.elapsed, self.samples = meta["elapsed"], meta.get("samples", 0)
+        print(f"initialised {', '.join(self.models)} from the EMA weights of {run_dir} (step {meta['step']}, "
+              f"{self.elapsed / 3600:.2f} h, {self.samples} samples)")
+
     def load(self):
         path = os.path.join(self.dir, "state.safetensors")
         with safe_open(path, "pt") as f:
             meta = json.loads(f.metadata()["unclip_train"])
             t = {k: f.get_tensor(k) for k in f.keys()}
+        stored = meta["args"].get("prediction", "epsilon")
+        if stored != getattr(self.args, "prediction", "epsilon"):
+            raise SystemExit(f"{path} was trained with --prediction {stored}, this run asks for "
+                             f"--prediction {self.args.prediction}: pass --prediction {stored}, or start a new --run")
 
         def put(prefix, model):
             own = model.state_dict()
@@ -223,9 +262,14 @@ class Run:
         a = self.args
         t0, elapsed0, saved_at = time.time(), self.elapsed, self.step  # nothing to save until a step runs
         window_t, window = t0, []
+        stop = []  # SIGTERM (kill, the end of a session): finish the step, checkpoint, exit 0
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
         while self.step < a.steps:
             if a.max_minutes is not None and time.time() - t0 > a.max_minutes * 60:
                 print(f"time limit reached at step {self.step}")
+                break
+            if stop:
+                print(f"stopped by SIGTERM at step {self.step}")
                 break
             for g in self.opt.param_groups:
                 g["lr"] = self.lr_at(self.step)

@@ -193,8 +193,8 @@ impl Engine {
     /// and super-res carry `xt` and `x0` as RGBA. Resolves to {rgba, width, height, image_embedding}.
     pub fn generate(&self, params: JsValue, on_event: Function) -> Promise {
         match &self.loaded {
-            Loaded::Cpu(i) => future_to_promise(generate_on(i.clone(), params, on_event)),
-            Loaded::WebGpu(i) => future_to_promise(generate_on(i.clone(), params, on_event)),
+            Loaded::Cpu(i) => future_to_promise(generate_on(i.clone(), params, on_event, None)),
+            Loaded::WebGpu(i) => future_to_promise(generate_on(i.clone(), params, on_event, None)),
         }
     }
 }
@@ -255,15 +255,25 @@ fn info_of<B: Backend>(p: &UnCLIPPipeline<B>, adapter: JsValue) -> JsValue {
     ])
 }
 
-async fn generate_on<B: Backend>(inner: Rc<Inner<B>>, params: JsValue, on_event: Function) -> Result<JsValue, JsValue> {
+/// A generation, or with `edit` an img2img / inpainting ([`crate::edit`]), reporting to `on_event`.
+async fn generate_on<B: Backend>(
+    inner: Rc<Inner<B>>,
+    params: JsValue,
+    on_event: Function,
+    edit: Option<crate::Result<crate::edit::EditParams>>,
+) -> Result<JsValue, JsValue> {
     let params: GenerateParams =
         serde_wasm_bindgen::from_value(params).map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
+    let edit = edit.transpose().map_err(js_err)?;
     inner.cancel.set(false);
     let mut sink = JsObserver::new(on_event, &inner.cancel);
     if params.image_embedding.is_none() {
         sink.prior = PriorView::of(&inner.pipeline, &params.prompt).await.map_err(js_err)?;
     }
-    let result = inner.pipeline.generate(&params, &mut sink).await;
+    let result = match &edit {
+        Some(e) => inner.pipeline.edit(&params, e, &mut sink).await,
+        None => inner.pipeline.generate(&params, &mut sink).await,
+    };
     let out = sink.outcome(result)?;
     let rgba = Uint8ClampedArray::from(&out.to_rgba8()[..]);
     Ok(obj(&[
@@ -472,4 +482,5 @@ pub fn randn(seed: u64, n: usize) -> js_sys::Float32Array {
 }
 
 mod bench;
+mod edit;
 mod remix;

@@ -123,3 +123,26 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A copy of the tiny diffusers folder, changed by `edit`, converted (f32) and loaded on the CPU.
+pub fn converted_variant(tag: &str, edit: impl Fn(&Path)) -> UnCLIPPipeline<Cpu> {
+    let dir = std::env::temp_dir().join(format!("unclip-variant-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&fixtures().join("tiny-unclip"), &dir.join("diffusers"));
+    edit(&dir.join("diffusers"));
+    convert(&dir.join("diffusers"), &dir.join("model"), GgmlType::F32, |_| {}).unwrap();
+    let (m, open) = open_model_dir(&dir.join("model")).unwrap();
+    UnCLIPPipeline::load(&Cpu, m, open).unwrap()
+}
+
+/// Sets `prediction_type` in a diffusers folder's decoder and super-res scheduler configs (x0-predicting models).
+pub fn predicting(prediction_type: &'static str) -> impl Fn(&Path) {
+    move |d: &Path| {
+        for name in ["decoder_scheduler", "super_res_scheduler"] {
+            let path = d.join(name).join("scheduler_config.json");
+            let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            config["prediction_type"] = prediction_type.into();
+            std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+        }
+    }
+}

@@ -17,6 +17,7 @@ use unclip::backend::cpu::Cpu;
 use unclip::backend::webgpu::WebGpu;
 use unclip::backend::{Backend, Tensor};
 use unclip::convert::{convert, open_model_dir, parse_dtype};
+use unclip::edit::EditParams;
 use unclip::gguf::GgufFile;
 use unclip::pipeline::{
     chw_to_hwc01, hwc_to_rgba8, Event, Flow, GenerateParams, Observer, Sampler, Stage, UnCLIPPipeline,
@@ -96,6 +97,20 @@ impl GenerationArgs {
     }
 }
 
+/// Where `generate`, `img2img` and `inpaint` write their result.
+#[derive(Args)]
+struct Outputs {
+    /// Write the final image as a PNG.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the final image as float32 (1, H, W, 3) in [0, 1], as diffusers' output_type="np".
+    #[arg(long)]
+    out_npy: Option<PathBuf>,
+    /// Write every decoder and super-res step's x_t and predicted x̂0 as PNGs here.
+    #[arg(long)]
+    steps_dir: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Convert a diffusers UnCLIPPipeline folder into an unclip model directory.
@@ -112,15 +127,44 @@ enum Command {
         prompt: String,
         #[command(flatten)]
         args: GenerationArgs,
-        /// Write the final image as a PNG.
+        #[command(flatten)]
+        outputs: Outputs,
+    },
+    /// Redraw an image (SDEdit): noise it to strength·T and denoise it toward the prompt (an empty prompt: toward
+    /// the image's own embedding, when the model has an image tower).
+    Img2img {
+        /// The image to start from (PNG, any size: the middle square is used).
         #[arg(long)]
-        out: Option<PathBuf>,
-        /// Write the final image as float32 (1, H, W, 3) in [0, 1], as diffusers' output_type="np".
+        image: PathBuf,
+        #[arg(long, default_value = "")]
+        prompt: String,
+        /// 0 keeps the image, 1 draws a new one.
+        #[arg(long, default_value_t = 0.6)]
+        strength: f32,
+        #[command(flatten)]
+        args: GenerationArgs,
+        #[command(flatten)]
+        outputs: Outputs,
+    },
+    /// Repaint the white part of a mask (RePaint); the black part comes out as the image.
+    Inpaint {
         #[arg(long)]
-        out_npy: Option<PathBuf>,
-        /// Write every decoder and super-res step's x_t and predicted x̂0 as PNGs here.
+        image: PathBuf,
+        /// White = repaint, black = keep (PNG, any size: stretched over the image).
         #[arg(long)]
-        steps_dir: Option<PathBuf>,
+        mask: PathBuf,
+        #[arg(long, default_value = "")]
+        prompt: String,
+        /// Below 1, the repainted part starts from the image noised to strength·T instead of from noise.
+        #[arg(long, default_value_t = 1.0)]
+        strength: f32,
+        /// RePaint's resampling: run each step this many times (1 = none; the paper uses 10).
+        #[arg(long, default_value_t = 1)]
+        resample: usize,
+        #[command(flatten)]
+        args: GenerationArgs,
+        #[command(flatten)]
+        outputs: Outputs,
     },
     #[command(flatten)]
     Remix(remix::RemixCommand),
@@ -184,23 +228,15 @@ fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Generate { prompt, args, out, out_npy, steps_dir } => {
-            let params = args.params(prompt);
-            params.validate()?;
-            if out.is_none() && out_npy.is_none() && steps_dir.is_none() {
-                return Err(Error::Settings(
-                    "nothing to write: give --out FILE.png, --out-npy FILE.npy or --steps-dir DIR".into(),
-                ));
-            }
-            match args.backend {
-                BackendChoice::Cpu => generate(&Cpu, &args.model, &params, out, out_npy, steps_dir),
-                BackendChoice::Webgpu => {
-                    let gpu = pollster::block_on(WebGpu::new())?;
-                    let a = gpu.adapter();
-                    eprintln!("WebGPU adapter: {} ({}, {})", a.name, a.backend, a.device_type);
-                    generate(&gpu, &args.model, &params, out, out_npy, steps_dir)
-                }
-            }
+        Command::Generate { prompt, args, outputs } => run_job(&args, args.params(prompt), None, outputs),
+        Command::Img2img { image, prompt, strength, args, outputs } => {
+            let edit = EditParams { image: remix::read_image(&image)?, mask: None, strength, resample: 1 };
+            run_job(&args, args.params(prompt), Some(edit), outputs)
+        }
+        Command::Inpaint { image, mask, prompt, strength, resample, args, outputs } => {
+            let mask = Some(remix::read_image(&mask)?);
+            let edit = EditParams { image: remix::read_image(&image)?, mask, strength, resample };
+            run_job(&args, args.params(prompt), Some(edit), outputs)
         }
         Command::Remix(command) => remix::run(command),
         Command::Info { path } => info(&path),
@@ -226,13 +262,34 @@ fn run(command: Command) -> Result<()> {
     }
 }
 
+/// Checks the settings, then generates (or edits) on the chosen backend and writes the outputs.
+fn run_job(args: &GenerationArgs, params: GenerateParams, edit: Option<EditParams>, outputs: Outputs) -> Result<()> {
+    params.validate()?;
+    if let Some(e) = &edit {
+        e.validate()?;
+    }
+    if outputs.out.is_none() && outputs.out_npy.is_none() && outputs.steps_dir.is_none() {
+        return Err(Error::Settings(
+            "nothing to write: give --out FILE.png, --out-npy FILE.npy or --steps-dir DIR".into(),
+        ));
+    }
+    match args.backend {
+        BackendChoice::Cpu => generate(&Cpu, &args.model, &params, edit.as_ref(), outputs),
+        BackendChoice::Webgpu => {
+            let gpu = pollster::block_on(WebGpu::new())?;
+            let a = gpu.adapter();
+            eprintln!("WebGPU adapter: {} ({}, {})", a.name, a.backend, a.device_type);
+            generate(&gpu, &args.model, &params, edit.as_ref(), outputs)
+        }
+    }
+}
+
 fn generate<B: Backend>(
     be: &B,
     model: &Path,
     params: &GenerateParams,
-    out: Option<PathBuf>,
-    out_npy: Option<PathBuf>,
-    steps_dir: Option<PathBuf>,
+    edit: Option<&EditParams>,
+    Outputs { out, out_npy, steps_dir }: Outputs,
 ) -> Result<()> {
     let (manifest, open) = open_model_dir(model)?;
     let pipeline = UnCLIPPipeline::load(be, manifest, open)?;
@@ -240,7 +297,12 @@ fn generate<B: Backend>(
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let mut progress = ProgressBar { steps_dir, error: None };
-    let result = pollster::block_on(pipeline.generate(params, &mut progress));
+    let result = pollster::block_on(async {
+        match edit {
+            Some(e) => pipeline.edit(params, e, &mut progress).await,
+            None => pipeline.generate(params, &mut progress).await,
+        }
+    });
     if let Some(e) = progress.error {
         return Err(e);
     }

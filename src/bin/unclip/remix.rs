@@ -146,7 +146,7 @@ fn check(p: &GenerateParams) -> Result<()> {
     GenerateParams { image_embedding: Some(Vec::new()), ..p.clone() }.validate()
 }
 
-fn read_image(path: &Path) -> Result<RgbaImage> {
+pub(crate) fn read_image(path: &Path) -> Result<RgbaImage> {
     let unreadable = |e: image::ImageError| {
         Error::Settings(format!("could not read the image {}: {e} (PNG files can be read)", path.display()))
     };
