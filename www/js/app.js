@@ -3,36 +3,42 @@
 
 import { paintRgba } from "./canvas.js";
 import { DEFAULTS, STAGES } from "./protocol.js";
+import { initEdit } from "./edit.js";
 import { initRemix } from "./remix.js";
 
 const $ = (id) => document.getElementById(id);
 // ?model=NAME serves dist/models/NAME/ (default: the bundled unclip-emoji; "tiny" is the random test model)
 const MODEL = /^[a-z0-9-]+$/.test(new URLSearchParams(location.search).get("model") ?? "") ? new URLSearchParams(location.search).get("model") : "default";
 const MODEL_URL = new URL(`../models/${MODEL}/`, import.meta.url).href;
-const FIELDS = ["prompt", "negative_prompt", "seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of", "backend"];
-const NUMERIC = new Set(["seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of"]);
+const FIELDS = ["prompt", "negative_prompt", "seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of", "strength", "resample", "backend"];
+const NUMERIC = new Set(["seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of", "strength", "resample"]);
 
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
 const remix = initRemix(worker, readSettings);
+const edit = initEdit();
 const state = (s) => { document.body.dataset.state = s; };
 let stageTimes = {};
 let runSettings = null; // the settings the running generation was started with (the form may change meanwhile)
+let runLabel = ""; // and the name of the picture it edits
 
 function settingsFromUrl() {
   const q = new URLSearchParams(location.search);
   for (const f of FIELDS) if (q.has(f)) $(f).value = q.get(f);
+  if (q.has("edit_mode")) edit.setMode(q.get("edit_mode"));
+  $("strength-value").value = $("strength").value;
   return q.get("autorun") === "1";
 }
 
 function readSettings() {
   const p = {};
   for (const f of FIELDS) p[f] = NUMERIC.has(f) ? Number($(f).value) : $(f).value;
+  p.edit_mode = edit.mode();
   return p;
 }
 
 function writeUrl(p) {
   const q = new URLSearchParams();
-  for (const f of FIELDS) if (String(p[f]) !== String(DEFAULTS[f]) || f === "prompt") q.set(f, p[f]);
+  for (const f of [...FIELDS, "edit_mode"]) if (String(p[f]) !== String(DEFAULTS[f]) || f === "prompt") q.set(f, p[f]);
   history.replaceState(null, "", `?${q}`);
 }
 
@@ -98,9 +104,12 @@ const handlers = {
     $("download").download = `unclip-${p.prompt.trim().replace(/[^a-z0-9]+/gi, "-").slice(0, 40) || "unconditional"}-${p.seed}.png`;
     const li = document.createElement("li");
     const b = document.createElement("button");
-    b.type = "button"; b.title = `${p.prompt.trim() ? p.prompt : "(no prompt: unconditional)"} (seed ${p.seed})`;
+    const what = p.prompt.trim() ? p.prompt : p.edit_mode === "off" ? "(no prompt: unconditional)" : "(no prompt: toward the picture itself)";
+    const how = { off: "", img2img: `, redrawn from ${runLabel} at strength ${p.strength}`, inpaint: `, repainted in ${runLabel}` }[p.edit_mode];
+    b.type = "button"; b.title = `${what} (seed ${p.seed}${how})`;
     b.innerHTML = `<img alt="">`; b.firstChild.src = url; b.firstChild.alt = b.title;
-    b.onclick = () => { for (const f of FIELDS) $(f).value = p[f]; writeUrl(p); $("result").src = url; };
+    b.onclick = () => { for (const f of FIELDS) $(f).value = p[f]; $("strength-value").value = p.strength; edit.setMode(p.edit_mode); writeUrl(p); $("result").src = url; };
+    edit.setResult(url);
     li.append(b); remix.addResult(li, { embedding: m.embedding, label: b.title }); $("history").prepend(li);
     finish("done");
   },
@@ -128,14 +137,18 @@ worker.onerror = (e) => { showError(`the worker failed: ${e.message}`); state("e
 $("form").addEventListener("submit", (e) => {
   e.preventDefault();
   const p = readSettings();
-  runSettings = p;
-  writeUrl(p);
   $("error").hidden = true; $("warning").hidden = true;
+  const request = edit.request();
+  if (request.error) return showError(request.error);
+  runSettings = p;
+  runLabel = request.label ?? "";
+  writeUrl(p);
   resetStages();
   document.body.dataset.steps = "0";
   $("cancel").disabled = false; $("generate").disabled = true;
   state("running");
-  worker.postMessage({ type: "generate", params: p });
+  const e2 = request.edit;
+  worker.postMessage({ type: "generate", params: p, edit: e2 }, e2 ? [e2.image.rgba.buffer, ...(e2.mask ? [e2.mask.rgba.buffer] : [])] : []);
 });
 $("cancel").onclick = () => worker.postMessage({ type: "cancel" });
 $("dice").onclick = () => { $("seed").value = Math.floor(Math.random() * 2 ** 32); };

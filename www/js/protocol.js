@@ -3,7 +3,9 @@
 // page → worker
 //   {type: "load", modelUrl, backend}        fetch (or read from the cache) and build the model on
 //                                            backend "auto" | "webgpu" | "cpu" (again to switch)
-//   {type: "generate", params}               params as in the URL: prompt, seed, prior_steps, …
+//   {type: "generate", params, edit?}        params as in the URL: prompt, seed, prior_steps, …, edit_mode,
+//                                            strength, resample; edit: {image: {rgba, width, height}, mask:
+//                                            {rgba, width, height} | null} (img2img without a mask, inpainting with)
 //   {type: "cancel"}                         stop before the next step
 //   {type: "storage"}                        report what is cached
 //   {type: "clear_cache"}                    delete every cached model file
@@ -42,5 +44,8 @@ export const DEFAULTS = {
   prior_guidance: 4.0,
   prior_best_of: 1,
   decoder_guidance: 8.0,
+  edit_mode: "off",
+  strength: 0.6,
+  resample: 1,
   backend: "auto",
 };

@@ -94,14 +94,20 @@ async function load(modelUrl, requested = "auto") {
   }
 }
 
-async function generate(params) {
+/// A generation, or with `edit` ({image, mask?}: RGBA pictures) an img2img or inpainting at params.strength.
+async function generate(params, edit) {
   if (!engine) throw new LoadError("the model is not loaded yet");
   const start = performance.now();
+  const onEvent = (event) => {
+    const transfer = ["xt", "x0", "eps", "eps_uncond", "eps_cond"].filter((k) => event[k]).map((k) => event[k].buffer);
+    post(event, transfer);
+  };
+  const mask = edit?.mask ?? { rgba: new Uint8Array(0), width: 0, height: 0 };
   try {
-    const out = await withGpuFallback(() => engine.generate(params, (event) => {
-      const transfer = ["xt", "x0", "eps", "eps_uncond", "eps_cond"].filter((k) => event[k]).map((k) => event[k].buffer);
-      post(event, transfer);
-    }));
+    const out = await withGpuFallback(() => (edit
+      ? engine.edit(params, edit.image.rgba, edit.image.width, edit.image.height, mask.rgba, mask.width, mask.height,
+        params.strength, params.resample, onEvent)
+      : engine.generate(params, onEvent)));
     const done = { type: "done", rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, ms: performance.now() - start };
     post(done, [out.rgba.buffer, out.image_embedding.buffer]);
   } catch (e) {
@@ -131,7 +137,7 @@ self.onmessage = async ({ data }) => {
         if (data.op === "caps") return await serial(() => runRemix(engine, data, post));
         return await run(() => withGpuFallback(() => runRemix(engine, data, post), "remix"), "remix");
       case "generate":
-        return await run(() => generate(data.params), undefined);
+        return await run(() => generate(data.params, data.edit), undefined);
       case "cancel":
         return engine?.cancel();
       case "storage":
