@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 
-from trainer import RUNS, read_state
+from trainer import RUNS, prediction_type, read_state
 
 STATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "state")
 FILES = ["state.safetensors", "log.csv", "eval.csv"]
@@ -46,6 +46,11 @@ def main(cmd, runs):
             raise SystemExit(f"{os.path.join(src, run)} has no state.safetensors")
         if cmd == "restore" and have >= want:
             print(f"{run}: train/runs is at {have[0]} samples, the committed state at {want[0]}: kept train/runs")
+            continue
+        if cmd == "restore" and have[1] >= 0 and prediction_type(os.path.join(dst, run)) != prediction_type(
+                os.path.join(src, run)):  # a run restarted with another target (`--init`) is a newer lineage
+            print(f"{run}: train/runs predicts {prediction_type(os.path.join(dst, run))}, the committed state "
+                  f"{prediction_type(os.path.join(src, run))}: kept train/runs")
             continue
         copy(src, dst, run)
         size = os.path.getsize(os.path.join(dst, run, "state.safetensors")) / 2**20

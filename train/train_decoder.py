@@ -2,9 +2,9 @@
 embedding and the text (spec §7-8).
 
 unCLIP §2.1 / Karlo: the image embedding is projected into the timestep embedding and into 4 extra context
-tokens next to the projected text tokens; the UNet predicts x0 (`--prediction sample`, the default; Karlo's predicts
-epsilon, which an undertrained model cannot afford: train/diffusion.py `simple_loss`) and a learned-range variance
-(6 output channels), trained with the Improved-DDPM hybrid loss (train/diffusion.py). For classifier-free guidance the
+tokens next to the projected text tokens; the UNet predicts epsilon (as Karlo's; `--prediction sample` was piloted and
+lost: train/README.md) and a learned-range variance (6 output channels), trained with the Improved-DDPM hybrid loss
+(train/diffusion.py). For classifier-free guidance the
 image embedding is replaced 10% of the time by text_proj's `learned_classifier_free_guidance_embeddings`
 (what UnCLIPTextProjModel.forward feeds the unconditional half when do_classifier_free_guidance is set) and
 the text 50% of the time by the empty caption (what the pipeline encodes for the unconditional half), each
@@ -28,7 +28,7 @@ TEXT_DROP = 0.5
 def main():
     p = trainer.parser(__doc__.splitlines()[0], DEFAULTS)
     p.add_argument("--clip-run", help="image tower run (default clip-<preset>)")
-    trainer.add_prediction_args(p)
+    trainer.add_prediction_args(p, "epsilon")  # train/README.md: x0 was piloted and lost
     args = trainer.resolve(p.parse_args(), "decoder")
     data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
     emb = image_embeddings(data, args.clip_run or f"clip-{args.preset}")

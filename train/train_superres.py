@@ -61,7 +61,7 @@ def upsample(low):
 
 def main():
     p = trainer.parser(__doc__.splitlines()[0], DEFAULTS)
-    trainer.add_prediction_args(p)
+    trainer.add_prediction_args(p, "sample")
     args = trainer.resolve(p.parse_args(), "superres")
     data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
     unet = models.superres(**models.PRESETS[args.preset]["superres"])

@@ -54,10 +54,10 @@ def parser(description, defaults):
     return p
 
 
-def add_prediction_args(p):
+def add_prediction_args(p, default):
     """--prediction / --snr-gamma of the pixel diffusion models (decoder, super-res): train/diffusion.py."""
-    p.add_argument("--prediction", choices=PREDICTIONS, default="sample",
-                   help="what the UNet predicts (UnCLIPScheduler prediction_type; export.py writes it)")
+    p.add_argument("--prediction", choices=PREDICTIONS, default=default,
+                   help=f"what the UNet predicts (UnCLIPScheduler prediction_type; export.py writes it; default {default})")
     p.add_argument("--snr-gamma", type=float, help="Min-SNR-gamma cap of the loss weights (Hang et al. 2023); "
                    f"epsilon: off by default, sample: {SAMPLE_SNR_GAMMA}")
 
