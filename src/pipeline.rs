@@ -17,7 +17,7 @@ use crate::models::*;
 use crate::nn::{resize::resize_bicubic_aa, Weights};
 use crate::rng::TorchGenerator;
 use crate::schedulers::{
-    ddim_step_coefficients, StepCoefficients, UnCLIPScheduler, UnCLIPSchedulerConfig, VarianceType,
+    ddim_step_coefficients, PredictionType, StepCoefficients, UnCLIPScheduler, UnCLIPSchedulerConfig, VarianceType,
 };
 use crate::time::now_ms;
 use crate::tokenizer::{Tokenizer, Tokens};
@@ -677,6 +677,9 @@ impl<B: Backend> UnCLIPPipeline<B> {
         let upscaled = resize_bicubic_aa(&self.be, &image_small, sr_size, sr_size)?;
         let sched = &self.super_res_scheduler;
         let all = sched.set_timesteps(p.sr_steps)?;
+        if edit.is_none() && sched.prediction_type() == PredictionType::Epsilon && all.len() < MIN_EPSILON_SR_STEPS {
+            emit!(obs, Event::Warning(few_sr_steps_warning(&all)));
+        }
         let stage_edit = edit.map(|e| StageEdit::new(&self.be, e, sr_ch, sr_size, &all, MaskCut::Half)).transpose()?;
         let timesteps = stage_edit.as_ref().map_or(all.clone(), |e| e.timesteps.clone());
         let start = now_ms();
@@ -763,6 +766,21 @@ impl<B: Backend> UnCLIPPipeline<B> {
             DecoderEps { eps: out.narrow(1, 0, ch)?, var: out.narrow(1, ch, out.dim(1) - ch)?, guided: None }
         })
     }
+}
+
+/// Fewer super-res steps than this on an ε-predicting super-res model draw coloured noise: unclip-emoji 0.1 at 2 steps
+/// is noise, 3–4 noisy, 5 clean, 7 (diffusers' default) the picture (`unclip generate --prompt "a happy dog"
+/// --prior-steps 10 --decoder-steps 10 --sr-steps N`). The pipeline warns below it.
+pub const MIN_EPSILON_SR_STEPS: usize = 5;
+
+/// Why an ε-predicting super-res with few steps draws noise, in the words the page and the CLI show.
+pub fn few_sr_steps_warning(timesteps: &[usize]) -> String {
+    let next = timesteps.get(1).copied().unwrap_or(0);
+    format!(
+        "super-res runs only {} steps and this model's super-res predicts the noise ε: its first step jumps from t = {} to t = {next}, and at t = 999 the predicted image x̂0 = (x_t − √(1−ᾱ)·ε̂)/√ᾱ divides by √ᾱ ≈ 5·10⁻⁵, so tiny errors in ε̂ become coloured noise that so few steps cannot remove: use {MIN_EPSILON_SR_STEPS} or more (7 is diffusers' default)",
+        timesteps.len(),
+        timesteps.first().copied().unwrap_or(0)
+    )
 }
 
 /// What the text encoder gives the prior and the decoder: [uncond; cond] under CFG, and their masks.

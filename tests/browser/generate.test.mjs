@@ -288,3 +288,16 @@ test("a negative prompt is a setting in the URL and gives the native CLI's image
   assert.ok(max <= 2.5 / 255, `browser vs native with a negative prompt: max abs diff ${max}`);
   await context.close();
 });
+
+test("too few super-res steps on an ε-predicting model get a warning that says why, and only for that run", async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?${SMALL}&autorun=1`); // sr_steps=2, the tiny ε model
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+  assert.match(await page.textContent("#warning"), /super-res runs only 2 steps .* t = 999 to t = 0.* use 5 or more/);
+  await page.click("#settings summary");
+  await page.fill("#sr_steps", "5");
+  await page.click("#generate");
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+  assert.doesNotMatch(await page.textContent("#warning"), /super-res runs only/);
+  await context.close();
+});

@@ -3,7 +3,11 @@
 // toggle switches every label, and the lesson lives in the URL.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { serverAndBrowser } from "./setup.mjs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT, serverAndBrowser } from "./setup.mjs";
 import { waitState, shot } from "./browser.mjs";
 import { STRINGS } from "../../www/js/learn/i18n.js";
 
@@ -106,6 +110,34 @@ test("reverse process: one frame per step, DDPM and DDIM start from the same noi
   assert.equal(await page.textContent('#hier-stages li[data-stage="text_proj"] .out'), "(2, 81, 100) + (2, 128)");
   assert.equal(await page.textContent('#hier-stages li[data-stage="decoder"] .out'), "(2, 6, 32, 32)");
   assert.match(await page.textContent("#hier-embedding"), /‖z‖ = [\d.]+; z = \[.*\] \(32 numbers\)/);
+  // the panels run with the recommended prior and super-res steps: the final picture is the CLI's
+  const tmp = mkdtempSync(join(tmpdir(), "unclip-learn-"));
+  const cliPixels = (sampler) => page.evaluate(async (b64) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    await img.decode();
+    const c = document.createElement("canvas");
+    c.width = img.width; c.height = img.height;
+    c.getContext("2d").drawImage(img, 0, 0);
+    return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
+  }, (execFileSync(join(ROOT, "target/debug/unclip"), ["generate", "--model", join(ROOT, "dist/models/tiny"), "--prompt",
+    "horse", "--seed", "4", "--prior-steps", "25", "--decoder-steps", "5", "--sr-steps", "7", "--sampler", sampler, "--out",
+    join(tmp, `${sampler}.png`)], { stdio: "ignore" }), readFileSync(join(tmp, `${sampler}.png`)).toString("base64")));
+  const cli = await cliPixels("ddim"); // panel 2 runs DDPM, then DDIM: panel 5 shows the last run
+  const panel = await page.$eval("#hier-final", (c) => Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data));
+  const off = Math.max(...panel.map((v, i) => Math.abs(v - cli[i])));
+  assert.ok(panel.length === cli.length && off <= 2, `the panel's final picture is the CLI's (max 8-bit difference ${off})`);
+  // the lesson on super-res steps: 2 and 7 steps side by side; on this ε-predicting model 2 steps are noise
+  await page.click("#hier-steps-run");
+  await page.waitForFunction(() => ["done", "error"].includes(document.body.dataset.srSteps), null, { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.srSteps), "done", await page.textContent("#hier-steps-status"));
+  const sr7 = await page.$eval("#hier-sr7", (c) => Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data));
+  const ddpm = await cliPixels("ddpm");
+  assert.ok(Math.max(...sr7.map((v, i) => Math.abs(v - ddpm[i]))) <= 2, "7 steps: the CLI's picture (DDPM, diffusers' sampler)");
+  const sr2 = await page.$eval("#hier-sr2", (c) => Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data));
+  const saturated = sr2.filter((v, i) => i % 4 !== 3 && (v === 0 || v === 255)).length / (sr2.length * 0.75);
+  assert.ok(saturated > 0.5, `2 steps of an ε super-res pin pixels to 0 or 255 (${(100 * saturated).toFixed(0)} % of them)`);
+  await shot(page, "learn-sr-steps");
   await page.close();
 });
 

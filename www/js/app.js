@@ -93,7 +93,13 @@ const handlers = {
     row.querySelector("progress").value = 1;
     row.querySelector("small").textContent = `done in ${(m.ms / 1000).toFixed(2)} s`;
   },
-  warning(m) { $("warning").textContent = m.message; $("warning").hidden = false; },
+  warning(m) { // one line each; a run's own warnings go when the next run starts, the load's stay
+    const line = document.createElement("span");
+    line.dataset.phase = document.body.dataset.state === "running" ? "run" : "load";
+    line.textContent = m.message;
+    $("warning").append(line);
+    $("warning").hidden = false;
+  },
   done(m) {
     const canvas = document.createElement("canvas");
     paintRgba(canvas, m.rgba, m.width, m.height);
@@ -137,7 +143,9 @@ worker.onerror = (e) => { showError(`the worker failed: ${e.message}`); state("e
 $("form").addEventListener("submit", (e) => {
   e.preventDefault();
   const p = readSettings();
-  $("error").hidden = true; $("warning").hidden = true;
+  $("error").hidden = true;
+  for (const line of $("warning").querySelectorAll('[data-phase="run"]')) line.remove();
+  $("warning").hidden = !$("warning").childElementCount;
   const request = edit.request();
   if (request.error) return showError(request.error);
   runSettings = p;

@@ -1,6 +1,7 @@
 // Panel 3, classifier-free guidance: one seed decoded at several guidance scales, the prior's guidance
 // on its own, and at any decoder step the unconditional and conditional ε̂ next to their combination.
 import { chwToRgba, NOISE_SCALE, paintRgba } from "../canvas.js";
+import { recommended } from "./model.js";
 
 const $ = (id) => document.getElementById(id);
 export const DECODER_SCALES = [1, 3, 8];
@@ -35,8 +36,7 @@ export class GuidancePanel {
   async decode(decoderGuidance, priorGuidance, onStep = () => {}) {
     const s = this.state;
     let last = null;
-    const params = { prompt: s.prompt, seed: s.rseed, prior_steps: 10, decoder_steps: s.steps, sr_steps: 2,
-      prior_guidance: priorGuidance, decoder_guidance: decoderGuidance };
+    const params = { ...recommended(s), prior_guidance: priorGuidance, decoder_guidance: decoderGuidance };
     const done = await this.model.generate(params, (m) => { if (m.stage === "decoder") { last = m; onStep(m); } });
     return { ...last, embedding: done.embedding };
   }

@@ -1,11 +1,13 @@
 // Panel 5, the hierarchy: text → prior → image embedding → decoder → super-res, with the tensor shapes of
 // the loaded model and the values of the last run made in panel 2.
 import { paintRgba } from "../canvas.js";
+import { recommended } from "./model.js";
 
 const $ = (id) => document.getElementById(id);
 
 export class HierarchyPanel {
-  constructor(model) {
+  constructor(state, model) {
+    this.state = state;
     this.model = model;
   }
 
@@ -22,6 +24,29 @@ export class HierarchyPanel {
       }));
     });
     document.addEventListener("learn-run", (e) => this.showRun(e.detail));
+    this.model.ready.then(() => { $("hier-steps-run").disabled = false; });
+    $("hier-steps-run").onclick = () => this.compareSteps();
+  }
+
+  /// The lesson on super-res steps: panel 2's prompt and seed, the recommended prior and decoder steps, super-res
+  /// with 2 and with 7 steps.
+  async compareSteps() {
+    const s = this.state;
+    $("hier-steps-run").disabled = true;
+    document.body.dataset.srSteps = "running";
+    try {
+      for (const sr of [2, 7]) {
+        $("hier-steps-status").textContent = `${sr}…`;
+        const done = await this.model.generate({ ...recommended(s), sr_steps: sr }, () => {});
+        paintRgba($(`hier-sr${sr}`), done.rgba, done.width, done.height);
+      }
+      $("hier-steps-status").textContent = "";
+      document.body.dataset.srSteps = "done";
+    } catch (e) {
+      $("hier-steps-status").textContent = e.message;
+      document.body.dataset.srSteps = "error";
+    }
+    $("hier-steps-run").disabled = false;
   }
 
   /// detail: {embedding (Float32Array), decoder: last decoder step message, done: the final image}

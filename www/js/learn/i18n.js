@@ -43,6 +43,11 @@ export const STRINGS = {
     "hierarchy.waiting": "Run panel 2 to see the values.",
     "hierarchy.small": "decoder output",
     "hierarchy.final": "after super-res",
+    "hierarchy.stepsTitle": "Why super-res needs its steps",
+    "hierarchy.steps": "unCLIP's scheduler spaces n steps from t = 999 to t = 0, so with 2 steps super-res jumps from 999 straight to 0. A super-res model that predicts the noise ε (Karlo's, unclip-emoji 0.1's) gets its image from x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t, and √ᾱ₉₉₉ ≈ 5·10⁻⁵: an error of 0.0001 in ε̂ moves x̂₀ by 2, so every pixel is pinned to black or white — and with no step left to repair it, that is the picture. With 5 to 7 steps the later steps wash it out. A model that predicts x̂₀ itself (prediction_type \"sample\", as unclip-emoji 0.2's super-res does) divides by nothing and survives 2 steps. Compare on the loaded model, with panel 2's prompt and seed:",
+    "hierarchy.stepsRun": "Super-res with 2 and with 7 steps",
+    "hierarchy.sr2": "2 super-res steps",
+    "hierarchy.sr7": "7 super-res steps",
     lang: "中文",
   },
   zh: {
@@ -88,6 +93,11 @@ export const STRINGS = {
     "hierarchy.waiting": "运行第 2 部分即可看到数值。",
     "hierarchy.small": "解码器输出",
     "hierarchy.final": "超分辨率之后",
+    "hierarchy.stepsTitle": "为什么超分辨率需要足够的步数",
+    "hierarchy.steps": "unCLIP 的调度器把 n 步均匀排在 t = 999 到 t = 0 之间，所以只用 2 步时，超分辨率会从 999 直接跳到 0。预测噪声 ε 的超分辨率模型（Karlo 的、unclip-emoji 0.1 的）用 x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t 得到图像，而 √ᾱ₉₉₉ ≈ 5·10⁻⁵：ε̂ 中 0.0001 的误差会让 x̂₀ 偏移 2，于是每个像素都被钉在纯黑或纯白——没有剩下的步骤去修复，这就成了最终图像。用 5 到 7 步时，后面的步骤会把它抹平。直接预测 x̂₀ 的模型（prediction_type \"sample\"，unclip-emoji 0.2 的超分辨率就是这样）不做这个除法，2 步也没问题。用当前模型、第 2 部分的提示词和种子来比较：",
+    "hierarchy.stepsRun": "超分辨率用 2 步和 7 步",
+    "hierarchy.sr2": "超分辨率 2 步",
+    "hierarchy.sr7": "超分辨率 7 步",
     lang: "English",
   },
 };

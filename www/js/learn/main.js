@@ -82,5 +82,5 @@ const model = new ModelWorker((text) => { document.getElementById("rev-status").
 new ReversePanel(state, model).init();
 new GuidancePanel(state, model).init();
 new PriorPanel(state, model, `${modelUrl}concept-map.json`).init();
-new HierarchyPanel(model).init();
+new HierarchyPanel(state, model).init();
 document.body.dataset.state = "ready";

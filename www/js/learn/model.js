@@ -1,6 +1,15 @@
 // The model, running in the generate page's worker, shared by the panels that need it: loads once,
 // then runs one generation at a time and hands each step event to the caller.
 
+import { DEFAULTS } from "../protocol.js";
+
+/// The settings the panels run with: the lesson's prompt, seed and decoder steps, and the generate page's
+/// (diffusers') prior and super-res steps, so a panel's picture is the one `unclip generate` draws.
+export function recommended(state) {
+  return { prompt: state.prompt, seed: state.rseed, prior_steps: DEFAULTS.prior_steps, decoder_steps: state.steps,
+    sr_steps: DEFAULTS.sr_steps };
+}
+
 export class ModelWorker {
   constructor(onStatus, modelUrl) {
     this.worker = new Worker(new URL("../worker.js", import.meta.url), { type: "module" });

@@ -2,6 +2,7 @@
 // DDPM and once with DDIM from the same seed; every decoder step's x_t, x̂0 and ε̂ go on a timeline.
 
 import { chwToRgba, NOISE_SCALE, paintRgba } from "../canvas.js";
+import { recommended } from "./model.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -28,7 +29,7 @@ export class ReversePanel {
 
   async generate(sampler) {
     const s = this.state;
-    const params = { prompt: s.prompt, seed: s.rseed, prior_steps: 10, decoder_steps: s.steps, sr_steps: 2, sampler };
+    const params = { ...recommended(s), sampler };
     const done = await this.model.generate(params, (m) => { if (m.stage === "decoder") this.frames[sampler].push(m); });
     const detail = { embedding: done.embedding, decoder: this.frames[sampler].at(-1), done };
     document.dispatchEvent(new CustomEvent("learn-run", { detail })); // panel 5 shows the run's values
