@@ -5,13 +5,20 @@ import { mkdirSync } from "node:fs";
 export const ARTIFACTS = new URL("../../test-results/", import.meta.url).pathname;
 mkdirSync(ARTIFACTS, { recursive: true });
 
+const OPTIONS = {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--enable-unsafe-webgpu"],
+};
+
 export async function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--enable-unsafe-webgpu"],
-  });
+  return chromium.launch(OPTIONS);
+}
+
+/// A browser with a profile on disk (not incognito: what installing an app needs), as one context.
+export async function launchWithProfile(dir) {
+  return chromium.launchPersistentContext(dir, OPTIONS);
 }
 
 /// A new page that records every text #load-text shows (the streaming progress) in window.__loadLog.
