@@ -234,3 +234,31 @@ test("a lesson link with settings the page cannot use says which, instead of loa
   }
   await context.close();
 });
+
+test("SDEdit from the forward panel: t = 0 gives the image back, t = 500 runs the last half of the decoder's steps", async () => {
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.url}learn.html?model=tiny&image=dog-face.png&t=0&prompt=horse&steps=10`);
+  await waitState(page, "ready");
+  const run = async () => {
+    await page.waitForFunction(() => !document.getElementById("sdedit-run").disabled, null, { timeout: 120_000 });
+    await page.click("#sdedit-run");
+    await page.waitForFunction(() => ["done", "error"].includes(document.body.dataset.sdedit), null, { timeout: 120_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.sdedit), "done", await page.textContent("#sdedit-status"));
+    await page.evaluate(() => { document.body.dataset.sdedit = ""; });
+  };
+  const pixels = (id) => page.$eval(`#${id}`, (c) => Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data));
+  await run();
+  assert.deepEqual(await pixels("sdedit-result"), await pixels("x0"), "t = 0: the image itself");
+  assert.equal(await page.evaluate(() => document.body.dataset.sdeditSteps), "0");
+  await page.$eval("#t", (el) => { el.value = "500"; el.dispatchEvent(new Event("input")); });
+  await page.selectOption("#sdedit-sampler", "ddim");
+  await run();
+  assert.equal(await page.evaluate(() => document.body.dataset.sdeditSteps), "5", "int(10 · 500/999) = 5 decoder steps");
+  assert.match(await page.textContent("#sdedit-status"), /Started at t = (\d+): the last 5 of 10/);
+  assert.ok(Number((await page.textContent("#sdedit-status")).match(/t = (\d+)/)[1]) <= 500);
+  assert.equal(await page.locator("#sdedit-steps canvas").count(), 10, "x_t and x̂0 for each of the 5 steps");
+  const result = await pixels("sdedit-result"), image = await pixels("x0");
+  assert.ok(result.some((v, i) => Math.abs(v - image[i]) > 8), "t = 500 changes the picture");
+  await shot(page, "learn-sdedit");
+  await page.close();
+});

@@ -106,7 +106,7 @@ async function generate(params, edit) {
   try {
     const out = await withGpuFallback(() => (edit
       ? engine.edit(params, edit.image.rgba, edit.image.width, edit.image.height, mask.rgba, mask.width, mask.height,
-        params.strength, params.resample, onEvent)
+        params.strength ?? 1, params.resample ?? 1, onEvent)
       : engine.generate(params, onEvent)));
     const done = { type: "done", rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, ms: performance.now() - start };
     post(done, [out.rgba.buffer, out.image_embedding.buffer]);

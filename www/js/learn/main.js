@@ -6,6 +6,7 @@ import { HierarchyPanel } from "./hierarchy.js";
 import { ModelWorker } from "./model.js";
 import { PriorPanel } from "./prior.js";
 import { ReversePanel } from "./reverse.js";
+import { SdeditPanel } from "./sdedit.js";
 import { applyLanguage } from "./i18n.js";
 
 const q = new URLSearchParams(location.search);
@@ -83,4 +84,5 @@ new ReversePanel(state, model).init();
 new GuidancePanel(state, model).init();
 new PriorPanel(state, model, `${modelUrl}concept-map.json`).init();
 new HierarchyPanel(state, model).init();
+new SdeditPanel(state, model, forward).init();
 document.body.dataset.state = "ready";

@@ -31,11 +31,12 @@ export class ModelWorker {
     this.worker.postMessage({ type: "load", modelUrl });
   }
 
-  /// Runs `params` after any generation already queued; resolves to the "done" message.
-  generate(params, onStep) {
+  /// Runs `params` (with `edit`, an img2img: protocol.js) after any generation already queued; resolves to the
+  /// "done" message.
+  generate(params, onStep, edit = null) {
     const run = () => this.ready.then(() => new Promise((resolve, reject) => {
       this.current = { onStep, resolve, reject };
-      this.worker.postMessage({ type: "generate", params });
+      this.worker.postMessage({ type: "generate", params, edit });
     }));
     this.queue = this.queue.then(run, run);
     return this.queue;
