@@ -4,12 +4,12 @@
 import { paintRgba } from "./canvas.js";
 import { DEFAULTS, STAGES } from "./protocol.js";
 import { initEdit } from "./edit.js";
+import { initModels, MODEL_PARAMS } from "./models.js";
 import { initRemix } from "./remix.js";
 
 const $ = (id) => document.getElementById(id);
-// ?model=NAME serves dist/models/NAME/ (default: the bundled unclip-emoji; "tiny" is the random test model)
-const MODEL = /^[a-z0-9-]+$/.test(new URLSearchParams(location.search).get("model") ?? "") ? new URLSearchParams(location.search).get("model") : "default";
-const MODEL_URL = new URL(`../models/${MODEL}/`, import.meta.url).href;
+// the served models are folders under models/ (models.js: which one the URL asks for, or your own)
+const MODELS_URL = new URL("../models/", import.meta.url).href;
 const FIELDS = ["prompt", "negative_prompt", "seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of", "strength", "resample", "backend"];
 const NUMERIC = new Set(["seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of", "strength", "resample"]);
 
@@ -38,6 +38,8 @@ function readSettings() {
 
 function writeUrl(p) {
   const q = new URLSearchParams();
+  const now = new URLSearchParams(location.search);
+  for (const k of MODEL_PARAMS) if (now.has(k)) q.set(k, now.get(k)); // which model: models.js keeps it
   for (const f of [...FIELDS, "edit_mode"]) if (String(p[f]) !== String(DEFAULTS[f]) || f === "prompt") q.set(f, p[f]);
   history.replaceState(null, "", `?${q}`);
 }
@@ -67,6 +69,8 @@ const handlers = {
     $("load-text").textContent = `${m.model.name} ${m.model.version} ready (${m.info.width}×${m.info.height})`;
     $("backend-status").textContent = `Backend: ${m.info.backend} — ${m.reason}`;
     remix.ready();
+    models.ready(m.model);
+    worker.postMessage({ type: "storage" });
     $("about-title").textContent = `${m.model.name} ${m.model.version}`;
     $("about-license").textContent = `Licence: ${m.model.license}`;
     $("about-credits").replaceChildren(...m.model.attribution.map((a) => {
@@ -126,8 +130,8 @@ const handlers = {
     finish("error");
   },
   storage(m) {
-    const files = m.entries.map((e) => `${e.name} (${mb(e.bytes)})`).join(", ") || "nothing cached";
-    $("storage-text").textContent = `${files}. Origin storage: ${mb(m.usage)} of ${mb(m.quota)}${m.persisted ? ", persistent" : ""}.`;
+    const n = models.storage(m, (base) => worker.postMessage({ type: "delete_model", base }));
+    $("storage-text").textContent = `${n ? `${n} model${n > 1 ? "s" : ""} stored` : "No model is stored"}. Origin storage: ${mb(m.usage)} of ${mb(m.quota)}${m.persisted ? ", persistent" : ""}.`;
   },
 };
 
@@ -164,7 +168,16 @@ $("about-open").onclick = () => $("about").showModal();
 $("storage").addEventListener("toggle", () => { if ($("storage").open) worker.postMessage({ type: "storage" }); });
 $("storage-clear").onclick = () => worker.postMessage({ type: "clear_cache" });
 
-function loadModel() { worker.postMessage({ type: "load", modelUrl: MODEL_URL, backend: $("backend").value }); }
+/// Loads `source` (models.js) on the chosen backend; the worker queues it behind any run.
+function loadSource(source) {
+  state("loading");
+  $("error").hidden = true;
+  $("generate").disabled = true;
+  $("load-text").textContent = "Loading the model…";
+  worker.postMessage({ type: "load", source, backend: $("backend").value });
+}
+const models = initModels(MODELS_URL, loadSource);
+function loadModel() { loadSource(models.source()); }
 
 const retry = document.createElement("button");
 retry.id = "retry-load"; retry.type = "button"; retry.textContent = "Retry"; retry.hidden = true;
@@ -176,3 +189,4 @@ navigator.serviceWorker?.register(new URL("../sw.js", import.meta.url)).catch(()
 
 let autorun = settingsFromUrl();
 loadModel();
+worker.postMessage({ type: "storage" }); // the stored models, for the model menu

@@ -1,18 +1,21 @@
 // Messages between the page (app.js) and the worker (worker.js). Every message is {type, ...}.
 //
 // page → worker
-//   {type: "load", modelUrl, backend}        fetch (or read from the cache) and build the model on
-//                                            backend "auto" | "webgpu" | "cpu" (again to switch)
+//   {type: "load", source, backend}          fetch (or read from the cache) and build the model on
+//                                            backend "auto" | "webgpu" | "cpu" (again to switch); source:
+//                                            {kind: "url", base} | {kind: "folder", files: Map(name → File)} |
+//                                            {kind: "local", name} (weights.js); {modelUrl} = a url source
 //   {type: "generate", params, edit?}        params as in the URL: prompt, seed, prior_steps, …, edit_mode,
 //                                            strength, resample; edit: {image: {rgba, width, height}, mask:
 //                                            {rgba, width, height} | null} (img2img without a mask, inpainting with)
 //   {type: "cancel"}                         stop before the next step
 //   {type: "storage"}                        report what is cached
 //   {type: "clear_cache"}                    delete every cached model file
+//   {type: "delete_model", base}             delete one cached model (a `storage` entry's base)
 //
 // worker → page
 //   {type: "load_progress", file, fileLoaded, fileBytes, loaded, total, rate, eta, cached, tensors}
-//   {type: "ready", model: {name, version, license, attribution}, info: {backend, adapter?, width, height, …}, reason}
+//   {type: "ready", model: {name, version, license, attribution, local}, info: {backend, adapter?, width, height, …}, reason}
 //   {type: "stage_start", stage, steps} / {type: "stage_end", stage, ms}
 //   {type: "step", stage, i, n, t, ms, xt?, x0?, width?, height?, eps?, eps_uncond?, eps_cond?}
 //                                            xt/x0: RGBA Uint8ClampedArray; eps*: CHW Float32Array (ε̂, and
@@ -21,7 +24,7 @@
 //   {type: "done", rgba, width, height, embedding, ms}   embedding: the image embedding (Float32Array)
 //   {type: "cancelled"}
 //   {type: "error", phase: "load" | "generate", message}
-//   {type: "storage", entries: [{name, bytes}], usage, quota, persisted}
+//   {type: "storage", models: [{base, name, version?, license?, local, bytes, files}], usage, quota, persisted}
 
 // Remix (remix.js ↔ remix-worker.js); every worker → page message of a remix carries job: "remix"
 //   page → worker {type: "remix", op: "caps"}                          → {type: "remix_caps", imageEncoder}

@@ -1,9 +1,22 @@
 // Model files: streamed with byte-level progress, verified (size, SHA-256, GGUF header) while they
 // arrive, stored in the Cache API only when complete and verified, and read from there next time.
+//
+// A model comes from a source: {kind: "url", base} (a served folder, e.g. dist/models/default/), {kind: "folder",
+// files: Map(name → File)} (a folder `unclip convert` wrote, picked on this device) or {kind: "local", name} (such a
+// folder picked before: its verified copy in the cache). Local models are cached under LOCAL_PREFIX/<name>/, so
+// each is listed, sized and deleted on its own.
 
 import { FileVerifier, parseManifest } from "../pkg/unclip.js";
 
 export const CACHE_NAME = "unclip-models-v1";
+const LOCAL_PREFIX = new URL("/__unclip-local-models__/", self.location.origin).href;
+/// The most weight bytes this page loads: wasm32 memory ends at 4 GiB, and while a model loads its bytes are held
+/// twice (the verified download in JS and the engine's copy in wasm memory).
+export const MAX_MODEL_BYTES = 2 * 1024 ** 3;
+
+export function localBase(name) {
+  return `${LOCAL_PREFIX}${encodeURIComponent(name)}/`;
+}
 /// Each cached response carries its size, so the Storage panel never reads a file to size it.
 const SIZE_HEADER = "x-unclip-bytes";
 
@@ -34,21 +47,31 @@ async function fetchManifest(base, cache) {
   return { text, manifest: parseManifest(text) }; // throws on a bad manifest, which is then never cached
 }
 
-/// Streams one file through a FileVerifier, reporting progress; returns its bytes.
-async function download(url, entry, onChunk) {
+/// The bytes of one file as a stream: from the network, or from a picked folder.
+async function open(source, base, entry) {
+  if (source.kind === "folder") {
+    const file = source.files.get(entry.file);
+    if (!file) throw new LoadError(`the folder has no ${entry.file}, which its model.json lists: choose the whole folder \`unclip convert\` wrote`);
+    return file.stream();
+  }
   let res;
   try {
-    res = await fetch(url, { cache: "no-store" });
+    res = await fetch(new URL(entry.file, base).href, { cache: "no-store" });
   } catch (e) {
     throw new LoadError(`${entry.file}: the network failed (${e.message}); check the connection and try again`);
   }
   if (!res.ok) {
     throw new LoadError(`${entry.file}: the server answered ${res.status} ${res.statusText}; try again later`);
   }
+  return res.body;
+}
+
+/// Streams one file through a FileVerifier, reporting progress; returns its bytes.
+async function download(stream, entry, onChunk) {
   const verifier = new FileVerifier(entry);
   const bytes = new Uint8Array(entry.bytes);
   let received = 0;
-  const reader = res.body.getReader();
+  const reader = stream.getReader();
   try {
     for (;;) {
       let chunk;
@@ -72,47 +95,85 @@ async function download(url, entry, onChunk) {
   return bytes;
 }
 
-/// Loads every file of the model at `base` (a URL ending in "/"). `onProgress` gets
+/// model.json of a source, and the base its files are cached under.
+async function readManifest(source, cache) {
+  if (source.kind === "url") return { base: source.base, ...(await fetchManifest(source.base, cache)) };
+  if (source.kind === "local") {
+    const base = localBase(source.name);
+    const cached = await cache.match(new URL("model.json", base).href);
+    if (!cached) throw new LoadError(`the model “${source.name}” is not stored in this browser (it was deleted, or picked in another browser): open its folder again`);
+    const text = await cached.text();
+    return { base, text, manifest: parseManifest(text) };
+  }
+  const file = source.files.get("model.json");
+  if (!file) throw new LoadError("the folder has no model.json: choose a folder that `unclip convert` wrote (it holds model.json and the .gguf files)");
+  const text = await file.text();
+  const manifest = parseManifest(text);
+  return { base: localBase(manifest.name), text, manifest };
+}
+
+/// Refuses a model this page cannot hold, and says so with the numbers.
+function checkFits(manifest) {
+  if (manifest.totalBytes > MAX_MODEL_BYTES) {
+    const mb = (b) => (b / 2 ** 20).toFixed(0);
+    throw new LoadError(`${manifest.name} has ${mb(manifest.totalBytes)} MiB of weights, more than the ${mb(MAX_MODEL_BYTES)} MiB a web page can load (WebAssembly memory ends at 4096 MiB and a model's bytes are held twice while it loads): convert it with \`unclip convert --dtype q8_0\` (about a quarter of f32), or run it with the native CLI`);
+  }
+}
+
+/// Loads every file of the model `source` names (see the top of this file). `onProgress` gets
 /// {file, fileLoaded, fileBytes, loaded, total, rate, eta, cached, tensors}. Returns
-/// {manifestText, manifest, files: Map(name → Uint8Array), warnings}.
-export async function loadModel(base, onProgress) {
+/// {manifestText, manifest, files: Map(name → Uint8Array), warnings, base}.
+export async function loadModel(source, onProgress) {
   if (!("caches" in self)) throw new LoadError("this browser has no Cache API (a private window?): the model cannot be stored");
   const cache = await caches.open(CACHE_NAME);
-  const { text, manifest } = await fetchManifest(base, cache);
+  const { base, text, manifest } = await readManifest(source, cache);
+  checkFits(manifest);
   const files = new Map();
   const warnings = [];
   const start = performance.now();
   let loaded = 0;
   let fetchedBytes = 0;
-  for (const entry of manifest.files) {
-    const key = keyFor(base, entry);
-    const hit = await cache.match(key);
-    if (hit) {
-      files.set(entry.file, new Uint8Array(await hit.arrayBuffer()));
-      loaded += entry.bytes;
-      onProgress({ file: entry.file, fileLoaded: entry.bytes, fileBytes: entry.bytes, loaded, total: manifest.totalBytes, rate: 0, eta: 0, cached: true });
-      continue;
-    }
-    const before = loaded;
-    const bytes = await download(new URL(entry.file, base).href, entry, (got, tensors) => {
-      const secs = (performance.now() - start) / 1000;
-      const rate = (fetchedBytes + got) / Math.max(secs, 1e-3);
-      const left = manifest.totalBytes - (before + got);
-      onProgress({ file: entry.file, fileLoaded: got, fileBytes: entry.bytes, loaded: before + got, total: manifest.totalBytes, rate, eta: left / Math.max(rate, 1), cached: false, tensors });
-    });
-    fetchedBytes += entry.bytes;
-    loaded += entry.bytes;
-    files.set(entry.file, bytes);
-    try {
-      await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream", [SIZE_HEADER]: String(bytes.length) } }));
-    } catch (e) {
-      const { usage = 0, quota = 0 } = (await navigator.storage?.estimate?.()) ?? {};
-      warnings.push(`${entry.file} could not be stored for offline use (${e.name}: storage ${(usage / 1e6).toFixed(0)} of ${(quota / 1e6).toFixed(0)} MB used); it will be downloaded again next visit — free some space to keep it`);
-      await cache.delete(key);
-    }
+  const added = []; // keys this load stored: a picked folder that fails leaves none of them behind
+  try {
+    await loadFiles();
+  } catch (e) {
+    if (source.kind === "folder") for (const key of added) await cache.delete(key);
+    throw e;
   }
   if (!warnings.length) await commitVersion(cache, base, text, manifest);
-  return { manifestText: text, manifest, files, warnings };
+  return { manifestText: text, manifest, files, warnings, base };
+
+  async function loadFiles() {
+    for (const entry of manifest.files) {
+      const key = keyFor(base, entry);
+      const hit = await cache.match(key);
+      if (hit) {
+        files.set(entry.file, new Uint8Array(await hit.arrayBuffer()));
+        loaded += entry.bytes;
+        onProgress({ file: entry.file, fileLoaded: entry.bytes, fileBytes: entry.bytes, loaded, total: manifest.totalBytes, rate: 0, eta: 0, cached: true });
+        continue;
+      }
+      const before = loaded;
+      if (source.kind === "local") throw new LoadError(`${entry.file} of “${source.name}” is no longer stored in this browser: open the model's folder again`);
+      const bytes = await download(await open(source, base, entry), entry, (got, tensors) => {
+        const secs = (performance.now() - start) / 1000;
+        const rate = (fetchedBytes + got) / Math.max(secs, 1e-3);
+        const left = manifest.totalBytes - (before + got);
+        onProgress({ file: entry.file, fileLoaded: got, fileBytes: entry.bytes, loaded: before + got, total: manifest.totalBytes, rate, eta: left / Math.max(rate, 1), cached: false, tensors });
+      });
+      fetchedBytes += entry.bytes;
+      loaded += entry.bytes;
+      files.set(entry.file, bytes);
+      try {
+        await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream", [SIZE_HEADER]: String(bytes.length) } }));
+        added.push(key);
+      } catch (e) {
+        const { usage = 0, quota = 0 } = (await navigator.storage?.estimate?.()) ?? {};
+        warnings.push(`${entry.file} could not be stored for offline use (${e.name}: storage ${(usage / 1e6).toFixed(0)} of ${(quota / 1e6).toFixed(0)} MB used); it will be downloaded again next visit — free some space to keep it`);
+        await cache.delete(key);
+      }
+    }
+  }
 }
 
 /// Every file of this model.json is verified and cached: it becomes the version an offline visit opens, and
@@ -136,18 +197,35 @@ export async function forget(base, entry) {
   await cache.delete(keyFor(base, entry));
 }
 
+/// What is cached, per model: [{base, name, version, license, local, bytes, files}], with the origin's usage.
 export async function storageReport() {
   const cache = await caches.open(CACHE_NAME);
-  const entries = [];
+  const models = new Map(); // base → entry
   for (const req of await cache.keys()) {
     const res = await cache.match(req);
     // entries from before SIZE_HEADER: a Blob's size, which needs no copy of the bytes into this worker
     const size = Number(res?.headers.get(SIZE_HEADER) ?? (res ? (await res.blob()).size : 0));
-    entries.push({ name: new URL(req.url).pathname.split("/").slice(-2).join("/"), bytes: size });
+    const base = req.url.slice(0, req.url.lastIndexOf("/") + 1);
+    const m = models.get(base) ?? { base, name: decodeURIComponent(base.split("/").at(-2)), local: base.startsWith(LOCAL_PREFIX), bytes: 0, files: 0 };
+    m.bytes += size;
+    m.files += 1;
+    if (req.url.endsWith("/model.json")) {
+      try {
+        const manifest = JSON.parse(await res.text());
+        Object.assign(m, { name: manifest.name ?? m.name, version: manifest.version, license: manifest.license });
+      } catch { /* listed by its folder name */ }
+    }
+    models.set(base, m);
   }
   const { usage = 0, quota = 0 } = (await navigator.storage?.estimate?.()) ?? {};
   const persisted = (await navigator.storage?.persisted?.()) ?? false;
-  return { entries, usage, quota, persisted };
+  return { models: [...models.values()], usage, quota, persisted };
+}
+
+/// Deletes every cached file of the model at `base`.
+export async function deleteModel(base) {
+  const cache = await caches.open(CACHE_NAME);
+  for (const req of await cache.keys()) if (req.url.startsWith(base)) await cache.delete(req);
 }
 
 export async function clearCache() {

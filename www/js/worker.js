@@ -2,7 +2,7 @@
 // messages (protocol.js); everything heavy happens here.
 
 import init, { Engine } from "../pkg/unclip.js";
-import { clearCache, forget, loadModel, LoadError, storageReport } from "./weights.js";
+import { clearCache, deleteModel, forget, loadModel, LoadError, storageReport } from "./weights.js";
 import { runRemix } from "./remix-worker.js";
 
 let engine = null;
@@ -67,25 +67,32 @@ async function startEngine(backend, reason) {
     return startEngine("cpu", `WebGPU could not start (${e.message}), so this runs on the CPU (wasm simd128)`);
   }
   const m = model.manifest;
-  post({ type: "ready", model: { name: m.name, version: m.version, license: m.license, attribution: m.attribution }, info: engine.info(), reason });
+  post({ type: "ready", model: { name: m.name, version: m.version, license: m.license, attribution: m.attribution, local: model.local }, info: engine.info(), reason });
 }
 
-async function load(modelUrl, requested = "auto") {
+/// Loads a model from `source` (weights.js: a served URL, a picked folder, or a folder picked before).
+async function load(source, requested = "auto") {
   await ready;
-  const base = new URL(modelUrl, self.location.href);
-  if (!base.href.endsWith("/")) base.href += "/";
+  if (source.kind === "url") {
+    const base = new URL(source.base, self.location.href);
+    if (!base.href.endsWith("/")) base.href += "/";
+    if (base.origin !== self.location.origin) {
+      throw new LoadError(`${base.href} is on another site: this page loads models only from its own (${self.location.origin}), so copy the folder next to the page, or open it with “Open a model folder”`);
+    }
+    source = { kind: "url", base: base.href };
+  }
   if (navigator.storage?.persist) await navigator.storage.persist().catch(() => false);
   const { backend, reason } = await chooseBackend(requested);
   for (let attempt = 0; ; attempt++) {
-    const { manifestText, manifest, files, warnings } = await loadModel(base.href, (p) => post({ type: "load_progress", ...p }));
+    const { manifestText, manifest, files, warnings, base } = await loadModel(source, (p) => post({ type: "load_progress", ...p }));
     for (const message of warnings) post({ type: "warning", message });
-    model = { manifestText, manifest, files };
+    model = { manifestText, manifest, files, local: source.kind !== "url" };
     try {
       return await startEngine(backend, reason);
     } catch (e) {
       // A cached copy that no longer verifies: delete it and fetch it again once.
-      if (attempt === 0 && /sha256|bytes/.test(e.message)) {
-        for (const entry of manifest.files) await forget(base.href, entry);
+      if (attempt === 0 && source.kind === "url" && /sha256|bytes/.test(e.message)) {
+        for (const entry of manifest.files) await forget(base, entry);
         post({ type: "warning", message: `${e.message} — the cached copy was deleted and is being fetched again` });
         continue;
       }
@@ -131,8 +138,8 @@ self.onmessage = async ({ data }) => {
   const phase = data.type === "load" ? "load" : "generate";
   try {
     switch (data.type) {
-      case "load":
-        return await serial(() => load(data.modelUrl, data.backend));
+      case "load": // {source} (weights.js), or {modelUrl} (the teaching page)
+        return await serial(() => load(data.source ?? { kind: "url", base: data.modelUrl }, data.backend));
       case "remix": // variations, interpolation, text diffs (remix-worker.js)
         if (data.op === "caps") return await serial(() => runRemix(engine, data, post));
         return await run(() => withGpuFallback(() => runRemix(engine, data, post), "remix"), "remix");
@@ -144,6 +151,9 @@ self.onmessage = async ({ data }) => {
         return post({ type: "storage", ...(await storageReport()) });
       case "clear_cache":
         await clearCache();
+        return post({ type: "storage", ...(await storageReport()) });
+      case "delete_model":
+        await deleteModel(data.base);
         return post({ type: "storage", ...(await storageReport()) });
     }
   } catch (e) {
