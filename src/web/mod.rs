@@ -482,5 +482,6 @@ pub fn randn(seed: u64, n: usize) -> js_sys::Float32Array {
 }
 
 mod bench;
+mod crash;
 mod edit;
 mod remix;

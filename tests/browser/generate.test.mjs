@@ -303,3 +303,22 @@ test("too few super-res steps on an ε-predicting model get a warning that says 
   assert.doesNotMatch(await page.textContent("#warning"), /super-res runs only/);
   await context.close();
 });
+
+test("an engine crash (a panic, or memory that cannot grow) is one sentence, and the page restarts the engine", async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?${SMALL}`);
+  assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
+  for (const [kind, message] of [
+    ["panic", /the engine failed \(panicked at .*the crash drill panicked on purpose\); the page started a new engine/],
+    ["oom", /the engine ran out of memory or crashed \(.*its WebAssembly memory had grown to \d+ MiB of at most 4096 MiB\)/],
+  ]) {
+    const worker = page.workers().find((w) => w.url().endsWith("/js/worker.js"));
+    await worker.evaluate((kind) => self.onmessage({ data: { type: "crash_drill", kind } }), kind);
+    await page.waitForFunction(() => !document.getElementById("error").hidden);
+    assert.match(await page.textContent("#error"), message);
+    assert.equal(await waitState(page, ["ready"], 120_000), "ready", "a new engine, the model loaded again");
+    await page.click("#generate");
+    assert.equal(await waitState(page, ["done", "error"]), "done", `after the ${kind}: ${await page.textContent("#error")}`);
+  }
+  await context.close();
+});

@@ -13,8 +13,21 @@ const MODELS_URL = new URL("../models/", import.meta.url).href;
 const FIELDS = ["prompt", "negative_prompt", "seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of", "strength", "resample", "backend"];
 const NUMERIC = new Set(["seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of", "strength", "resample"]);
 
-const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-const remix = initRemix(worker, readSettings);
+/// The worker owns the wasm engine. After the engine crashes (a panic, or memory that cannot grow) its module is
+/// not to be trusted: `restartWorker` replaces the worker and loads the model again (from the cache). The panels
+/// talk to whichever worker is current through `port`.
+let worker = null;
+const port = { postMessage: (...args) => worker.postMessage(...args) };
+function startWorker() {
+  worker?.terminate();
+  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = ({ data }) => {
+    if (data.job === "remix") remix.handle(data);
+    if (data.job !== "remix" || data.crashed) handlers[data.type]?.(data); // a crash restarts the engine for both
+  };
+  worker.onerror = (e) => { showError(`the worker failed: ${e.message}`); state("error"); };
+}
+const remix = initRemix(port, readSettings);
 const edit = initEdit();
 const state = (s) => { document.body.dataset.state = s; };
 let stageTimes = {};
@@ -126,6 +139,13 @@ const handlers = {
   cancelled() { finish("ready"); },
   error(m) {
     showError(m.message);
+    if (m.crashed) { // a new engine, the same model: the page stays usable, and says what happened
+      startWorker();
+      finish("error");
+      loadModel();
+      showError(m.message);
+      return;
+    }
     if (m.phase === "load") { $("load-text").textContent = "The model could not be loaded."; $("retry-load").hidden = false; }
     finish("error");
   },
@@ -141,8 +161,6 @@ function finish(s) {
   state(s);
 }
 
-worker.onmessage = ({ data }) => (data.job === "remix" ? remix.handle(data) : handlers[data.type]?.(data));
-worker.onerror = (e) => { showError(`the worker failed: ${e.message}`); state("error"); };
 
 $("form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -188,5 +206,6 @@ $("backend").addEventListener("change", () => { if (document.body.dataset.state 
 navigator.serviceWorker?.register(new URL("../sw.js", import.meta.url)).catch(() => {}); // offline app shell
 
 let autorun = settingsFromUrl();
+startWorker();
 loadModel();
 worker.postMessage({ type: "storage" }); // the stored models, for the model menu

@@ -12,6 +12,7 @@
 //   {type: "storage"}                        report what is cached
 //   {type: "clear_cache"}                    delete every cached model file
 //   {type: "delete_model", base}             delete one cached model (a `storage` entry's base)
+//   {type: "crash_drill", kind}              crash the engine on purpose ("panic" | "oom"): the browser tests
 //
 // worker → page
 //   {type: "load_progress", file, fileLoaded, fileBytes, loaded, total, rate, eta, cached, tensors}
@@ -23,7 +24,8 @@
 //   {type: "warning", message}
 //   {type: "done", rgba, width, height, embedding, ms}   embedding: the image embedding (Float32Array)
 //   {type: "cancelled"}
-//   {type: "error", phase: "load" | "generate", message}
+//   {type: "error", phase: "load" | "generate", message, crashed?}   crashed: the wasm engine panicked or ran
+//                                            out of memory; the page replaces the worker and loads the model again
 //   {type: "storage", models: [{base, name, version?, license?, local, bytes, files}], usage, quota, persisted}
 
 // Remix (remix.js ↔ remix-worker.js); every worker → page message of a remix carries job: "remix"

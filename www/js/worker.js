@@ -1,7 +1,7 @@
 // The module worker that owns the wasm instance and the GPU device. The page only sends
 // messages (protocol.js); everything heavy happens here.
 
-import init, { Engine } from "../pkg/unclip.js";
+import init, { crashDrill, Engine, lastPanic, memoryBytes } from "../pkg/unclip.js";
 import { clearCache, deleteModel, forget, loadModel, LoadError, storageReport } from "./weights.js";
 import { runRemix } from "./remix-worker.js";
 
@@ -134,6 +134,16 @@ async function run(op, job) {
   }
 }
 
+/// A crash of the wasm engine (src/web/crash.rs) in words, or null for an ordinary error.
+function crashMessage(e) {
+  if (!(e instanceof WebAssembly.RuntimeError)) return null;
+  const panic = lastPanic();
+  const what = panic
+    ? `the engine failed (${panic.replace(/\s+/g, " ")})`
+    : `the engine ran out of memory or crashed (${e.message}; its WebAssembly memory had grown to ${(memoryBytes() / 2 ** 20).toFixed(0)} MiB of at most 4096 MiB)`;
+  return `${what}; the page started a new engine and is loading the model again — then try again, with fewer or smaller settings if it was memory`;
+}
+
 self.onmessage = async ({ data }) => {
   const phase = data.type === "load" ? "load" : "generate";
   try {
@@ -152,11 +162,15 @@ self.onmessage = async ({ data }) => {
       case "clear_cache":
         await clearCache();
         return post({ type: "storage", ...(await storageReport()) });
+      case "crash_drill": // the browser tests' fault injection: {kind: "panic" | "oom"}
+        return crashDrill(data.kind);
       case "delete_model":
         await deleteModel(data.base);
         return post({ type: "storage", ...(await storageReport()) });
     }
   } catch (e) {
+    const crash = crashMessage(e);
+    if (crash) return post({ type: "error", phase, crashed: true, message: crash, ...(data.type === "remix" ? { job: "remix" } : {}) });
     post({ type: "error", phase, message: e.message ?? String(e) });
   }
 };
