@@ -322,3 +322,34 @@ test("an engine crash (a panic, or memory that cannot grow) is one sentence, and
   }
   await context.close();
 });
+
+test("History survives a reload, puts a result's settings back on click, and deletes entries one by one", async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?${SMALL}`);
+  assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
+  const run = async () => {
+    await page.click("#generate");
+    assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+  };
+  await run();
+  await page.click("#settings summary");
+  await page.fill("#seed", "7");
+  await run();
+  await page.reload();
+  assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
+  await page.waitForFunction(() => document.getElementById("history").dataset.count === "2");
+  assert.equal(await page.evaluate(() => document.getElementById("history").dataset.storage), "indexeddb");
+  const titles = await page.$$eval("#history li > button:first-child", (bs) => bs.map((b) => b.title));
+  assert.deepEqual(titles, ["horse (seed 7)", "horse (seed 0)"]);
+  await page.click("#history li:nth-child(2) > button:first-child");
+  assert.equal(await page.inputValue("#seed"), "0", "the older result's seed is back");
+  assert.doesNotMatch(page.url(), /seed=7/, "the URL holds the restored settings (seed 0 is the default, so unnamed)");
+  assert.ok(!(await page.isHidden("#result")), "and its picture shows");
+  await page.click("#history li:nth-child(1) .history-delete");
+  await page.waitForFunction(() => document.getElementById("history").dataset.count === "1");
+  await page.reload();
+  assert.equal(await waitState(page, ["ready", "error"]), "ready");
+  await page.waitForFunction(() => document.getElementById("history").dataset.count === "1");
+  assert.equal(await page.getAttribute("#history li > button:first-child", "title"), "horse (seed 0)");
+  await context.close();
+});

@@ -4,6 +4,7 @@
 import { paintRgba } from "./canvas.js";
 import { DEFAULTS, STAGES } from "./protocol.js";
 import { initEdit } from "./edit.js";
+import { initHistory } from "./history.js";
 import { initModels, MODEL_PARAMS } from "./models.js";
 import { initRemix } from "./remix.js";
 
@@ -27,8 +28,30 @@ function startWorker() {
   };
   worker.onerror = (e) => { showError(`the worker failed: ${e.message}`); state("error"); };
 }
-const remix = initRemix(port, readSettings);
+const remix = initRemix(port, readSettings, (entry) => results.add(entry));
 const edit = initEdit();
+/// History (history.js): a click shows the result and puts back the settings it ran with.
+const results = initHistory({
+  onRestore(entry) {
+    const p = entry.settings;
+    if (p) {
+      for (const f of FIELDS) $(f).value = p[f];
+      $("strength-value").value = p.strength;
+      edit.setMode(p.edit_mode);
+      writeUrl(p);
+    }
+    showResult(entry.png, p);
+  },
+  decorate: (li, entry) => entry.embedding && remix.addResult(li, { embedding: entry.embedding, label: entry.title }),
+});
+
+/// Shows a result image, with a download named after its settings.
+function showResult(url, p) {
+  $("result").src = url; $("result").hidden = false;
+  $("download").href = url; $("download").hidden = false;
+  if (p) $("download").download = `unclip-${p.prompt.trim().replace(/[^a-z0-9]+/gi, "-").slice(0, 40) || "unconditional"}-${p.seed}.png`;
+  edit.setResult(url);
+}
 const state = (s) => { document.body.dataset.state = s; };
 let stageTimes = {};
 let runSettings = null; // the settings the running generation was started with (the form may change meanwhile)
@@ -121,19 +144,11 @@ const handlers = {
     const canvas = document.createElement("canvas");
     paintRgba(canvas, m.rgba, m.width, m.height);
     const url = canvas.toDataURL("image/png");
-    $("result").src = url; $("result").hidden = false;
-    $("download").href = url; $("download").hidden = false;
     const p = runSettings;
-    $("download").download = `unclip-${p.prompt.trim().replace(/[^a-z0-9]+/gi, "-").slice(0, 40) || "unconditional"}-${p.seed}.png`;
-    const li = document.createElement("li");
-    const b = document.createElement("button");
+    showResult(url, p);
     const what = p.prompt.trim() ? p.prompt : p.edit_mode === "off" ? "(no prompt: unconditional)" : "(no prompt: toward the picture itself)";
     const how = { off: "", img2img: `, redrawn from ${runLabel} at strength ${p.strength}`, inpaint: `, repainted in ${runLabel}` }[p.edit_mode];
-    b.type = "button"; b.title = `${what} (seed ${p.seed}${how})`;
-    b.innerHTML = `<img alt="">`; b.firstChild.src = url; b.firstChild.alt = b.title;
-    b.onclick = () => { for (const f of FIELDS) $(f).value = p[f]; $("strength-value").value = p.strength; edit.setMode(p.edit_mode); writeUrl(p); $("result").src = url; };
-    edit.setResult(url);
-    li.append(b); remix.addResult(li, { embedding: m.embedding, label: b.title }); $("history").prepend(li);
+    results.add({ png: url, title: `${what} (seed ${p.seed}${how})`, settings: p, embedding: m.embedding });
     finish("done");
   },
   cancelled() { finish("ready"); },

@@ -10,7 +10,8 @@ const STAGES = ["text", "prior", "inversion", "decoder", "super_res"];
 /// resizes to the tower's input (64–224 px) anyway.
 const MAX_SIDE = 1024;
 
-export function initRemix(worker, readSettings) {
+/// `addToHistory(entry)`: history.js's `add`, for each finished frame.
+export function initRemix(worker, readSettings, addToHistory) {
   let image = null; // {rgba, width, height, label}
   let picks = []; // ticked pictures: {embedding, label}, oldest first
   let frames = []; // this op's frames as ImageData, for the player
@@ -161,14 +162,7 @@ export function initRemix(worker, readSettings) {
     img.src = url; img.alt = `frame ${m.k + 1} of ${m.n} (seed ${m.seed})`;
     li.append(img);
     $("remix-frames").append(li);
-    const h = document.createElement("li");
-    const b = document.createElement("button");
-    b.type = "button"; b.title = `remix frame ${m.k + 1} (seed ${m.seed})`;
-    b.append(img.cloneNode());
-    b.onclick = () => { $("result").src = url; $("result").hidden = false; };
-    h.append(b);
-    addResult(h, { embedding: m.embedding, label: b.title });
-    $("history").prepend(h);
+    addToHistory({ png: url, title: `remix frame ${m.k + 1} (seed ${m.seed})`, settings: null, embedding: m.embedding });
   }
 
   const handlers = {
