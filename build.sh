@@ -89,6 +89,8 @@ cmd_bench() {
   ./target/release/unclip bench --weights-of bench/karlo
   log "our WebGPU backend (on this machine's adapter: lavapipe without a GPU) vs our CPU backend"
   ./target/release/unclip bench --model "$tmp/tiny" --backends
+  log "soak: 100 generations in the browser and natively, memory after each → docs/soak.md"
+  build && node bench/soak.mjs 100
   log "one Karlo-size decoder step on WebGPU (random q4_0 weights; minutes on a CPU Vulkan)"
   ./target/release/unclip bench --karlo-decoder bench/karlo || log "the Karlo-size step did not complete (see above)"
   rm -rf "$tmp"

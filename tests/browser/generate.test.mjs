@@ -353,3 +353,22 @@ test("History survives a reload, puts a result's settings back on click, and del
   assert.equal(await page.getAttribute("#history li > button:first-child", "title"), "horse (seed 0)");
   await context.close();
 });
+
+test("generation after generation, the engine's WebAssembly memory stops growing after the first run", async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.server.url}?${SMALL}`);
+  assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
+  const worker = page.workers().find((w) => w.url().endsWith("/js/worker.js"));
+  const wasm = () => worker.evaluate(() => import("../pkg/unclip.js").then((m) => m.memoryBytes()));
+  await page.click("#settings summary");
+  const sizes = [];
+  for (let run = 1; run <= 12; run++) {
+    await page.fill("#seed", String(run));
+    await page.click("#generate");
+    assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+    sizes.push(await wasm());
+  }
+  // (bench/soak.mjs runs 100 and writes docs/soak.md)
+  assert.ok(sizes.slice(2).every((s) => s === sizes[1]), `wasm memory after each run: ${sizes.map((s) => (s / 2 ** 20).toFixed(1)).join(", ")} MiB`);
+  await context.close();
+});

@@ -12,6 +12,7 @@ mod bench;
 mod bench_karlo;
 mod bench_unet_step;
 mod remix;
+mod soak;
 
 use unclip::backend::cpu::Cpu;
 use unclip::backend::webgpu::WebGpu;
@@ -196,6 +197,10 @@ enum Command {
         /// PyTorch (CUDA when there is a GPU), with achieved FLOP/s.
         #[arg(long)]
         unet_step: Option<PathBuf>,
+        /// Instead: this many generations of --model in one process, printing resident memory after each (JSON
+        /// lines; bench/soak.mjs writes docs/soak.md).
+        #[arg(long)]
+        soak: Option<usize>,
         #[arg(long, default_value = "docs/benchmarks.md")]
         out: PathBuf,
     },
@@ -243,6 +248,7 @@ fn run(command: Command) -> Result<()> {
         Command::Bench { weights_of: Some(keys), out, .. } => bench::weight_memory(&keys, &out),
         Command::Bench { karlo_decoder: Some(dir), out, .. } => bench_karlo::karlo_decoder_step(&dir, &out),
         Command::Bench { unet_step: Some(dir), runs, out, .. } => bench_unet_step::unet_step(&dir, runs, &out),
+        Command::Bench { soak: Some(runs), model: Some(model), .. } => soak::soak(&model, runs),
         Command::Bench { model: None, .. } => Err(Error::Settings("give --model DIR or --weights-of DIR".into())),
         Command::Bench { model: Some(model), weights_of: None, diffusers, steps, runs, backends, out, .. } => {
             let run = if backends { bench::backends } else { bench::bench };
