@@ -42,6 +42,24 @@ pub fn check_image_size(width: usize, height: usize) -> Result<()> {
     Ok(())
 }
 
+/// Decodes a PNG (or another format the `image` crate was built with) from `reader`, refusing more than
+/// [`MAX_IMAGE_PIXELS`] from the header, before any pixel is decoded or allocated. `what` names the image in errors.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn decode_image<R: std::io::BufRead + std::io::Seek>(reader: R, what: &str) -> Result<RgbaImage> {
+    use image::ImageDecoder;
+    let unreadable =
+        |e: &dyn std::fmt::Display| Error::Settings(format!("could not read the image {what}: {e} (PNG files can be read)"));
+    let mut reader = image::ImageReader::new(reader).with_guessed_format().map_err(|e| unreadable(&e))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some((MAX_IMAGE_PIXELS as u64) * 4 + (64 << 20)); // the RGBA copy and the decoder's own buffers
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(|e| unreadable(&e))?;
+    let (w, h) = decoder.dimensions();
+    check_image_size(w as usize, h as usize)?;
+    let rgba = image::DynamicImage::from_decoder(decoder).map_err(|e| unreadable(&e))?.to_rgba8();
+    RgbaImage::new(rgba.width() as usize, rgba.height() as usize, rgba.into_raw())
+}
+
 impl RgbaImage {
     pub fn new(width: usize, height: usize, rgba: Vec<u8>) -> Result<Self> {
         check_image_size(width, height)?;

@@ -147,13 +147,9 @@ fn check(p: &GenerateParams) -> Result<()> {
 }
 
 pub(crate) fn read_image(path: &Path) -> Result<RgbaImage> {
-    let unreadable = |e: image::ImageError| {
-        Error::Settings(format!("could not read the image {}: {e} (PNG files can be read)", path.display()))
-    };
-    let (w, h) = image::image_dimensions(path).map_err(unreadable)?; // the header alone
-    unclip::image_processor::check_image_size(w as usize, h as usize)?;
-    let img = image::open(path).map_err(unreadable)?.to_rgba8();
-    RgbaImage::new(img.width() as usize, img.height() as usize, img.into_raw())
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::Settings(format!("could not read the image {}: {e}", path.display())))?;
+    unclip::image_processor::decode_image(std::io::BufReader::new(file), &path.display().to_string())
 }
 
 /// Exactly one of an image file and a prompt.
