@@ -203,7 +203,7 @@ impl<T: Tensor> StageEdit<T> {
 
     /// RePaint's replacement after a step to `prev_t` (`None`: the clean image): x = m·x + (1 − m)·q(x_prev | x0).
     /// Draws the forward noise only when the step lands above t = 0.
-    pub(crate) fn blend(
+    fn blend(
         &self,
         be: &impl Backend<Tensor = T>,
         s: &UnCLIPScheduler,
@@ -225,7 +225,7 @@ impl<T: Tensor> StageEdit<T> {
 
     /// RePaint's jump back from `prev_t` (or the clean level) up to `t`: q(x_t | x_prev) =
     /// N(√(ᾱ_t/ᾱ_prev)·x_prev, (1 − ᾱ_t/ᾱ_prev)·I).
-    pub(crate) fn jump_back(
+    fn jump_back(
         &self,
         be: &impl Backend<Tensor = T>,
         s: &UnCLIPScheduler,
@@ -240,6 +240,30 @@ impl<T: Tensor> StageEdit<T> {
         let z = be.tensor(rng.randn(x.elem_count()), x.dims())?;
         x.affine(ratio.sqrt(), 0.0)?.add(&z.affine((1.0 - ratio).max(0.0).sqrt(), 0.0)?)
     }
+}
+
+/// What a step of an editing stage leads to: another round from x_t (RePaint's resampling), or x_{t−1}.
+pub(crate) enum Settled<T> {
+    Again(T),
+    Done(T),
+}
+
+/// After a step to `prev_t`: with an edit, RePaint's replacement of the kept region and, when `again` (not the
+/// step's last round), the jump back up to `t`; without one, the step's result as it is.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn settle<B: Backend>(
+    edit: Option<&StageEdit<B::Tensor>>,
+    be: &B,
+    s: &UnCLIPScheduler,
+    prev: B::Tensor,
+    t: usize,
+    prev_t: Option<usize>,
+    again: bool,
+    rng: &mut TorchGenerator,
+) -> Result<Settled<B::Tensor>> {
+    let Some(e) = edit else { return Ok(Settled::Done(prev)) };
+    let prev = e.blend(be, s, prev, prev_t, rng)?;
+    Ok(if again { Settled::Again(e.jump_back(be, s, &prev, t, prev_t, rng)?) } else { Settled::Done(prev) })
 }
 
 #[cfg(test)]

@@ -47,8 +47,9 @@ pub fn check_image_size(width: usize, height: usize) -> Result<()> {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn decode_image<R: std::io::BufRead + std::io::Seek>(reader: R, what: &str) -> Result<RgbaImage> {
     use image::ImageDecoder;
-    let unreadable =
-        |e: &dyn std::fmt::Display| Error::Settings(format!("could not read the image {what}: {e} (PNG files can be read)"));
+    let unreadable = |e: &dyn std::fmt::Display| {
+        Error::Settings(format!("could not read the image {what}: {e} (PNG files can be read)"))
+    };
     let mut reader = image::ImageReader::new(reader).with_guessed_format().map_err(|e| unreadable(&e))?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some((MAX_IMAGE_PIXELS as u64) * 4 + (64 << 20)); // the RGBA copy and the decoder's own buffers

@@ -9,7 +9,7 @@
 use std::future::Future;
 
 use crate::backend::{Backend, Tensor};
-use crate::edit::{EditParams, MaskCut, StageEdit};
+use crate::edit::{settle, EditParams, MaskCut, Settled, StageEdit};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::manifest::{Component, FileEntry, Manifest, SchedulerEntry};
@@ -652,17 +652,14 @@ impl<B: Backend> UnCLIPPipeline<B> {
                 let noise = if c.noise.is_some() { Some(self.randn(rng, &[b, ch, size, size])?) } else { None };
                 let var = if cond.learned_variance { Some(&var) } else { None };
                 let (prev, x0) = B::Tensor::scheduler_step(&eps, var, &x, noise.as_ref(), &c)?;
-                let prev = match &stage_edit {
-                    Some(e) => e.blend(&self.be, sched, prev, prev_t, rng)?,
-                    None => prev,
+                let prev = match settle(stage_edit.as_ref(), &self.be, sched, prev, t, prev_t, round + 1 < rounds, rng)?
+                {
+                    Settled::Again(x_t) => {
+                        x = x_t;
+                        continue;
+                    }
+                    Settled::Done(prev) => prev,
                 };
-                if round + 1 < rounds {
-                    x = stage_edit
-                        .as_ref()
-                        .expect("rounds > 1 only when editing")
-                        .jump_back(&self.be, sched, &prev, t, prev_t, rng)?;
-                    continue;
-                }
                 let event = StepEvent::new(Stage::Decoder, i, &timesteps, [&x, &eps, &x0, &prev], start);
                 emit!(obs, Event::Step(event.with_guidance(guided.as_ref())));
                 x = prev;
@@ -701,17 +698,14 @@ impl<B: Backend> UnCLIPPipeline<B> {
                 let noise =
                     if c.noise.is_some() { Some(self.randn(rng, &[b, sr_ch, sr_size, sr_size])?) } else { None };
                 let (prev, x0) = B::Tensor::scheduler_step(&eps, None, &x, noise.as_ref(), &c)?;
-                let prev = match &stage_edit {
-                    Some(e) => e.blend(&self.be, sched, prev, prev_t, rng)?,
-                    None => prev,
+                let prev = match settle(stage_edit.as_ref(), &self.be, sched, prev, t, prev_t, round + 1 < rounds, rng)?
+                {
+                    Settled::Again(x_t) => {
+                        x = x_t;
+                        continue;
+                    }
+                    Settled::Done(prev) => prev,
                 };
-                if round + 1 < rounds {
-                    x = stage_edit
-                        .as_ref()
-                        .expect("rounds > 1 only when editing")
-                        .jump_back(&self.be, sched, &prev, t, prev_t, rng)?;
-                    continue;
-                }
                 emit!(obs, Event::Step(StepEvent::new(Stage::SuperRes, i, &timesteps, [&x, &eps, &x0, &prev], start)));
                 x = prev;
             }

@@ -20,3 +20,21 @@ export function chwToRgba(chw, w, h, scale = 0.5, offset = 0.5) {
 
 /// Scale that shows ε̂ (~N(0, 1)) with ±3 spanning the grey range.
 export const NOISE_SCALE = 1 / 6;
+
+/// A picture (a File, a Blob or an <img>) drawn on `canvas`, its longest side scaled down to `maxSide`: resolves to
+/// {rgba, width, height} (the canvas' pixels), or null when the browser cannot decode it.
+export async function drawPicture(source, canvas, maxSide) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(source);
+  } catch {
+    return null;
+  }
+  const scale = Math.min(1, maxSide / Math.max(bitmap.width, bitmap.height));
+  const [w, h] = [Math.max(1, Math.round(bitmap.width * scale)), Math.max(1, Math.round(bitmap.height * scale))];
+  canvas.width = w; canvas.height = h;
+  const g = canvas.getContext("2d");
+  g.clearRect(0, 0, w, h);
+  g.drawImage(bitmap, 0, 0, w, h);
+  return { rgba: new Uint8Array(g.getImageData(0, 0, w, h).data.buffer), width: w, height: h };
+}

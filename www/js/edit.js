@@ -2,6 +2,8 @@
 // (noise / img2img / inpainting), strength, and for inpainting a mask painted with a brush and an eraser, with
 // undo and clear. DOM only: `request()` hands the worker what Engine.edit takes (src/edit.rs says what it does).
 
+import { drawPicture } from "./canvas.js";
+
 const $ = (id) => document.getElementById(id);
 /// Pictures larger than this (longest side) are scaled down first: the engine uses a 64-px square of them.
 const MAX_SIDE = 512;
@@ -40,20 +42,10 @@ export function initEdit() {
 
   // ---- the picture
   async function useSource(source, label) {
-    let bitmap;
-    try {
-      bitmap = await createImageBitmap(source);
-    } catch {
-      return error(`${label} is not a picture this browser can decode: use a PNG, JPEG, WebP or GIF`);
-    }
-    const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
-    const [w, h] = [Math.max(1, Math.round(bitmap.width * scale)), Math.max(1, Math.round(bitmap.height * scale))];
-    image.width = w; image.height = h;
-    const g = image.getContext("2d");
-    g.clearRect(0, 0, w, h);
-    g.drawImage(bitmap, 0, 0, w, h);
-    picture = { rgba: new Uint8Array(g.getImageData(0, 0, w, h).data.buffer), width: w, height: h, label };
-    mask.width = w; mask.height = h; // a new, empty mask over the new picture
+    const drawn = await drawPicture(source, image, MAX_SIDE);
+    if (!drawn) return error(`${label} is not a picture this browser can decode: use a PNG, JPEG, WebP or GIF`);
+    picture = { ...drawn, label };
+    mask.width = drawn.width; mask.height = drawn.height; // a new, empty mask over the new picture
     undo = [];
     countMask();
     panel.dataset.image = label;

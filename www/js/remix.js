@@ -2,7 +2,7 @@
 // two ticked pictures or prompts, and text diffs. DOM only: the worker runs the ops (remix-worker.js)
 // and streams the same step events as a generation, tagged job: "remix".
 
-import { paintRgba } from "./canvas.js";
+import { drawPicture, paintRgba } from "./canvas.js";
 
 const $ = (id) => document.getElementById(id);
 const STAGES = ["text", "prior", "inversion", "decoder", "super_res"];
@@ -37,20 +37,9 @@ export function initRemix(worker, readSettings, addToHistory) {
 
   // ---- the image: a file, a drop, or the gallery
   async function useBlob(blob, label) {
-    let bitmap;
-    try {
-      bitmap = await createImageBitmap(blob);
-    } catch {
-      return showError(`${label} is not an image this browser can decode: use a PNG, JPEG, WebP or GIF`);
-    }
-    const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
-    const [w, h] = [Math.max(1, Math.round(bitmap.width * scale)), Math.max(1, Math.round(bitmap.height * scale))];
-    const canvas = $("remix-image");
-    canvas.width = w; canvas.height = h;
-    const g = canvas.getContext("2d");
-    g.clearRect(0, 0, w, h);
-    g.drawImage(bitmap, 0, 0, w, h);
-    image = { rgba: new Uint8Array(g.getImageData(0, 0, w, h).data.buffer), width: w, height: h, label };
+    const drawn = await drawPicture(blob, $("remix-image"), MAX_SIDE);
+    if (!drawn) return showError(`${label} is not an image this browser can decode: use a PNG, JPEG, WebP or GIF`);
+    image = { ...drawn, label };
     $("remix-error").hidden = true;
     section.dataset.image = label;
     updateButtons();
