@@ -117,7 +117,8 @@ fn empty_and_over_long_prompts_generate_as_in_diffusers() {
     let args = gen_args(&model, &long, &steps);
     let (code, err) = unclip(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{err}");
-    let warning = err.lines().find(|l| l.starts_with("warning: the text encoder")).unwrap_or_else(|| panic!("no warning: {err}"));
+    let warning =
+        err.lines().find(|l| l.starts_with("warning: the text encoder")).unwrap_or_else(|| panic!("no warning: {err}"));
     assert!(warning.contains("77 tokens") && warning.contains("on the moon a horse riding an astronaut"), "{warning}");
 }
 
