@@ -58,6 +58,10 @@ impl Default for EditParams {
 
 impl EditParams {
     pub fn validate(&self) -> Result<()> {
+        self.image.check()?;
+        if let Some(mask) = &self.mask {
+            mask.check().map_err(|e| Error::Settings(format!("the mask: {e}")))?;
+        }
         if !self.strength.is_finite() || !(0.0..=1.0).contains(&self.strength) {
             return Err(Error::Settings(format!(
                 "strength must be a number from 0 (keep the image) to 1 (a new picture), got {}",
@@ -194,10 +198,7 @@ impl<T: Tensor> StageEdit<T> {
         match self.timesteps.first() {
             None => Ok(self.known.clone()),
             Some(_) if self.whole => Ok(draw),
-            Some(&t) => {
-                let c = s.add_noise_coefficients(t)?;
-                self.known.affine(c.sqrt_alpha_prod, 0.0)?.add(&draw.affine(c.sqrt_one_minus_alpha_prod, 0.0)?)
-            }
+            Some(&t) => q_sample(s, &self.known, t, &draw),
         }
     }
 
@@ -214,11 +215,7 @@ impl<T: Tensor> StageEdit<T> {
         let Some(mask) = &self.mask else { return Ok(x) };
         let known_prev = match prev_t {
             None => self.known.clone(),
-            Some(t) => {
-                let c = s.add_noise_coefficients(t)?;
-                let z = be.tensor(rng.randn(self.known.elem_count()), self.known.dims())?;
-                self.known.affine(c.sqrt_alpha_prod, 0.0)?.add(&z.affine(c.sqrt_one_minus_alpha_prod, 0.0)?)?
-            }
+            Some(t) => q_sample(s, &self.known, t, &be.tensor(rng.randn(self.known.elem_count()), self.known.dims())?)?,
         };
         known_prev.add(&x.sub(&known_prev)?.mul(mask)?)
     }
@@ -240,6 +237,12 @@ impl<T: Tensor> StageEdit<T> {
         let z = be.tensor(rng.randn(x.elem_count()), x.dims())?;
         x.affine(ratio.sqrt(), 0.0)?.add(&z.affine((1.0 - ratio).max(0.0).sqrt(), 0.0)?)
     }
+}
+
+/// The forward process q(x_t | x0): √ᾱ_t·x0 + √(1−ᾱ_t)·ε, with the scheduler's own coefficients (DDPM eq. 4).
+fn q_sample<T: Tensor>(s: &UnCLIPScheduler, x0: &T, t: usize, eps: &T) -> Result<T> {
+    let c = s.add_noise_coefficients(t)?;
+    x0.affine(c.sqrt_alpha_prod, 0.0)?.add(&eps.affine(c.sqrt_one_minus_alpha_prod, 0.0)?)
 }
 
 /// What a step of an editing stage leads to: another round from x_t (RePaint's resampling), or x_{t−1}.

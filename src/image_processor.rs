@@ -63,15 +63,23 @@ pub fn decode_image<R: std::io::BufRead + std::io::Seek>(reader: R, what: &str) 
 
 impl RgbaImage {
     pub fn new(width: usize, height: usize, rgba: Vec<u8>) -> Result<Self> {
+        let image = RgbaImage { width, height, rgba };
+        image.check()?;
+        Ok(image)
+    }
+
+    /// What `new` checks, for an image built field by field (its fields are public).
+    pub fn check(&self) -> Result<()> {
+        let (width, height) = (self.width, self.height);
         check_image_size(width, height)?;
-        if width == 0 || height == 0 || rgba.len() != width * height * 4 {
+        if width == 0 || height == 0 || self.rgba.len() != width * height * 4 {
             return Err(Error::Settings(format!(
                 "an image of {width}×{height} pixels needs {} RGBA bytes, got {}",
                 width * height * 4,
-                rgba.len()
+                self.rgba.len()
             )));
         }
-        Ok(RgbaImage { width, height, rgba })
+        Ok(())
     }
 
     /// Composited on white: c·α + 255·(1 − α), rounded.

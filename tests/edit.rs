@@ -150,6 +150,9 @@ fn bad_edit_settings_are_refused_with_a_sentence() {
     let e = EditParams { image: image.clone(), ..Default::default() };
     assert!(err(params("x"), EditParams { strength: f32::NAN, ..e.clone() }).contains("strength must be a number"));
     assert!(err(params("x"), EditParams { resample: 2, ..e.clone() }).contains("give a mask"));
+    let empty = RgbaImage { width: 0, height: 0, rgba: vec![] }; // (fields are public: built without `new`)
+    assert!(err(params("x"), EditParams { image: empty.clone(), ..e.clone() }).contains("0×0 pixels"));
+    assert!(err(params("x"), EditParams { mask: Some(empty), ..e.clone() }).starts_with("the mask: "));
     let with_noise = GenerateParams { decoder_latents: Some(vec![0.0; 3 * 8 * 8]), ..params("x") };
     assert!(err(with_noise, e).contains("takes no initial noise"));
 }

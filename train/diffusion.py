@@ -93,8 +93,8 @@ def simple_loss(schedule, pred, x0, t, noise, prediction, snr_gamma=None):
     Salimans & Ho 2022's "truncated SNR" weighting max(SNR_t, 1), so the pure-noise steps still learn E[x0 | c].
     Why x0 at all: UnCLIPScheduler's cosine schedule ends at abar_999 ~ 2e-9, so an epsilon model's first step
     x0 = (x_T - sqrt(1 - abar) eps_theta) / sqrt(abar) multiplies any error in eps_theta by ~2e4; the clipped noise
-    that comes out is then kept by every later step (measured on the first CPU run's decoder and super-res:
-    train/README.md). A model that predicts x0 gives its own estimate of the image at every step.
+    that comes out is then kept by every later step (measured on the first CPU run's super-res with
+    train/diagnose_x0.py; its decoder survived it and stays ε: train/README.md). A model that predicts x0 gives its own estimate of the image at every step.
     """
     target = noise if prediction == "epsilon" else x0
     mse = (pred - target).pow(2).mean(dim=(1, 2, 3))

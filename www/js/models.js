@@ -46,8 +46,8 @@ export function initModels(modelsUrl, load) {
     for (const m of stored.filter((m) => m.local)) options.push([`local:${m.name}`, `${m.name}${m.version ? ` ${m.version}` : ""} (your folder, stored here)`]);
     if (source.kind === "local" && !options.some(([v]) => v === `local:${source.name}`)) options.push([`local:${source.name}`, `${loadedName ?? source.name} (your folder)`]);
     menu.replaceChildren(...options.map(([value, label]) => new Option(label, value)));
-    const current = source.kind === "local" ? `local:${source.name}` : source.served ? `model:${source.served}` : `url:${source.base}`;
-    menu.value = current;
+    if (source.kind === "folder") return; // its name is known once the worker has read its model.json (`ready`)
+    menu.value = source.kind === "local" ? `local:${source.name}` : source.served ? `model:${source.served}` : `url:${source.base}`;
   }
 
   function use(next) {
