@@ -45,6 +45,7 @@ pub struct EditParams {
     pub resample: usize,
 }
 
+/// No image yet (0×0, which `validate` refuses): fill `image` in.
 impl Default for EditParams {
     fn default() -> Self {
         EditParams {
@@ -285,10 +286,13 @@ mod tests {
     #[test]
     fn settings_are_checked_with_a_sentence() {
         let bad = |p: EditParams| p.validate().unwrap_err().to_string();
-        assert!(bad(EditParams { strength: f32::NAN, ..Default::default() }).contains("strength must be"));
-        assert!(bad(EditParams { strength: 1.5, ..Default::default() }).contains("from 0"));
-        assert!(bad(EditParams { resample: 0, ..Default::default() }).contains("between 1"));
-        assert!(bad(EditParams { resample: 3, ..Default::default() }).contains("give a mask"));
+        let ok = EditParams { image: RgbaImage::new(1, 1, vec![0; 4]).unwrap(), ..Default::default() };
+        assert!(ok.validate().is_ok());
+        assert!(bad(EditParams::default()).contains("0×0 pixels"), "the default has no image yet");
+        assert!(bad(EditParams { strength: f32::NAN, ..ok.clone() }).contains("strength must be"));
+        assert!(bad(EditParams { strength: 1.5, ..ok.clone() }).contains("from 0"));
+        assert!(bad(EditParams { resample: 0, ..ok.clone() }).contains("between 1"));
+        assert!(bad(EditParams { resample: 3, ..ok }).contains("give a mask"));
     }
 
     #[test]
