@@ -11,12 +11,42 @@ cd "$(dirname "$0")"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 PORT="${PORT:-8080}"
 
+# rust-toolchain.toml pins the compiler; rustup installs it, the wasm32 target and rust-src on first use (rust-src:
+# the threaded module rebuilds std with atomics)
 need_rust() {
   command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs) first" >&2; exit 1; }
+  rustup toolchain install >/dev/null 2>&1 || true  # the pinned toolchain with its components and targets
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     log "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
+  if ! rustup component list --installed | grep -q '^rust-src'; then
+    log "adding rust-src (the threaded wasm module rebuilds std)"
+    rustup component add rust-src
+  fi
+}
+
+# The wasm modules: pkg/ single-threaded (the fallback, and WebGPU's), pkg-threads/ with shared memory (issue 16):
+# atomics + bulk-memory need std rebuilt for them (-Z build-std, on the pinned stable compiler via RUSTC_BOOTSTRAP,
+# set for this one command only); 4 GiB is the shared memory's maximum, as the single-threaded module's.
+WASM_OPT_FLAGS=(-O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue)
+wasm_module() {  # OUT_DIR TARGET_DIR THREADED(0|1)
+  local out=$1 dir=$2 threaded=$3 opt=()
+  if [[ $threaded == 1 ]]; then
+    # the linker makes the memory shared and imported (each Web Worker instantiates the module on the same memory) and
+    # exports what wasm-bindgen's glue needs to give every thread its own TLS block
+    local link=(--shared-memory --import-memory --max-memory=4294967296 --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base)
+    RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 --cfg getrandom_backend=\"wasm_js\" ${link[*]/#/-C link-arg=}" \
+      cargo build --locked --lib --release --target wasm32-unknown-unknown --target-dir "$dir" --features threads -Z build-std=panic_abort,std
+    opt=(--enable-threads)
+  else
+    cargo build --locked --lib --release --target wasm32-unknown-unknown --target-dir "$dir"
+  fi
+  rm -rf "$out" && wasm_bindgen "$dir/wasm32-unknown-unknown/release/unclip.wasm" "$out"
+  local raw; raw=$(stat -c %s "$out/unclip_bg.wasm")
+  node_modules/.bin/wasm-opt "${WASM_OPT_FLAGS[@]}" "${opt[@]}" "$out/unclip_bg.wasm" -o "$out/unclip_bg.wasm"
+  log "$out: $raw bytes after wasm-bindgen, $(stat -c %s "$out/unclip_bg.wasm") after wasm-opt -O3"
+  echo "{\"wasm_raw_bytes\": $raw, \"wasm_opt_bytes\": $(stat -c %s "$out/unclip_bg.wasm")}" > "$out/build-info.json"
 }
 
 # wasm-bindgen's JS glue, by tools/wasm-bindgen: wasm-bindgen-cli-support at exactly our wasm-bindgen version,
@@ -54,16 +84,13 @@ need_vulkan() {
 build() {
   need_rust; need_node
   log "building the wasm module (wasm32-unknown-unknown, simd128)"
-  cargo build --locked --lib --release --target wasm32-unknown-unknown
-  rm -rf pkg && wasm_bindgen target/wasm32-unknown-unknown/release/unclip.wasm pkg
-  local raw; raw=$(stat -c %s pkg/unclip_bg.wasm)
-  node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue pkg/unclip_bg.wasm -o pkg/unclip_bg.wasm
-  log "wasm: $raw bytes after wasm-bindgen, $(stat -c %s pkg/unclip_bg.wasm) after wasm-opt -O3"
-  echo "{\"wasm_raw_bytes\": $raw, \"wasm_opt_bytes\": $(stat -c %s pkg/unclip_bg.wasm)}" > pkg/build-info.json
+  wasm_module pkg target 0
+  log "building the threaded wasm module (shared memory: atomics, bulk-memory; std rebuilt from rust-src)"
+  wasm_module pkg-threads target/threads 1
   log "assembling the static site in dist/ (www + pkg + the bundled unclip-emoji model + the tiny test model)"
   cargo build --locked --bin unclip
   rm -rf dist && mkdir -p dist/models
-  cp -r www/. dist/ && cp -r pkg dist/pkg
+  cp -r www/. dist/ && cp -r pkg dist/pkg && cp -r pkg-threads dist/pkg-threads
   cp -r models/unclip-emoji dist/models/default
   ./target/debug/unclip convert tests/fixtures/tiny-unclip dist/models/tiny >/dev/null
 }
@@ -98,13 +125,15 @@ cmd_bench() {
   (cd bench && npm ci --no-audit --no-fund)
   build
   node bench/browser_unet_step.mjs --preset full --runs 5 --gpu-runs 2
+  log "browser: a whole image on the CPU path at 1, 2, … threads"
+  node bench/browser_threads.mjs
   log "natively: the same UNet step on WebGPU, our CPU backend and PyTorch (CUDA when there is a GPU), with FLOP/s"
   ./target/release/unclip bench --unet-step target/unet-step/full
 }
 
 case "${1:-}" in
   build) build ;;
-  serve) build; log "serving dist/ on http://localhost:$PORT (Ctrl-C stops)"; python3 -m http.server "$PORT" --bind 127.0.0.1 --directory dist ;;
+  serve) build; log "serving dist/ on http://localhost:$PORT, cross-origin isolated (Ctrl-C stops)"; python3 tools/serve.py dist "$PORT" ;;
   test) cmd_test ;;
   bench) cmd_bench ;;
   test-train)

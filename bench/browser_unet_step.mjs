@@ -1,16 +1,18 @@
 // One decoder UNet step in headless Chromium, ours vs onnxruntime-web on the same weights and inputs (issue #4):
-// our WebGPU backend vs ORT's WebGPU execution provider, our wasm CPU path vs ORT's wasm provider (1 thread each).
+// our WebGPU backend vs ORT's WebGPU execution provider, our wasm CPU path vs ORT's wasm provider at 1, 2, … threads
+// (ours: the shared-memory module's rayon pool; ORT: numThreads), in a cross-origin isolated page.
 // Writes the `browser-unet-step` section of docs/benchmarks.md as ratios ours / ORT measured in the same run.
 //
 //   (cd bench && npm ci)          # onnxruntime-web, only for this benchmark (bench/package.json)
 //   ./build.sh build              # the wasm module in dist/pkg
-//   node bench/browser_unet_step.mjs [--preset full|cpu] [--runs 5] [--gpu-runs 3] [--pkg dist/pkg] [--export]
+//   node bench/browser_unet_step.mjs [--preset full|cpu] [--runs 5] [--gpu-runs 3] [--threads 1,2] [--pkg dist/pkg] [--export]
 //
 // The model (bench/onnx/export_unet.py: the emoji decoder of train/models.py, random weights, seed 0) is exported
 // once into target/unet-step/<preset>/ (diffusers folder, ONNX, fixed inputs + PyTorch's output) and converted
 // to GGUF f32 by examples/convert_component.rs; `--export` redoes both.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { launch } from "../tests/browser/browser.mjs";
 import { startServer } from "../tests/browser/server.mjs";
@@ -22,6 +24,7 @@ const { values: opt } = parseArgs({
     preset: { type: "string", default: "full" },
     runs: { type: "string", default: "5" },
     "gpu-runs": { type: "string", default: "3" },
+    threads: { type: "string", default: [...new Set([1, 2, availableParallelism()])].filter((n) => n <= availableParallelism()).join(",") },
     pkg: { type: "string", default: "dist/pkg" },
     export: { type: "boolean", default: false },
     only: { type: "string" }, // comma-separated subset, for trying things out (no section is written)
@@ -38,6 +41,7 @@ if (opt.export || !existsSync(`${ROOT}${MODEL}/unet.gguf`)) {
 }
 for (const [path, hint] of [
   [`${opt.pkg}/unclip.js`, "run ./build.sh build first"],
+  [`${opt.pkg}-threads/unclip.js`, "run ./build.sh build first"],
   ["bench/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs", "run (cd bench && npm ci) first"],
 ]) {
   if (!existsSync(`${ROOT}${path}`)) throw new Error(`${path} is missing: ${hint}`);
@@ -49,23 +53,27 @@ const info = JSON.parse(readFileSync(`${ROOT}${MODEL}/inputs.json`, "utf8"));
 
 // ---- a static server over the repository
 const server = await startServer(ROOT);
-const url = `${server.url}bench/unet_step.html?model=${MODEL}&pkg=${opt.pkg}`;
+const url = `${server.url}bench/unet_step.html?model=${MODEL}&pkg=${opt.pkg}&pkg_threads=${opt.pkg}-threads`;
+const THREADS = opt.threads.split(",").map(Number);
 
 // ---- one fresh page per measurement, CPU pair first, then the WebGPU pair
 const browser = await launch();
 const results = {};
-const order = ["ours-cpu", "ort-wasm", "ours-webgpu", "ort-webgpu"].filter((w) => !opt.only || opt.only.split(",").includes(w));
-for (const which of order) {
+// a measurement is "implementation@threads"
+const order = [...THREADS.flatMap((n) => [`ours-cpu@${n}`, `ort-wasm@${n}`]), "ours-webgpu@1", "ort-webgpu@1"]
+  .filter((w) => !opt.only || opt.only.split(",").includes(w.split("@")[0]));
+for (const key of order) {
+  const [which, threads] = [key.split("@")[0], Number(key.split("@")[1])];
   const page = await browser.newPage();
   page.on("console", (m) => m.type() === "error" && console.error(`[${which}] ${m.text()}`));
   page.on("pageerror", (e) => console.error(`[${which}] page error: ${e.message}`));
   await page.goto(url);
   await page.waitForFunction(() => document.body.dataset.ready === "1");
   const runs = Number(which.endsWith("webgpu") ? opt["gpu-runs"] : opt.runs);
-  const r = await page.evaluate(([w, n]) => window.bench(w, n), [which, runs]);
+  const r = await page.evaluate(([w, n, t]) => window.bench(w, n, t), [which, runs, threads]);
   r.median = median(r.ms);
-  results[which] = r;
-  console.log(`${which}: median ${r.median.toFixed(1)} ms of ${r.ms.map((m) => m.toFixed(0)).join(", ")}; ` +
+  results[key] = r;
+  console.log(`${key}: median ${r.median.toFixed(1)} ms of ${r.ms.map((m) => m.toFixed(0)).join(", ")}; ` +
     `max |Δ| vs PyTorch ${r.maxDiffTorch.toExponential(2)}; whole measurement ${(r.totalMs / 1000).toFixed(1)} s`);
   await page.close();
 }
@@ -82,17 +90,19 @@ function maxAbsDiff(a, b) {
 if (opt.only) process.exit(0);
 
 // ---- the section
-const pairs = [["WebGPU", "ours-webgpu", "ort-webgpu"], ["wasm CPU, 1 thread", "ours-cpu", "ort-wasm"]];
+const pairs = [["WebGPU", "ours-webgpu@1", "ort-webgpu@1"],
+  ...THREADS.map((n) => [`wasm CPU, ${n} thread${n > 1 ? "s" : ""}`, `ours-cpu@${n}`, `ort-wasm@${n}`])];
 const rows = pairs.map(([name, o, t]) => {
   const [a, b] = [results[o], results[t]];
   const diff = maxAbsDiff(a.output, b.output);
   if (!(diff < 1e-2)) throw new Error(`${o} and ${t} disagree: max abs diff ${diff}`);
   return `| ${name} | ${a.median.toFixed(1)} | ${b.median.toFixed(1)} | **${(a.median / b.median).toFixed(2)}×** | ${diff.toExponential(1)} |`;
 });
-const adapter = results["ort-webgpu"].adapter ?? {};
-const ours = results["ours-webgpu"].detail ?? {};
-const ortWasm = results["ort-wasm"].detail;
-const chrome = (results["ours-cpu"].userAgent.match(/Chrome\/([\d.]+)/) ?? [])[1] ?? "?";
+const adapter = results["ort-webgpu@1"].adapter ?? {};
+const ours = results["ours-webgpu@1"].detail ?? {};
+const ortWasm = results[`ort-wasm@${THREADS.at(-1)}`].detail;
+const scaling = THREADS.map((n) => `${n}: ours ${(results[`ours-cpu@${n}`].median / results["ours-cpu@1"].median).toFixed(2)}×, ORT ${(results[`ort-wasm@${n}`].median / results["ort-wasm@1"].median).toFixed(2)}×`).join("; ");
+const chrome = (results["ours-cpu@1"].userAgent.match(/Chrome\/([\d.]+)/) ?? [])[1] ?? "?";
 const c = info.config;
 const body = `### Browser, one decoder UNet step: ours vs onnxruntime-web (headless Chromium ${chrome})
 
@@ -114,15 +124,17 @@ ${rows.join("\n")}
 `${adapter.isFallbackAdapter ? " (fallback adapter)" : ""}; wgpu sees backend ${ours.backend ?? "?"}${ours.name ? ` \`${ours.name}\`` : ""}, ` +
 `software: ${ours.software ?? "?"}. Headless Chromium here only has SwiftShader, a CPU implementation of Vulkan: the ` +
 `WebGPU row measures kernel and dispatch design on a software GPU, not GPU throughput.
-- ORT wasm: \`${ortWasm.bundle}\`, SIMD build, numThreads ${ortWasm.numThreads} (crossOriginIsolated ${ortWasm.crossOriginIsolated}: ` +
-`no threads without it); ours: wasm simd128, single-threaded.
+- wasm at N threads, each side's time over its own 1-thread time: ${scaling} (${availableParallelism()} cores on this machine). ` +
+`ORT wasm: \`${ortWasm.bundle}\`, SIMD build, \`numThreads\` N (crossOriginIsolated ${ortWasm.crossOriginIsolated}); ours: wasm ` +
+`simd128, 1 thread = the single-threaded module (\`pkg/\`), N > 1 = the shared-memory module (\`pkg-threads/\`) with a pool ` +
+`of N Web Workers. Both run on the page's main thread.
 - Every run (ms): ${order.map((w) => `${w} ${results[w].ms.map((m) => m.toFixed(0)).join(", ")}`).join("; ")}.
 - Both against PyTorch's output on the same inputs (max abs diff): ` +
 pairs.flatMap(([, o, t]) => [o, t]).map((w) => `${w} ${results[w].maxDiffTorch.toExponential(1)}`).join(", ") +
 `; the ONNX file itself vs PyTorch in onnxruntime (CPU): ${info.onnx.onnxruntime_check.toExponential(1)}.
 - Reproduce: \`(cd bench && npm ci) && ./build.sh build && node bench/browser_unet_step.mjs --preset ${info.preset} ` +
-`--runs ${opt.runs} --gpu-runs ${opt["gpu-runs"]}\`.
+`--runs ${opt.runs} --gpu-runs ${opt["gpu-runs"]} --threads ${opt.threads}\`.
 `;
 console.log(body);
-writeFileSync(`${ROOT}${MODEL}/results.json`, JSON.stringify(Object.fromEntries(order.map((w) => [w, { ...results[w], output: undefined }])), null, 1));
+writeFileSync(`${ROOT}${MODEL}/results.json`, JSON.stringify(Object.fromEntries(order.map((k) => [k, { ...results[k], output: undefined }])), null, 1));
 writeSection(`${ROOT}docs/benchmarks.md`, "browser-unet-step", body);

@@ -18,7 +18,7 @@ async function browserSoak() {
   const browser = await launch();
   const page = await openPage(await browser.newContext(), `${server.url}?model=tiny&prompt=horse&prior_steps=2&decoder_steps=2&sr_steps=2&backend=cpu`);
   if ((await waitState(page, ["ready", "error"])) !== "ready") throw new Error(await page.textContent("#error"));
-  const worker = page.workers().find((w) => w.url().endsWith("/js/worker.js"));
+  const worker = page.workers().find((w) => new URL(w.url()).pathname.endsWith("/js/worker.js"));
   const rows = [];
   await page.click("#settings summary");
   for (let run = 1; run <= RUNS; run++) {
@@ -26,7 +26,7 @@ async function browserSoak() {
     const start = Date.now();
     await page.click("#generate");
     if ((await waitState(page, ["done", "error"])) !== "done") throw new Error(await page.textContent("#error"));
-    const wasm = await worker.evaluate(() => import("../pkg/unclip.js").then((m) => m.memoryBytes()));
+    const wasm = await worker.evaluate(() => import("./wasm.js").then((m) => m.wasm.memoryBytes()));
     const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? NaN);
     rows.push({ run, wasm_mib: wasm / MIB, heap_mib: heap / MIB, ms: Date.now() - start });
   }

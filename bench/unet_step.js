@@ -5,6 +5,7 @@
 const params = new URLSearchParams(location.search);
 const MODEL = `../${params.get("model") ?? "target/unet-step"}/`;
 const PKG = `../${params.get("pkg") ?? "dist/pkg"}/`; // ./build.sh build puts the wasm module in dist/pkg
+const PKG_THREADS = `../${params.get("pkg_threads") ?? "dist/pkg-threads"}/`; // and the shared-memory one beside it
 const ORT_DIST = "./node_modules/onnxruntime-web/dist/";
 const log = (s) => { document.getElementById("log").textContent += `${s}\n`; };
 
@@ -30,20 +31,23 @@ async function adapterInfo() {
     isFallbackAdapter: i.isFallbackAdapter ?? a.isFallbackAdapter ?? null };
 }
 
-async function ours(backend, runs, { layout, t }) {
-  const wasm = await import(`${PKG}unclip.js`);
+/// threads > 1: the shared-memory module with a pool of that many Web Workers (the page must be cross-origin
+/// isolated, as it is when bench/browser_unet_step.mjs serves it).
+async function ours(backend, runs, { layout, t }, threads) {
+  const wasm = await import(`${threads > 1 ? PKG_THREADS : PKG}unclip.js`);
   await wasm.default();
+  if (threads > 1) await wasm.initThreadPool(threads);
   const gguf = await bytes(`${MODEL}unet.gguf`);
   const mask = Uint8Array.from(t.attention_mask.data, (v) => (v ? 1 : 0));
   const r = await wasm.timeUnetStep(gguf, t.sample.data, layout.timestep, t.encoder_hidden_states.data, t.class_labels.data,
     mask, backend, runs);
-  return { ms: Array.from(r.ms), output: r.output, detail: r.adapter ?? null };
+  return { ms: Array.from(r.ms), output: r.output, detail: r.adapter ?? { threads, crossOriginIsolated } };
 }
 
-async function ort(provider, runs, { layout, t }) {
+async function ort(provider, runs, { layout, t }, threads) {
   const ort = await import(`${ORT_DIST}${provider === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs"}`);
   ort.env.wasm.wasmPaths = new URL(ORT_DIST, location.href).href;
-  ort.env.wasm.numThreads = 1; // our wasm is single-threaded; ORT would need cross-origin isolation for more anyway
+  ort.env.wasm.numThreads = threads; // as ours; more than 1 needs the cross-origin isolation the bench server gives
   const session = await ort.InferenceSession.create(await bytes(`${MODEL}unet.onnx`), { executionProviders: [provider] });
   const feeds = () => ({
     sample: new ort.Tensor("float32", t.sample.data, t.sample.shape),
@@ -65,18 +69,18 @@ async function ort(provider, runs, { layout, t }) {
     crossOriginIsolated, simd: true, bundle: provider === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs" } };
 }
 
-window.bench = async (which, runs) => {
+window.bench = async (which, runs, threads = 1) => {
   const data = await inputs();
   const t0 = performance.now();
-  const r = which === "ours-webgpu" ? await ours("webgpu", runs, data)
-    : which === "ours-cpu" ? await ours("cpu", runs, data)
-    : which === "ort-webgpu" ? await ort("webgpu", runs, data)
-    : which === "ort-wasm" ? await ort("wasm", runs, data)
+  const r = which === "ours-webgpu" ? await ours("webgpu", runs, data, threads)
+    : which === "ours-cpu" ? await ours("cpu", runs, data, threads)
+    : which === "ort-webgpu" ? await ort("webgpu", runs, data, threads)
+    : which === "ort-wasm" ? await ort("wasm", runs, data, threads)
     : (() => { throw new Error(`unknown ${which}`); })();
   const expected = data.t.expected.data;
   let maxDiff = 0;
   for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(r.output[i] - expected[i]));
-  log(`${which}: ${r.ms.map((m) => m.toFixed(1)).join(", ")} ms; max |Δ| vs PyTorch ${maxDiff.toExponential(2)}`);
+  log(`${which} (${threads} thread${threads > 1 ? "s" : ""}): ${r.ms.map((m) => m.toFixed(1)).join(", ")} ms; max |Δ| vs PyTorch ${maxDiff.toExponential(2)}`);
   return { which, ms: r.ms, totalMs: performance.now() - t0, output: Array.from(r.output), maxDiffTorch: maxDiff,
     detail: r.detail, adapter: which.endsWith("webgpu") ? await adapterInfo() : null, userAgent: navigator.userAgent };
 };

@@ -18,6 +18,11 @@ use crate::gguf::HeaderStream;
 use crate::manifest::{FileEntry, Manifest};
 use crate::pipeline::{chw_to_hwc01, hwc_to_rgba8, Event, Flow, GenerateParams, Observer, Stage, UnCLIPPipeline};
 
+/// `initThreadPool(n)` (the shared-memory module only): starts rayon's pool on n Web Workers; www/js/wasm.js calls
+/// it before the first engine loads.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
@@ -173,7 +178,7 @@ impl Engine {
         Ok(Engine { loaded })
     }
 
-    /// {backend, adapter?, width, height, maxTokens, stages: [{stage, what, input, output}]}: the tensor
+    /// {backend, adapter?, width, height, maxTokens, threads, stages: [{stage, what, input, output}]}: the tensor
     /// shapes of one generation under guidance (N = 2: [uncond; cond]), for the teaching page's overview.
     pub fn info(&self) -> JsValue {
         let adapter = match &self.loaded {
@@ -251,8 +256,18 @@ fn info_of<B: Backend>(p: &UnCLIPPipeline<B>, adapter: JsValue) -> JsValue {
         ("width", (w as u32).into()),
         ("height", (h as u32).into()),
         ("maxTokens", (l as u32).into()),
+        ("threads", (threads() as u32).into()),
         ("stages", stages.into()),
     ])
+}
+
+/// Threads the CPU backend uses: the rayon pool's size in the shared-memory module, 1 in the single-threaded one.
+fn threads() -> usize {
+    if cfg!(feature = "threads") {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
 }
 
 /// A generation, or with `edit` an img2img / inpainting ([`crate::edit`]), reporting to `on_event`.

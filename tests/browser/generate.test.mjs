@@ -312,7 +312,8 @@ test("an engine crash (a panic, or memory that cannot grow) is one sentence, and
     ["panic", /the engine failed \(panicked at .*the crash drill panicked on purpose\); the page started a new engine/],
     ["oom", /the engine ran out of memory or crashed \(.*its WebAssembly memory had grown to \d+ MiB of at most 4096 MiB\)/],
   ]) {
-    const worker = page.workers().find((w) => w.url().endsWith("/js/worker.js"));
+    // the current engine worker (a replaced one may still be listed for a moment)
+    const worker = page.workers().filter((w) => new URL(w.url()).pathname.endsWith("/js/worker.js")).at(-1);
     await worker.evaluate((kind) => self.onmessage({ data: { type: "crash_drill", kind } }), kind);
     await page.waitForFunction(() => !document.getElementById("error").hidden);
     assert.match(await page.textContent("#error"), message);
@@ -358,8 +359,8 @@ test("generation after generation, the engine's WebAssembly memory stops growing
   const context = await env.browser.newContext();
   const page = await openPage(context, `${env.server.url}?${SMALL}`);
   assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
-  const worker = page.workers().find((w) => w.url().endsWith("/js/worker.js"));
-  const wasm = () => worker.evaluate(() => import("../pkg/unclip.js").then((m) => m.memoryBytes()));
+  const worker = page.workers().find((w) => new URL(w.url()).pathname.endsWith("/js/worker.js"));
+  const wasm = () => worker.evaluate(() => import("./wasm.js").then((m) => m.wasm.memoryBytes()));
   await page.click("#settings summary");
   const sizes = [];
   for (let run = 1; run <= 12; run++) {

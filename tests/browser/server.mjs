@@ -6,8 +6,13 @@ import { extname, join, normalize } from "node:path";
 
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm", ".png": "image/png", ".svg": "image/svg+xml", ".webmanifest": "application/manifest+json" };
 
-/// faults: file name → "404" | "500" | "corrupt" | "truncate" | "cut" | "slow"
-export async function startServer(root) {
+/// The headers that make a page cross-origin isolated (SharedArrayBuffer, the threaded wasm module), as
+/// tools/serve.py (`./build.sh serve`) sends them.
+export const ISOLATION = { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp", "cross-origin-resource-policy": "same-origin" };
+
+/// faults: file name → "404" | "500" | "corrupt" | "truncate" | "cut" | "slow".
+/// `isolate: false` serves without the isolation headers (a plain static host: the service worker adds them).
+export async function startServer(root, { isolate = true } = {}) {
   const faults = new Map();
   const hits = new Map();
   const server = createServer(async (req, res) => {
@@ -23,7 +28,7 @@ export async function startServer(root) {
       return;
     }
     const fault = faults.get(name);
-    const headers = { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "cache-control": "no-store" };
+    const headers = { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "cache-control": "no-store", ...(isolate ? ISOLATION : {}) };
     if (fault === "404" || fault === "500") {
       res.writeHead(Number(fault), headers).end(`injected ${fault}`);
     } else if (fault === "corrupt") {

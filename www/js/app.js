@@ -7,6 +7,7 @@ import { initEdit } from "./edit.js";
 import { initHistory } from "./history.js";
 import { initModels, MODEL_PARAMS } from "./models.js";
 import { initRemix } from "./remix.js";
+import { engineWorker, isolate, requestedThreads } from "./threads.js";
 
 const $ = (id) => document.getElementById(id);
 // the served models are folders under models/ (models.js: which one the URL asks for, or your own)
@@ -21,7 +22,7 @@ let worker = null;
 const port = { postMessage: (...args) => worker.postMessage(...args) };
 function startWorker() {
   worker?.terminate();
-  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker = engineWorker(threadPlan.threads);
   worker.onmessage = ({ data }) => {
     if (data.job === "remix") remix.handle(data);
     if (data.job !== "remix" || data.crashed) handlers[data.type]?.(data); // a crash restarts the engine for both
@@ -75,7 +76,7 @@ function readSettings() {
 function writeUrl(p) {
   const q = new URLSearchParams();
   const now = new URLSearchParams(location.search);
-  for (const k of MODEL_PARAMS) if (now.has(k)) q.set(k, now.get(k)); // which model: models.js keeps it
+  for (const k of [...MODEL_PARAMS, "threads"]) if (now.has(k)) q.set(k, now.get(k)); // which model (models.js), threads
   for (const f of [...FIELDS, "edit_mode"]) if (String(p[f]) !== String(DEFAULTS[f]) || f === "prompt") q.set(f, p[f]);
   history.replaceState(null, "", `?${q}`);
 }
@@ -103,7 +104,8 @@ const handlers = {
   ready(m) {
     $("load-bar").value = 1;
     $("load-text").textContent = `${m.model.name} ${m.model.version} ready (${m.info.width}×${m.info.height})`;
-    $("backend-status").textContent = `Backend: ${m.info.backend} — ${m.reason}`;
+    $("backend-status").textContent = `Backend: ${m.info.backend} — ${m.reason}${threadsText(m)}`;
+    document.body.dataset.threads = m.info.threads;
     remix.ready();
     models.ready(m.model);
     worker.postMessage({ type: "storage" });
@@ -146,6 +148,7 @@ const handlers = {
     const url = canvas.toDataURL("image/png");
     const p = runSettings;
     showResult(url, p);
+    document.body.dataset.ms = Math.round(m.ms); // the whole generation in the worker (benchmarks read it)
     const what = p.prompt.trim() ? p.prompt : p.edit_mode === "off" ? "(no prompt: unconditional)" : "(no prompt: toward the picture itself)";
     const how = { off: "", img2img: `, redrawn from ${runLabel} at strength ${p.strength}`, inpaint: `, repainted in ${runLabel}` }[p.edit_mode];
     results.add({ png: url, title: `${what} (seed ${p.seed}${how})`, settings: p, embedding: m.embedding });
@@ -218,7 +221,21 @@ retry.onclick = () => { retry.hidden = true; $("error").hidden = true; state("lo
 $("load").append(retry);
 $("backend").addEventListener("change", () => { if (document.body.dataset.state !== "running") { state("loading"); loadModel(); } });
 
-navigator.serviceWorker?.register(new URL("../sw.js", import.meta.url)).catch(() => {}); // offline app shell
+/// The CPU backend's threads in words, for the backend line: how many, or why one.
+function threadsText(m) {
+  if (m.info.backend !== "cpu") return "";
+  const n = m.info.threads;
+  if (n > 1) return `; ${n} threads (shared-memory wasm)`;
+  const why = threadPlan.note ?? isolation.why ?? m.threading?.note
+    ?? (threadPlan.threads === 1 ? (new URLSearchParams(location.search).has("threads") ? "you asked for one (?threads=1)" : "this device reports one core") : "");
+  return `; 1 thread${why ? `: ${why}` : ""}`;
+}
+
+// the service worker: the offline shell, and cross-origin isolation (threads) on hosts that send no COOP/COEP;
+// on such a host the first visit reloads once here
+const threadPlan = requestedThreads();
+const isolation = await isolate(new URL("../sw.js", import.meta.url));
+if (threadPlan.note) handlers.warning({ message: threadPlan.note });
 
 let autorun = settingsFromUrl();
 startWorker();

@@ -3,7 +3,7 @@
 // seed / noise / sampler rules: src/remix.rs) and decodes them one by one with Engine.generate, so
 // every frame streams the usual step events. Every message it posts carries job: "remix".
 
-import { frameParams, interpolationFrames, textDiffFrames, variationParams } from "../pkg/unclip.js";
+import { wasm } from "./wasm.js";
 
 const STEP_BUFFERS = ["xt", "x0", "eps", "eps_uncond", "eps_cond"];
 
@@ -23,18 +23,18 @@ async function plan(engine, req, onEvent) {
       const { rgba, width, height } = req.image;
       const z = await engine.embedImage(rgba, width, height);
       const base = req.invert ? { ...p, ddim_eta: req.eta ?? 0.5 } : p; // η: the DDIM decode from the inverted noise
-      const inverted = req.invert ? await engine.invert(rgba, width, height, z, frameParams(base, z, BigInt(p.seed)), onEvent(0, req.count)) : undefined;
-      return Array.from({ length: req.count }, (_, k) => variationParams(base, z, inverted, k));
+      const inverted = req.invert ? await engine.invert(rgba, width, height, z, wasm.frameParams(base, z, BigInt(p.seed)), onEvent(0, req.count)) : undefined;
+      return Array.from({ length: req.count }, (_, k) => wasm.variationParams(base, z, inverted, k));
     }
     case "interpolate": {
       const a = await embed(engine, req.a, p, onEvent(0, req.frames));
       const b = await embed(engine, req.b, p, onEvent(0, req.frames));
-      return interpolationFrames(a, b, req.frames).map((z) => frameParams(p, z, BigInt(p.seed)));
+      return wasm.interpolationFrames(a, b, req.frames).map((z) => wasm.frameParams(p, z, BigInt(p.seed)));
     }
     case "text_diff": {
       const z = await embed(engine, req.source, p, onEvent(0, req.frames));
       const [from, to] = [await engine.textEmbedding(req.from), await engine.textEmbedding(req.to)];
-      return textDiffFrames(z, from, to, req.frames, req.max_theta).map((f) => frameParams(p, f, BigInt(p.seed)));
+      return wasm.textDiffFrames(z, from, to, req.frames, req.max_theta).map((f) => wasm.frameParams(p, f, BigInt(p.seed)));
     }
     default:
       throw new Error(`unknown remix operation ${req.op}`);

@@ -6,7 +6,7 @@
 // folder picked before: its verified copy in the cache). Local models are cached under LOCAL_PREFIX/<name>/, so
 // each is listed, sized and deleted on its own.
 
-import { FileVerifier, parseManifest } from "../pkg/unclip.js";
+import { wasm } from "./wasm.js";
 
 export const CACHE_NAME = "unclip-models-v1";
 const LOCAL_PREFIX = new URL("/__unclip-local-models__/", self.location.origin).href;
@@ -42,9 +42,9 @@ async function fetchManifest(base, cache) {
     const cached = await cache.match(url);
     if (!cached) throw e instanceof LoadError ? e : new LoadError(`could not fetch ${url} (${e.message}) and no copy is cached: check the connection and reload`);
     const cachedText = await cached.text();
-    return { text: cachedText, manifest: parseManifest(cachedText) };
+    return { text: cachedText, manifest: wasm.parseManifest(cachedText) };
   }
-  return { text, manifest: parseManifest(text) }; // throws on a bad manifest, which is then never cached
+  return { text, manifest: wasm.parseManifest(text) }; // throws on a bad manifest, which is then never cached
 }
 
 /// The bytes of one file as a stream: from the network, or from a picked folder.
@@ -68,7 +68,7 @@ async function open(source, base, entry) {
 
 /// Streams one file through a FileVerifier, reporting progress; returns its bytes.
 async function download(stream, entry, onChunk) {
-  const verifier = new FileVerifier(entry);
+  const verifier = new wasm.FileVerifier(entry);
   const bytes = new Uint8Array(entry.bytes);
   let received = 0;
   const reader = stream.getReader();
@@ -103,12 +103,12 @@ async function readManifest(source, cache) {
     const cached = await cache.match(new URL("model.json", base).href);
     if (!cached) throw new LoadError(`the model “${source.name}” is not stored in this browser (it was deleted, or picked in another browser): open its folder again`);
     const text = await cached.text();
-    return { base, text, manifest: parseManifest(text) };
+    return { base, text, manifest: wasm.parseManifest(text) };
   }
   const file = source.files.get("model.json");
   if (!file) throw new LoadError("the folder has no model.json: choose a folder that `unclip convert` wrote (it holds model.json and the .gguf files)");
   const text = await file.text();
-  const manifest = parseManifest(text);
+  const manifest = wasm.parseManifest(text);
   return { base: localBase(manifest.name), text, manifest };
 }
 

@@ -1,13 +1,12 @@
 // The module worker that owns the wasm instance and the GPU device. The page only sends
 // messages (protocol.js); everything heavy happens here.
 
-import init, { crashDrill, Engine, lastPanic, memoryBytes } from "../pkg/unclip.js";
+import { ready, threading, wasm } from "./wasm.js";
 import { clearCache, deleteModel, forget, loadModel, LoadError, storageReport } from "./weights.js";
 import { runRemix } from "./remix-worker.js";
 
 let engine = null;
 let busy = false; // a generation or remix is queued or running
-const ready = init();
 
 /// One operation at a time: loads, generations and remixes run in the order they were sent, so a backend
 /// switch or a second load waits for the run before it (and then finds the files in the cache), an engine is
@@ -60,14 +59,14 @@ async function startEngine(backend, reason) {
   engine?.free();
   engine = null;
   try {
-    engine = await Engine.load(model.manifestText, model.files, backend);
+    engine = await wasm.Engine.load(model.manifestText, model.files, backend);
   } catch (e) {
     if (backend !== "webgpu") throw e;
     post({ type: "warning", message: `WebGPU could not start (${e.message}); running on the CPU instead` });
     return startEngine("cpu", `WebGPU could not start (${e.message}), so this runs on the CPU (wasm simd128)`);
   }
   const m = model.manifest;
-  post({ type: "ready", model: { name: m.name, version: m.version, license: m.license, attribution: m.attribution, local: model.local }, info: engine.info(), reason });
+  post({ type: "ready", model: { name: m.name, version: m.version, license: m.license, attribution: m.attribution, local: model.local }, info: engine.info(), reason, threading });
 }
 
 /// Loads a model from `source` (weights.js: a served URL, a picked folder, or a folder picked before).
@@ -137,16 +136,17 @@ async function run(op, job) {
 /// A crash of the wasm engine (src/web/crash.rs) in words, or null for an ordinary error.
 function crashMessage(e) {
   if (!(e instanceof WebAssembly.RuntimeError)) return null;
-  const panic = lastPanic();
+  const panic = wasm.lastPanic();
   const what = panic
     ? `the engine failed (${panic.replace(/\s+/g, " ")})`
-    : `the engine ran out of memory or crashed (${e.message}; its WebAssembly memory had grown to ${(memoryBytes() / 2 ** 20).toFixed(0)} MiB of at most 4096 MiB)`;
+    : `the engine ran out of memory or crashed (${e.message}; its WebAssembly memory had grown to ${(wasm.memoryBytes() / 2 ** 20).toFixed(0)} MiB of at most 4096 MiB)`;
   return `${what}; the page started a new engine and is loading the model again — then try again, with fewer or smaller settings if it was memory`;
 }
 
 self.onmessage = async ({ data }) => {
   const phase = data.type === "load" ? "load" : "generate";
   try {
+    await ready;
     switch (data.type) {
       case "load": // {source} (weights.js), or {modelUrl} (the teaching page)
         return await serial(() => load(data.source ?? { kind: "url", base: data.modelUrl }, data.backend));
@@ -163,7 +163,7 @@ self.onmessage = async ({ data }) => {
         await clearCache();
         return post({ type: "storage", ...(await storageReport()) });
       case "crash_drill": // the browser tests' fault injection: {kind: "panic" | "oom"}
-        return crashDrill(data.kind);
+        return wasm.crashDrill(data.kind);
       case "delete_model":
         await deleteModel(data.base);
         return post({ type: "storage", ...(await storageReport()) });

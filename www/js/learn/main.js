@@ -8,7 +8,10 @@ import { PriorPanel } from "./prior.js";
 import { ReversePanel } from "./reverse.js";
 import { SdeditPanel } from "./sdedit.js";
 import { applyLanguage } from "./i18n.js";
+import { isolate } from "../threads.js";
 
+// threads for the model's CPU path: on a host without COOP/COEP the service worker adds them (one reload)
+await isolate(new URL("../../sw.js", import.meta.url));
 const q = new URLSearchParams(location.search);
 const problems = []; // one sentence per setting in the URL that cannot be used
 /// `?name=` as a whole number in [lo, hi], else `fallback` and a sentence in `problems`.

@@ -2,6 +2,7 @@
 // then runs one generation at a time and hands each step event to the caller.
 
 import { DEFAULTS } from "../protocol.js";
+import { engineWorker, requestedThreads } from "../threads.js";
 
 /// The settings the panels run with: the lesson's prompt, seed and decoder steps, and the generate page's
 /// (diffusers') prior and super-res steps, so a panel's picture is the one `unclip generate` draws.
@@ -12,7 +13,7 @@ export function recommended(state) {
 
 export class ModelWorker {
   constructor(onStatus, modelUrl) {
-    this.worker = new Worker(new URL("../worker.js", import.meta.url), { type: "module" });
+    this.worker = engineWorker(requestedThreads().threads);
     this.onStatus = onStatus;
     this.queue = Promise.resolve();
     this.current = null;

@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 use crate::gguf::TensorView;
 use crate::schedulers::{NoiseScale, StepCoefficients};
 
+#[cfg(test)]
+mod sgemm_tests;
+
 #[derive(Debug, Clone, Default)]
 pub struct Cpu;
 
@@ -231,7 +234,7 @@ impl Tensor for CpuTensor {
         let (g, b) = (gamma.host()?, beta.host()?);
         let mut x = self.host()?;
         let per_group = (c / groups) * hw;
-        for (chunk_idx, chunk) in x.chunks_mut(per_group).enumerate() {
+        par_chunks(&mut x, per_group, |chunk_idx, chunk| {
             let (mean, var) = moments(chunk);
             let inv = 1.0 / (var + eps as f64).sqrt();
             let group = chunk_idx % groups;
@@ -253,7 +256,7 @@ impl Tensor for CpuTensor {
                     plane.iter_mut().for_each(|v| *v = *v * scale + shift);
                 }
             }
-        }
+        });
         debug_assert_eq!(x.len(), n * c * hw);
         Self::from_host(x, &dims)
     }
@@ -364,7 +367,7 @@ fn im2col(x: &[f32], g: &ConvGeometry, y0: usize, y1: usize) -> Vec<f32> {
     let ConvGeometry { c, h, w, kh, kw, pad, ow, .. } = *g;
     let n_cols = (y1 - y0) * ow;
     let mut cols = vec![0f32; c * kh * kw * n_cols];
-    for (row, out) in cols.chunks_mut(n_cols).enumerate() {
+    par_chunks(&mut cols, n_cols, |row, out| {
         let (ch, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
         let plane = &x[ch * h * w..][..h * w];
         // output column ox reads input column ox + kx − pad; keep the in-range span
@@ -379,7 +382,7 @@ fn im2col(x: &[f32], g: &ConvGeometry, y0: usize, y1: usize) -> Vec<f32> {
             let dst = (oy - y0) * ow;
             out[dst + x0..dst + x1].copy_from_slice(&src[x0 + kx - pad..x1 + kx - pad]);
         }
-    }
+    });
     cols
 }
 
@@ -427,7 +430,7 @@ const QUERY_BLOCK: usize = 64;
 
 /// softmax(q·kᵀ/√d + bias)·v without materialising all scores: per (batch, head), blocks of
 /// queries go through two GEMMs with the row softmax between them (flash attention's tiling, with
-/// the whole key range in one tile). Heads run in parallel natively.
+/// the whole key range in one tile). Heads run in parallel where threads exist.
 fn fused_attention(
     q: &[f32],
     k: &[f32],
@@ -590,16 +593,27 @@ fn bias_of(b: &CpuTensor, outputs: usize) -> Result<Vec<f32>> {
     b.host()
 }
 
+/// Whether this build has threads: natively always, in wasm32 only the shared-memory module (feature
+/// `threads`, whose rayon pool runs on Web Workers); the single-threaded wasm module has none.
+pub const THREADED: bool = cfg!(any(not(target_arch = "wasm32"), feature = "threads"));
+
 /// Maps 0..n through `f`, in parallel where threads exist.
 fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> Result<T> + Sync + Send) -> Result<Vec<T>> {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
+    use rayon::prelude::*;
+    if THREADED {
         (0..n).into_par_iter().map(f).collect()
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
+    } else {
         (0..n).map(f).collect()
+    }
+}
+
+/// Runs `f(index, chunk)` over `x` in chunks of `size`, in parallel where threads exist.
+fn par_chunks(x: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    use rayon::prelude::*;
+    if THREADED {
+        x.par_chunks_mut(size.max(1)).enumerate().for_each(|(i, c)| f(i, c));
+    } else {
+        x.chunks_mut(size.max(1)).enumerate().for_each(|(i, c)| f(i, c));
     }
 }
 
@@ -624,12 +638,11 @@ struct Gemm<'a> {
 }
 
 fn parallelism(parallel: bool) -> gemm::Parallelism {
-    #[cfg(not(target_arch = "wasm32"))]
-    if parallel {
-        return gemm::Parallelism::Rayon(0); // every thread of rayon's pool
+    if parallel && THREADED {
+        gemm::Parallelism::Rayon(0) // every thread of rayon's pool
+    } else {
+        gemm::Parallelism::None
     }
-    let _ = parallel;
-    gemm::Parallelism::None
 }
 
 /// A bounds-checked call of the `gemm` crate's strided kernel.
