@@ -30,26 +30,29 @@ for (const threads of THREADS) {
   page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
   await page.goto(`${server.url}?${QUERY}&threads=${threads}&autorun=1`);
   const ms = [];
+  const stages = [];
   for (let run = 0; run <= RUNS; run++) {
     if (run > 0) await page.click("#generate");
     await page.waitForFunction(() => document.body.dataset.state === "running" || document.body.dataset.state === "error", null, { timeout: 300_000 }).catch(() => {});
     const state = await waitState(page, ["done", "error"], 600_000);
     if (state !== "done") throw new Error(await page.textContent("#error"));
     if (run > 0) ms.push(Number(await page.evaluate(() => document.body.dataset.ms))); // run 0 warms up
+    if (run > 0) stages.push(await page.$$eval(".stage", (els) => els.filter((e) => e.querySelector("small")?.textContent).map((e) => `${e.dataset.stage} ${e.querySelector("small").textContent.replace("done in ", "")}`).join(", ")));
   }
   const used = await page.evaluate(() => ({ threads: Number(document.body.dataset.threads), isolated: self.crossOriginIsolated,
     line: document.getElementById("backend-status").textContent, chrome: (navigator.userAgent.match(/Chrome\/([\d.]+)/) ?? [])[1] }));
   if (used.threads !== threads) throw new Error(`asked for ${threads} threads, the page used ${used.threads}: ${used.line}`);
   const best = Math.min(...ms);
-  results.push({ threads, ms, best, ...used });
-  console.log(`${threads} thread(s): best ${best} ms of ${ms.join(", ")} — ${used.line}`);
+  const stagesOfBest = stages[ms.indexOf(best)];
+  results.push({ threads, ms, best, stages: stagesOfBest, ...used });
+  console.log(`${threads} thread(s): best ${best} ms of ${ms.join(", ")} (${stagesOfBest}) — ${used.line}`);
   await context.close();
 }
 await browser.close();
 await server.close();
 
 const one = results.find((r) => r.threads === 1);
-const rows = results.map((r) => `| ${r.threads} | ${(r.best / 1000).toFixed(2)} | ${one ? `**${(r.best / one.best).toFixed(2)}×**` : "–"} | ${r.ms.join(", ")} |`);
+const rows = results.map((r) => `| ${r.threads} | ${(r.best / 1000).toFixed(2)} | ${one ? `**${(r.best / one.best).toFixed(2)}×**` : "–"} | ${r.stages} | ${r.ms.join(", ")} |`);
 const body = `### Browser, whole image on the CPU path at 1, 2, … threads (headless Chromium ${results[0].chrome})
 
 The bundled model, "a happy dog", seed 0, diffusers' default steps (25 prior, 25 decoder, 7 super-res), the CPU
@@ -58,8 +61,8 @@ generation), each thread count in a fresh page of a cross-origin isolated site (
 to back in one run on this ${cores}-core machine. 1 thread is the single-threaded module (\`pkg/\`), N > 1 the
 shared-memory module (\`pkg-threads/\`) with a rayon pool of N Web Workers.
 
-| threads | whole image (s) | time / 1 thread | every run (ms) |
-|---|---|---|---|
+| threads | whole image (s) | time / 1 thread | stages of the best run | every run (ms) |
+|---|---|---|---|---|
 ${rows.join("\n")}
 
 - Reproduce: \`./build.sh build && node bench/browser_threads.mjs --threads ${opt.threads} --runs ${RUNS}\`.

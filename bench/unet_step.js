@@ -31,30 +31,34 @@ async function adapterInfo() {
     isFallbackAdapter: i.isFallbackAdapter ?? a.isFallbackAdapter ?? null };
 }
 
-/// threads > 1: the shared-memory module with a pool of that many Web Workers (the page must be cross-origin
-/// isolated, as it is when bench/browser_unet_step.mjs serves it).
+/// Our module in a Web Worker (unet_step_worker.js), as the app runs it; threads > 1: the shared-memory module with
+/// a pool of that many Web Workers (the page must be cross-origin isolated, as bench/browser_unet_step.mjs serves it).
 async function ours(backend, runs, { layout, t }, threads) {
-  const wasm = await import(`${threads > 1 ? PKG_THREADS : PKG}unclip.js`);
-  await wasm.default();
-  if (threads > 1) await wasm.initThreadPool(threads);
   const gguf = await bytes(`${MODEL}unet.gguf`);
   const mask = Uint8Array.from(t.attention_mask.data, (v) => (v ? 1 : 0));
-  const r = await wasm.timeUnetStep(gguf, t.sample.data, layout.timestep, t.encoder_hidden_states.data, t.class_labels.data,
-    mask, backend, runs);
-  return { ms: Array.from(r.ms), output: r.output, detail: r.adapter ?? { threads, crossOriginIsolated } };
+  const worker = new Worker(new URL("./unet_step_worker.js", import.meta.url), { type: "module" });
+  const r = await new Promise((resolve) => {
+    worker.onmessage = ({ data }) => resolve(data);
+    worker.postMessage({ pkg: new URL(threads > 1 ? PKG_THREADS : PKG, location.href).href, threads, gguf, sample: t.sample.data,
+      timestep: layout.timestep, hidden: t.encoder_hidden_states.data, labels: t.class_labels.data, mask, backend, runs });
+  });
+  worker.terminate();
+  if (r.error) throw new Error(r.error);
+  return { ms: r.ms, output: r.output, detail: r.adapter ?? { threads, crossOriginIsolated } };
 }
 
 async function ort(provider, runs, { layout, t }, threads) {
   const ort = await import(`${ORT_DIST}${provider === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs"}`);
   ort.env.wasm.wasmPaths = new URL(ORT_DIST, location.href).href;
   ort.env.wasm.numThreads = threads; // as ours; more than 1 needs the cross-origin isolation the bench server gives
+  ort.env.wasm.proxy = provider === "wasm"; // off the main thread, in ORT's proxy worker, as ours runs in a worker
   const session = await ort.InferenceSession.create(await bytes(`${MODEL}unet.onnx`), { executionProviders: [provider] });
-  const feeds = () => ({
-    sample: new ort.Tensor("float32", t.sample.data, t.sample.shape),
+  const feeds = () => ({ // own copies: the proxy worker takes their buffers, and the inputs share one
+    sample: new ort.Tensor("float32", t.sample.data.slice(), t.sample.shape),
     timestep: new ort.Tensor("int64", BigInt64Array.from([BigInt(layout.timestep)]), []),
-    encoder_hidden_states: new ort.Tensor("float32", t.encoder_hidden_states.data, t.encoder_hidden_states.shape),
-    class_labels: new ort.Tensor("float32", t.class_labels.data, t.class_labels.shape),
-    attention_mask: new ort.Tensor("float32", t.attention_mask.data, t.attention_mask.shape),
+    encoder_hidden_states: new ort.Tensor("float32", t.encoder_hidden_states.data.slice(), t.encoder_hidden_states.shape),
+    class_labels: new ort.Tensor("float32", t.class_labels.data.slice(), t.class_labels.shape),
+    attention_mask: new ort.Tensor("float32", t.attention_mask.data.slice(), t.attention_mask.shape),
   });
   const once = async () => (await session.run(feeds()))[session.outputNames[0]].getData();
   let output = await once(); // warm-up (shader compilation, allocations)

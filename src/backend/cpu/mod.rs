@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::gguf::TensorView;
 use crate::schedulers::{NoiseScale, StepCoefficients};
 
+mod elementwise;
 #[cfg(test)]
 mod sgemm_tests;
 
@@ -106,32 +107,38 @@ impl Tensor for CpuTensor {
         self.map(|t| t.index_select(&idx, 0))
     }
 
+    // same shapes (residual connections) on the pool; broadcasts (small: embeddings, per-channel vectors) by candle
     fn add(&self, rhs: &Self) -> Result<Self> {
+        if self.dims() == rhs.dims() {
+            return elementwise::binary(self, rhs, |a, b| a + b);
+        }
         self.map(|t| t.broadcast_add(&rhs.0))
     }
 
     fn sub(&self, rhs: &Self) -> Result<Self> {
+        if self.dims() == rhs.dims() {
+            return elementwise::binary(self, rhs, |a, b| a - b);
+        }
         self.map(|t| t.broadcast_sub(&rhs.0))
     }
 
     fn mul(&self, rhs: &Self) -> Result<Self> {
+        if self.dims() == rhs.dims() {
+            return elementwise::binary(self, rhs, |a, b| a * b);
+        }
         self.map(|t| t.broadcast_mul(&rhs.0))
     }
 
     fn affine(&self, mul: f32, add: f32) -> Result<Self> {
-        self.map(|t| t.affine(mul as f64, add as f64))
+        elementwise::unary(self, |v| v * mul + add)
     }
 
     fn clamp(&self, min: f32, max: f32) -> Result<Self> {
-        self.map(|t| t.clamp(min, max))
+        elementwise::unary(self, |v| if v < min { min } else if v > max { max } else { v }) // NaN stays NaN
     }
 
     fn activation(&self, act: Activation) -> Result<Self> {
-        self.map(|t| match act {
-            Activation::Silu => t.silu(),
-            Activation::Gelu => t.gelu_erf(),
-            Activation::QuickGelu => t.mul(&candle_nn::ops::sigmoid(&(t * 1.702)?)?),
-        })
+        elementwise::unary(self, |v| elementwise::activate(act, v))
     }
 
     fn l2_normalize(&self) -> Result<Self> {
@@ -595,7 +602,7 @@ fn bias_of(b: &CpuTensor, outputs: usize) -> Result<Vec<f32>> {
 
 /// Whether this build has threads: natively always, in wasm32 only the shared-memory module (feature
 /// `threads`, whose rayon pool runs on Web Workers); the single-threaded wasm module has none.
-pub const THREADED: bool = cfg!(any(not(target_arch = "wasm32"), feature = "threads"));
+const THREADED: bool = cfg!(any(not(target_arch = "wasm32"), feature = "threads"));
 
 /// Maps 0..n through `f`, in parallel where threads exist.
 fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> Result<T> + Sync + Send) -> Result<Vec<T>> {
@@ -610,7 +617,7 @@ fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> Result<T> + Sync + Send) -> R
 /// Runs `f(index, chunk)` over `x` in chunks of `size`, in parallel where threads exist.
 fn par_chunks(x: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     use rayon::prelude::*;
-    if THREADED {
+    if THREADED && x.len() > size {
         x.par_chunks_mut(size.max(1)).enumerate().for_each(|(i, c)| f(i, c));
     } else {
         x.chunks_mut(size.max(1)).enumerate().for_each(|(i, c)| f(i, c));
@@ -637,15 +644,20 @@ struct Gemm<'a> {
     parallel: bool,
 }
 
-fn parallelism(parallel: bool) -> gemm::Parallelism {
-    if parallel && THREADED {
-        gemm::Parallelism::Rayon(0) // every thread of rayon's pool
-    } else {
-        gemm::Parallelism::None
-    }
-}
+/// Multiply-adds (m·n·k) below which a product is one kernel call on the calling thread: waking the pool costs
+/// more than it saves (tens of µs in a browser, where a worker sleeps in `Atomics.wait`).
+const PARALLEL_MIN_WORK: usize = 1 << 19;
+/// Columns (or rows) per part are a multiple of this, so each part keeps whole microkernel tiles.
+const PART_ALIGN: usize = 16;
 
-/// A bounds-checked call of the `gemm` crate's strided kernel.
+/// A bounds-checked GEMM. With `parallel` (and threads, and enough work) the product is cut into one part per
+/// thread along its longer side of C — columns when n ≥ m, else rows — and each part is one single-threaded call
+/// of the `gemm` crate's kernel: one fork-join per product (the crate's own threading joins once per k-block,
+/// which in a browser cost more than it gained). Parts of fixed size, the same on any number of threads, were
+/// measured too: 8% slower on one thread natively, 2.5× slower in the single-threaded wasm module on the `full`
+/// UNet step. The price of one part per thread: the crate's cache blocking depends on the shape it is given, so
+/// a different number of threads sums some products in different k-blocks (the threaded and single-threaded
+/// wasm modules' images differ by a few 1/255 at a few pixels; `tests/browser/threads.test.mjs` bounds it).
 fn sgemm(g: Gemm<'_>, c: &mut [f32]) -> Result<()> {
     let last = |rows: usize, rs: usize, cols: usize, cs: usize| (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs;
     if g.m == 0 || g.n == 0 || g.k == 0 {
@@ -657,33 +669,67 @@ fn sgemm(g: Gemm<'_>, c: &mut [f32]) -> Result<()> {
     {
         return Err(Error::Model("an internal matrix product was given operands that are too small".into()));
     }
-    // SAFETY: every element the kernel reads (A: m×k, B: k×n with the given strides) or reads and
-    // writes (C: m×n, row stride c_rs) lies inside the slices, checked just above; C does not alias A or B
-    // (it is borrowed mutably).
-    unsafe {
-        gemm::gemm(
-            g.m,
-            g.n,
-            g.k,
-            c.as_mut_ptr(),
-            1,
-            g.c_rs as isize,
-            g.accumulate,
-            g.a.as_ptr(),
-            g.a_cs as isize,
-            g.a_rs as isize,
-            g.b.as_ptr(),
-            g.b_cs as isize,
-            g.b_rs as isize,
-            if g.accumulate { 1.0 } else { 0.0 },
-            g.scale,
-            false,
-            false,
-            false,
-            parallelism(g.parallel),
-        );
+    let threads = if g.parallel && THREADED { rayon::current_num_threads() } else { 1 };
+    let (long, along_n) = if g.n >= g.m { (g.n, true) } else { (g.m, false) };
+    let parts = threads.min(long / PART_ALIGN).max(1);
+    if parts == 1 || g.m * g.n * g.k < PARALLEL_MIN_WORK {
+        // SAFETY: checked above: every element of A, B and C the kernel touches is inside its slice.
+        unsafe { gemm_part(&g, c.as_mut_ptr(), 0..g.m, 0..g.n) };
+        return Ok(());
     }
+    let step = long.div_ceil(parts).next_multiple_of(PART_ALIGN);
+    let out = SharedOut(c.as_mut_ptr());
+    use rayon::prelude::*;
+    (0..long.div_ceil(step)).into_par_iter().for_each(|p| {
+        let range = p * step..((p + 1) * step).min(long);
+        let (rows, cols) = if along_n { (0..g.m, range) } else { (range, 0..g.n) };
+        // SAFETY: as above for the whole product; the parts write disjoint blocks of C (disjoint column ranges, or
+        // disjoint row ranges), so no two threads touch one element, and `c` stays borrowed until all have joined.
+        unsafe { gemm_part(&g, out.get(), rows, cols) };
+    });
     Ok(())
+}
+
+/// C's base pointer, handed to the threads that write disjoint blocks of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: only `sgemm` creates it, for parts that write disjoint elements while it holds the `&mut` borrow.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+impl SharedOut {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// The block C[rows, cols] of `g`'s product, by one single-threaded call of the `gemm` crate.
+///
+/// # Safety
+/// `g`'s operands must hold every element the whole m×n×k product reads, `c` must point at C's first element
+/// with room for the whole product, and no other thread may touch C[rows, cols] meanwhile.
+unsafe fn gemm_part(g: &Gemm<'_>, c: *mut f32, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+    let (i0, j0) = (rows.start, cols.start);
+    gemm::gemm(
+        rows.len(),
+        cols.len(),
+        g.k,
+        c.add(i0 * g.c_rs + j0),
+        1,
+        g.c_rs as isize,
+        g.accumulate,
+        g.a.as_ptr().add(i0 * g.a_rs),
+        g.a_cs as isize,
+        g.a_rs as isize,
+        g.b.as_ptr().add(j0 * g.b_cs),
+        g.b_cs as isize,
+        g.b_rs as isize,
+        if g.accumulate { 1.0 } else { 0.0 },
+        g.scale,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
 }
 
 /// e^x in f32 without branches, so loops over it vectorize (Cephes' expf: range reduction by ln 2 in

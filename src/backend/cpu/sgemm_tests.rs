@@ -220,3 +220,21 @@ fn sgemm_rejects_short_operands() {
     };
     assert!(super::sgemm(g, &mut c).is_err());
 }
+
+/// A product cut into one part per thread (by columns when n ≥ m, by rows otherwise, an uneven last part) is right
+/// on 1, 2 and 3 threads.
+#[test]
+fn sgemm_parts_on_any_number_of_threads() {
+    let mut rng = Rng(11);
+    let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("a rayon pool");
+    for (mnk, layout, accumulate) in [
+        ((70, 3001, 300), Layout::RowRow, true),
+        ((2999, 45, 257), Layout::RowCol, false),
+        ((513, 517, 129), Layout::ColRow, true),
+    ] {
+        let case = Case::new(&mut rng, mnk, layout, 0.75, accumulate, true);
+        for threads in [1, 2, 3] {
+            pool(threads).install(|| case.check(&format!("sgemm on {threads} threads"), sgemm_ok));
+        }
+    }
+}

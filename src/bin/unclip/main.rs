@@ -207,6 +207,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // One thread pool: the CPU backend runs its GEMMs, norms, attention and elementwise ops on rayon's; candle's
+    // remaining ops (copies, broadcasts) would start a second pool of spinning threads on the same cores
+    // (src/backend/cpu/elementwise.rs). Set before any thread exists, and only where the user has not chosen.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error ({info}); please report it with the command you ran");
     }));
