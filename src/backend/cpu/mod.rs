@@ -134,7 +134,15 @@ impl Tensor for CpuTensor {
     }
 
     fn clamp(&self, min: f32, max: f32) -> Result<Self> {
-        elementwise::unary(self, |v| if v < min { min } else if v > max { max } else { v }) // NaN stays NaN
+        elementwise::unary(self, |v| {
+            if v < min {
+                min
+            } else if v > max {
+                max
+            } else {
+                v
+            }
+        }) // NaN stays NaN
     }
 
     fn activation(&self, act: Activation) -> Result<Self> {
