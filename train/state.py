@@ -4,13 +4,22 @@ train/state/<run>/ (committed, so that any fresh machine resumes where the last 
     python train/state.py save [RUN ...]      # runs -> state (default: every run with a state, but smoke-/pilot-/archive- ones)
     python train/state.py restore [RUN ...]   # state -> runs, where the committed state has seen more samples
 
-What travels: state.safetensors (weights and AdamW moments in bf16, EMA in f32; step, time, samples, RNG as metadata),
-log.csv and eval.csv (the learning curve). The ema/ folders export.py reads are rebuilt by the first checkpoint
-after a resume (`--max-minutes 0` writes one at once).
+What travels: state.safetensors, log.csv and eval.csv (the learning curve). The committed state.safetensors is
+compact, because every commit's bytes count against the project's size budget: the EMA weights alone, in bf16
+(the image tower's in f32: the prior and the decoder are trained on its exact embeddings), with step, time, samples
+and RNG as metadata; no raw weights, no AdamW moments. A resume from it (trainer.py `load`) starts the weights from
+the EMA and a fresh AdamW with a new warm-up — a decoder state is 7 MiB instead of 35. train/runs/ keeps the full
+state. The ema/ folders export.py reads are rebuilt by the first checkpoint after a resume (`--max-minutes 0`
+writes one at once).
 """
+import json
 import os
 import shutil
 import sys
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from trainer import RUNS, prediction_type, read_state
 
@@ -24,12 +33,28 @@ def progress(d):
     return (-1, -1) if s is None else (s.get("samples", 0), s["step"])
 
 
+def compact(src_file, dst_file, run):
+    """The committed form of a state: EMA weights only, bf16 except the frozen image tower's (`clip-`)."""
+    with safe_open(src_file, "pt") as f:
+        meta = json.loads(f.metadata()["unclip_train"])
+        keep_f32 = run.startswith("clip-")
+        tensors = {k: (f.get_tensor(k) if keep_f32 or not f.get_tensor(k).is_floating_point()
+                       else f.get_tensor(k).to(torch.bfloat16)).contiguous()
+                   for k in f.keys() if k.startswith("ema.") or k == "torch_rng"}
+    meta["compact"] = True
+    meta.pop("opt_param_groups", None)
+    save_file(tensors, dst_file, metadata={"unclip_train": json.dumps(meta)})
+
+
 def copy(src, dst, run):
     os.makedirs(os.path.join(dst, run), exist_ok=True)
     for f in FILES:
         if os.path.exists(os.path.join(src, run, f)):
             tmp = os.path.join(dst, run, f + ".partial")  # never a half-written state under the real name
-            shutil.copy2(os.path.join(src, run, f), tmp)
+            if f == "state.safetensors" and dst == STATE:
+                compact(os.path.join(src, run, f), tmp, run)
+            else:
+                shutil.copy2(os.path.join(src, run, f), tmp)
             os.replace(tmp, os.path.join(dst, run, f))
 
 

@@ -145,6 +145,7 @@ class Run:
         self.step = 0
         self.elapsed = 0.0
         self.samples = 0  # training examples seen, counted across resumes (the model card's "samples seen")
+        self.warm_from = 0  # the step the learning-rate warm-up starts from (again after a compact resume)
         if args.resume:
             self.load()
             self.save_ema(only_missing=True)  # a state restored from train/state/ brings no ema/ folders
@@ -157,7 +158,7 @@ class Run:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.args.bf16 == "on")
 
     def lr_at(self, step):
-        return self.args.lr * min(1.0, (step + 1) / max(1, self.args.warmup))
+        return self.args.lr * min(1.0, (step - self.warm_from + 1) / max(1, self.args.warmup))
 
     def checkpoint(self):
         """state.safetensors: tensors (weights and AdamW moments in bf16, EMA in f32) + JSON metadata."""
@@ -225,23 +226,28 @@ class Run:
             got = {n: t[f"{prefix}.{n}"].to(own[n].dtype) for n in own}
             model.load_state_dict(got)
 
+        compact = meta.get("compact", False)  # the committed form (state.py): EMA weights only
         for k, m in self.models.items():
-            put(f"model.{k}", m)
+            put(f"ema.{k}" if compact else f"model.{k}", m)
             put(f"ema.{k}", self.ema.models[k])
         self.ema.updates = meta["ema_updates"]
-        state = {}
-        for key, v in t.items():
-            if key.startswith("opt."):
-                _, i, n = key.split(".", 2)
-                state.setdefault(int(i), {})[n] = v.float().to(self.device) if n != "step" else v.float()
-        self.opt.load_state_dict({"state": state, "param_groups": meta["opt_param_groups"]})
+        if compact:  # no AdamW moments: a fresh optimiser, warmed up again
+            self.warm_from = meta["step"]
+        else:
+            state = {}
+            for key, v in t.items():
+                if key.startswith("opt."):
+                    _, i, n = key.split(".", 2)
+                    state.setdefault(int(i), {})[n] = v.float().to(self.device) if n != "step" else v.float()
+            self.opt.load_state_dict({"state": state, "param_groups": meta["opt_param_groups"]})
         torch.set_rng_state(t["torch_rng"])
         if self.device.type == "cuda" and "cuda_rng.0" in t:
             torch.cuda.set_rng_state_all([t[f"cuda_rng.{i}"] for i in range(torch.cuda.device_count())])
         for k, (_, set_) in self.extra_state.items():
             set_(meta["extra"][k])
         self.step, self.elapsed, self.samples = meta["step"], meta["elapsed"], meta.get("samples", 0)
-        print(f"resumed {path} at step {self.step} ({self.elapsed / 3600:.2f} h, {self.samples} samples)")
+        print(f"resumed {path} at step {self.step} ({self.elapsed / 3600:.2f} h, {self.samples} samples)"
+              + (": the committed EMA-only state, so a fresh AdamW with a new warm-up" if compact else ""))
 
     def log(self, row):
         if self.log_fields is None:
