@@ -97,8 +97,11 @@ fn info_and_convert_refuse_bad_inputs() {
     let junk = std::env::temp_dir().join(format!("unclip-junk-{}.gguf", std::process::id()));
     std::fs::write(&junk, b"<!doctype html><p>not found").unwrap();
     expect_error(&["info", junk.to_str().unwrap()], "not a GGUF file");
-    expect_error(&["convert", "/nonexistent", "/tmp/x"], "model_index.json");
-    expect_error(&["convert", "/nonexistent", "/tmp/x", "--dtype", "q5_k"], "--dtype");
+    // an output folder that does not exist (a fixed name such as /tmp/x may be somebody's folder)
+    let out = std::env::temp_dir().join(format!("unclip-convert-out-{}", std::process::id()));
+    let out = out.to_str().unwrap();
+    expect_error(&["convert", "/nonexistent", out], "model_index.json");
+    expect_error(&["convert", "/nonexistent", out, "--dtype", "q5_k"], "--dtype");
 }
 
 /// What used to be refused and diffusers accepts: an empty or blank prompt (an unconditional sample) and a
