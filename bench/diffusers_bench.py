@@ -21,7 +21,7 @@ STAGE = {"text_encoder": "text", "prior": "prior", "prior_scheduler": "prior", "
 
 
 def load(d):
-    # model_index.json names a class diffusers no longer exports: load component by component (spec §14.15)
+    # model_index.json names a class diffusers no longer exports: load component by component (docs/math.md §14.15)
     return UnCLIPPipeline(
         prior=PriorTransformer.from_pretrained(d, subfolder="prior"),
         decoder=UNet2DConditionModel.from_pretrained(d, subfolder="decoder"),

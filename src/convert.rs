@@ -255,7 +255,7 @@ pub fn convert_component(dir: &Path, name: &str, class: &str, config: &Value, dt
 }
 
 /// The CLIP BPE `tokenizer.json` equivalent to `CLIPTokenizer(vocab.json, merges.txt)` padded and
-/// truncated to `max_length` (spec §2).
+/// truncated to `max_length` (docs/math.md §2).
 fn clip_tokenizer_json(tok_dir: &Path, max_length: usize) -> Result<Vec<u8>> {
     let vocab = read_json(&tok_dir.join("vocab.json"), "a CLIP vocab")?;
     let merges_path = tok_dir.join("merges.txt");

@@ -1,6 +1,6 @@
 //! A re-implementation of PyTorch's CPU random generator, so that a seed gives the same starting
 //! noise (and the same per-step noise) as `diffusers`' `UnCLIPPipeline` run with
-//! `generator=torch.Generator("cpu").manual_seed(seed)` (spec §13, `reference/torch_randn_ref.py`).
+//! `generator=torch.Generator("cpu").manual_seed(seed)` (docs/math.md §13, `tests/fixtures/reference/torch_randn_ref.py`).
 //!
 //! Three layers have to match torch, not just the bit generator:
 //! 1. the engine: MT19937 with `init_genrand(seed & 0xffff_ffff)` (ATen `MT19937RNGEngine.h`);
@@ -12,7 +12,7 @@
 //!
 //! Torch's AVX2 kernel evaluates `log`/`sin`/`cos` with `avx_mathfun` approximations; this module uses
 //! Rust's `f32` `ln`/`sin`/`cos` instead, so about 86% of values are bit-identical and the rest differ by a
-//! few ulp (≤ 4.8e-7 absolute, spec §13; the golden latents here agree to ≤ 4.8e-7).
+//! few ulp (≤ 4.8e-7 absolute, docs/math.md §13; the golden latents here agree to ≤ 4.8e-7).
 
 use std::fmt;
 
@@ -111,7 +111,7 @@ impl TorchGenerator {
     /// `torch.randn(shape, generator=self)` for a contiguous `float32` tensor of `n` elements, in
     /// row-major order (the shape itself does not matter, only its element count).
     ///
-    /// * `n ≥ 16` — `normal_fill` (spec §13): `n` uniforms, a 16-wide Box–Muller on every full block of 16,
+    /// * `n ≥ 16` — `normal_fill` (docs/math.md §13): `n` uniforms, a 16-wide Box–Muller on every full block of 16,
     ///   and when `n % 16 != 0` the last 16 values are redrawn (16 new uniforms) and transformed again,
     ///   overwriting values the last full block already produced.
     /// * `n < 16` — one scalar `f64` Box–Muller pair per two values (`at::normal_distribution<double>`,
@@ -150,7 +150,7 @@ impl TorchGenerator {
     }
 }
 
-/// `normal_fill_16` (spec §13): Box–Muller in place on 16 uniforms, pairing `d[j]` with `d[j + 8]`.
+/// `normal_fill_16` (docs/math.md §13): Box–Muller in place on 16 uniforms, pairing `d[j]` with `d[j + 8]`.
 /// All arithmetic is `f32`, and `θ = f32(2π)·u2` is rounded in `f32` like torch's AVX2 kernel.
 fn box_muller_16(d: &mut [f32]) {
     let two_pi = std::f32::consts::TAU;
@@ -223,7 +223,7 @@ mod tests {
         assert_close(&split, &want, 1e-4);
     }
 
-    /// `reference/torch_randn_ref.py` (numpy, libm `log`/`cos`/`sin` on `f32`), seed 0, shape
+    /// `tests/fixtures/reference/torch_randn_ref.py` (numpy, libm `log`/`cos`/`sin` on `f32`), seed 0, shape
     /// (1, 3, 10, 7): 210 = 13·16 + 2, so the last 16 values are redrawn. Printed with `%.9g`.
     #[test]
     fn randn_tail_redraw_matches_python_reference() {

@@ -1,6 +1,6 @@
 //! The prompt tokenizer: a HuggingFace `tokenizer.json` (CLIP byte-level BPE for Karlo, WordPiece for
 //! the MiniLM text encoder) run by the `tokenizers` crate, always padded and truncated to the fixed
-//! length the text encoder and prior were built for (spec §2).
+//! length the text encoder and prior were built for (docs/math.md §2).
 
 use tokenizers::{PaddingParams, PaddingStrategy, TruncationParams};
 

@@ -1,6 +1,6 @@
 //! The engine against the real diffusers `UnCLIPPipeline` on the tiny checkpoint (prompt "horse",
 //! seed 0): tokens, every component call, and the final image. Golden tensors were captured with
-//! hooks by shared/reference/gen_golden.py.
+//! hooks by tests/fixtures/reference/gen_golden.py.
 
 mod common;
 

@@ -1,4 +1,4 @@
-"""Build the emoji training set from pinned npm packages (facts and licences: shared/docs/emoji-data.md).
+"""Build the emoji training set from pinned npm packages (facts and licences: train/DATA.md).
 
 Writes
   train/data/emoji64.npz    images64 (N,64,64,3) u8, images32 (N,32,32,3) u8, concept (N,) i32,

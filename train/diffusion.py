@@ -1,4 +1,4 @@
-"""Training-side diffusion math matching diffusers' UnCLIPScheduler (spec §11): cosine schedule
+"""Training-side diffusion math matching diffusers' UnCLIPScheduler (docs/math.md §11): cosine schedule
 (`squaredcos_cap_v2`, 1000 steps), forward noising, and the Improved-DDPM hybrid loss for the decoder's
 learned-range variance.
 

@@ -1,4 +1,4 @@
-"""Export trained runs as a diffusers-format UnCLIP folder, laid out like shared/fixtures/tiny-unclip:
+"""Export trained runs as a diffusers-format UnCLIP folder, laid out like tests/fixtures/tiny-unclip:
 
   model_index.json, prior/, text_proj/, decoder/, super_res_first/, super_res_last/ (config.json +
   diffusion_pytorch_model.safetensors, EMA weights), {prior,decoder,super_res}_scheduler/scheduler_config.json,

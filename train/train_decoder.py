@@ -1,5 +1,5 @@
 """Train the decoder: UnCLIPTextProjModel + UNet2DConditionModel generating 32x32 images from the image
-embedding and the text (spec §7-8).
+embedding and the text (docs/math.md §7-8).
 
 unCLIP §2.1 / Karlo: the image embedding is projected into the timestep embedding and into 4 extra context
 tokens next to the projected text tokens; the UNet predicts epsilon (as Karlo's; `--prediction sample` was piloted and

@@ -1,4 +1,4 @@
-"""Train the prior: a PriorTransformer that generates the image tower's embedding from text (spec §5-6).
+"""Train the prior: a PriorTransformer that generates the image tower's embedding from text (docs/math.md §5-6).
 
 As in unCLIP (Ramesh et al. 2022, §2.2) and Karlo: a diffusion prior over the CLIP image embedding that
 predicts x0 directly (UnCLIPScheduler prediction_type "sample"), with the target normalised by the

@@ -1,4 +1,4 @@
-"""Train the 32->64 super-resolution UNet2DModel (`super_res_first`, spec §10).
+"""Train the 32->64 super-resolution UNet2DModel (`super_res_first`, docs/math.md §10).
 
 The model sees [noisy 64x64 image, low-res image upsampled with antialiased bicubic] (the pipeline's
 F.interpolate(mode="bicubic", antialias=True)) and predicts x0 (`--prediction sample`, the default, with
@@ -54,7 +54,7 @@ def corrupt(low, generator=None):
 
 
 def upsample(low):
-    """The pipeline's conditioning upsample (spec §10.1)."""
+    """The pipeline's conditioning upsample (docs/math.md §10.1)."""
     return F.interpolate(low, size=(models.SUPERRES_SIZE, models.SUPERRES_SIZE), mode="bicubic",
                          align_corners=False, antialias=True)
 

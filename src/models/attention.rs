@@ -1,4 +1,4 @@
-//! diffusers `Attention` over a feature map, in the two forms unCLIP's UNets use (spec §8.3, §10):
+//! diffusers `Attention` over a feature map, in the two forms unCLIP's UNets use (docs/math.md §8.3, §10):
 //! added-KV cross-attention (`AttnAddedKVProcessor`, SimpleCrossAttn blocks: keys are the text tokens
 //! followed by the image tokens) and plain self-attention (`AttnProcessor`, UNetMidBlock2D).
 

@@ -5,8 +5,8 @@
 use super::clip_text::TextEncoding;
 use crate::backend::{Activation, Backend, Tensor};
 use crate::config::BertConfig;
-use crate::error::{Error, Result};
-use crate::nn::{LayerNorm, Linear, Weights};
+use crate::error::Result;
+use crate::nn::{embed_tokens, LayerNorm, Linear, Weights};
 
 /// transformers `BertLayer`: LN(x + attn(x)); LN(h + ffn(h)).
 struct BertLayer<B: Backend> {
@@ -81,18 +81,11 @@ impl<B: Backend> BertModel<B> {
     /// ids and mask: N rows of L (flattened). Returns the L2-normalised mean-pooled sentence
     /// embedding (N, D) and the last hidden states (N, L, D).
     pub fn forward(&self, ids: &[u32], mask: &[bool], n: usize) -> Result<TextEncoding<B::Tensor>> {
-        let (l, d) = (ids.len() / n, self.config.hidden_size);
-        if l > self.config.max_position_embeddings {
-            return Err(Error::Settings(format!(
-                "the text encoder takes at most {} tokens, got {l}",
-                self.config.max_position_embeddings
-            )));
-        }
-        let pos = self.position_embeddings.narrow(0, 0, l)?;
-        let token_type = self.token_type_embeddings.narrow(0, 0, 1)?;
-        let x = self.word_embeddings.gather_rows(ids)?.reshape(&[n, l, d])?.add(&pos)?.add(&token_type)?;
+        let token_type = self.token_type_embeddings.narrow(0, 0, 1)?; // every token is of type 0
+        let x = embed_tokens(&self.word_embeddings, &self.position_embeddings, ids, n)?.add(&token_type)?;
         let mut x = self.embeddings_norm.forward(&x)?; // (N, L, D)
-                                                       // extended attention mask: 0 for real tokens, dtype-min for padding (as a key)
+        let (l, d) = (x.dim(1), x.dim(2));
+        // extended attention mask: 0 for real tokens, dtype-min for padding (as a key)
         let bias: Vec<f32> = mask.iter().map(|&m| if m { 0.0 } else { f32::MIN }).collect();
         let bias = self.be.tensor(bias, &[n, 1, l])?;
         for layer in &self.layers {

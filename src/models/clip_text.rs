@@ -1,10 +1,10 @@
-//! transformers `CLIPTextModelWithProjection` (spec §3): pre-LN transformer with a causal mask,
+//! transformers `CLIPTextModelWithProjection` (docs/math.md §3): pre-LN transformer with a causal mask,
 //! pooled at the EOS token, projected without bias. `CLIPEncoderLayer` is shared with the vision tower.
 
 use crate::backend::{Activation, Backend, Tensor};
 use crate::config::ClipTextConfig;
-use crate::error::{Error, Result};
-use crate::nn::{LayerNorm, Linear, Weights};
+use crate::error::Result;
+use crate::nn::{embed_tokens, LayerNorm, Linear, Weights};
 
 /// transformers `CLIPEncoderLayer`: x + attn(LN1(x)); x + mlp(LN2(x)).
 pub struct ClipEncoderLayer<B: Backend> {
@@ -102,18 +102,11 @@ impl<B: Backend> ClipTextModelWithProjection<B> {
         })
     }
 
-    /// ids: N rows of L token ids (flattened). The pipeline passes no padding mask (spec §3).
+    /// ids: N rows of L token ids (flattened). The pipeline passes no padding mask (docs/math.md §3).
     pub fn forward(&self, ids: &[u32], n: usize) -> Result<TextEncoding<B::Tensor>> {
-        let (l, d) = (ids.len() / n, self.config.hidden_size);
-        if l > self.config.max_position_embeddings {
-            return Err(Error::Settings(format!(
-                "the text encoder takes at most {} tokens, got {l}",
-                self.config.max_position_embeddings
-            )));
-        }
-        let pos = self.position_embedding.narrow(0, 0, l)?;
-        let mut x = self.token_embedding.gather_rows(ids)?.reshape(&[n, l, d])?.add(&pos)?; // (N, L, D)
-                                                                                            // causal[i, j] = dtype-min for j > i (key after query)
+        let mut x = embed_tokens(&self.token_embedding, &self.position_embedding, ids, n)?; // (N, L, D)
+        let (l, d) = (x.dim(1), x.dim(2));
+        // causal[i, j] = dtype-min for j > i (key after query)
         let causal: Vec<f32> = (0..l * l).map(|ij| if ij % l > ij / l { f32::MIN } else { 0.0 }).collect();
         let causal = self.be.tensor(causal, &[1, l, l])?;
         for layer in &self.layers {

@@ -11,6 +11,7 @@ pub mod text_proj;
 pub mod unet_2d;
 pub mod unet_2d_blocks;
 pub mod unet_2d_condition;
+pub mod unet_core;
 
 pub use bert::BertModel;
 pub use clip_text::{ClipTextModelWithProjection, TextEncoding};

@@ -1,4 +1,4 @@
-//! diffusers `PriorTransformer` (spec §5): a causal transformer over [text tokens, text embedding,
+//! diffusers `PriorTransformer` (docs/math.md §5): a causal transformer over [text tokens, text embedding,
 //! time, noisy image embedding, prd] that predicts the clean (normalised) image embedding from the
 //! last (prd) token.
 
@@ -141,7 +141,7 @@ impl<B: Backend> PriorTransformer<B> {
         let prd = B::Tensor::cat(&vec![&self.prd_embedding; n], 0)?; // (N, 1, D)
         let mut seq = B::Tensor::cat(&[&ehs, &pe, &temb, &h, &prd], 1)?.add(&self.positional_embedding)?; // (N, S, D)
 
-        // bias[b, i, j] = −10000·(text key j padded) − 10000·(j > i)      (spec §5)
+        // bias[b, i, j] = −10000·(text key j padded) − 10000·(j > i)      (docs/math.md §5)
         let s = l + c.additional_embeddings;
         let mut bias = vec![0f32; n * s * s];
         for b in 0..n {

@@ -1,4 +1,4 @@
-//! diffusers `ResnetBlock2D` (spec §8.2) with the unCLIP options: scale-shift or additive time
+//! diffusers `ResnetBlock2D` (docs/math.md §8.2) with the unCLIP options: scale-shift or additive time
 //! conditioning, and resampling inside the block (avg-pool down / nearest up on both branches).
 
 use crate::backend::{Activation, Backend, Tensor};

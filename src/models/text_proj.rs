@@ -1,4 +1,4 @@
-//! diffusers `UnCLIPTextProjModel` (spec §7): turns the image embedding and the text encoding into
+//! diffusers `UnCLIPTextProjModel` (docs/math.md §7): turns the image embedding and the text encoding into
 //! the decoder's conditioning: extra context tokens + projected text tokens for cross-attention, and
 //! an additive time embedding.
 

@@ -1,21 +1,17 @@
-//! diffusers `UNet2DModel` as the unCLIP super-resolution UNets use it (spec §10): additive time
+//! diffusers `UNet2DModel` as the unCLIP super-resolution UNets use it (docs/math.md §10): additive time
 //! conditioning, resnet down/up samplers, and a mid block with or without self-attention. The input
 //! is cat([noisy sample, upsampled low-res image]).
 
 use super::resnet::{ResnetSettings, TimeConditioning};
-use super::unet_2d_blocks::{CrossAttnInput, UNetBody, UNetLayout};
+use super::unet_2d_blocks::{CrossAttnInput, UNetLayout};
+use super::unet_core::{UNetCore, UNetCoreConfig};
 use crate::backend::{Activation, Backend, Tensor};
 use crate::config::UNet2DConfig;
 use crate::error::{Error, Result};
-use crate::nn::{timestep_embedding, Conv2d, GroupNorm, TimestepEmbedding, Weights};
+use crate::nn::Weights;
 
 pub struct UNet2DModel<B: Backend> {
-    be: B,
-    time_embedding: TimestepEmbedding<B>,
-    conv_in: Conv2d<B>,
-    body: UNetBody<B>,
-    conv_norm_out: GroupNorm<B>,
-    conv_out: Conv2d<B>,
+    core: UNetCore<B>,
     pub config: UNet2DConfig,
 }
 
@@ -76,29 +72,21 @@ impl<B: Backend> UNet2DModel<B> {
             mid_head_dim,
             mid_attn_groups,
         };
-        Ok(UNet2DModel {
-            be: w.backend().clone(),
-            time_embedding: TimestepEmbedding::new(&w.pp("time_embedding"), boc[0], temb, Activation::Silu)?,
-            conv_in: Conv2d::new(&w.pp("conv_in"), c.in_channels, boc[0], 3)?,
-            body: UNetBody::new(w, &layout, s)?,
-            conv_norm_out: GroupNorm::new(&w.pp("conv_norm_out"), c.norm_num_groups, boc[0], c.norm_eps)?,
-            conv_out: Conv2d::new(&w.pp("conv_out"), boc[0], c.out_channels, 3)?,
-            config,
-        })
+        let core = UNetCoreConfig {
+            in_channels: c.in_channels,
+            out_channels: c.out_channels,
+            conv_in_kernel: 3,
+            conv_out_kernel: 3,
+            flip_sin_to_cos: c.flip_sin_to_cos,
+            freq_shift: c.freq_shift,
+        };
+        Ok(UNet2DModel { core: UNetCore::new(w, &core, &layout, s)?, config })
     }
 
     /// sample (N, Cin, H, W) → (N, Cout, H, W)
     pub fn forward(&self, sample: &B::Tensor, t: usize) -> Result<B::Tensor> {
-        let c = &self.config;
-        let n = sample.dim(0);
-        let temb: Vec<f32> = (0..n)
-            .flat_map(|_| timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift))
-            .collect();
-        let temb = self.be.tensor(temb, &[n, c.block_out_channels[0]])?;
-        let emb_act = self.time_embedding.forward(&temb)?.activation(Activation::Silu)?;
+        let emb_act = self.core.time_embedding(t, sample.dim(0))?.activation(Activation::Silu)?; // (N, T)
         let ctx = CrossAttnInput { encoder_hidden_states: None, text_bias: None };
-        let h = self.conv_in.forward(sample)?;
-        let h = self.body.forward(&h, &emb_act, &ctx)?;
-        self.conv_out.forward(&self.conv_norm_out.forward_act(&h, Activation::Silu)?)
+        self.core.forward(sample, &emb_act, &ctx)
     }
 }

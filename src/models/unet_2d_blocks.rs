@@ -1,4 +1,4 @@
-//! diffusers `unet_2d_blocks` used by unCLIP (spec §8.4): ResnetDownsampleBlock2D,
+//! diffusers `unet_2d_blocks` used by unCLIP (docs/math.md §8.4): ResnetDownsampleBlock2D,
 //! SimpleCrossAttnDownBlock2D, UNetMidBlock2DSimpleCrossAttn, UNetMidBlock2D,
 //! SimpleCrossAttnUpBlock2D, ResnetUpsampleBlock2D. A block with `attentions` is the SimpleCrossAttn
 //! form; resampling is a resnet with `down=True` / `up=True`.
@@ -36,10 +36,59 @@ fn is_cross_attn(block_type: &str, allowed: &[&str]) -> Result<bool> {
     Ok(block_type.starts_with("SimpleCrossAttn"))
 }
 
-pub struct DownBlock2D<B: Backend> {
+/// The layers of a down or up block: resnet j, then (in a SimpleCrossAttn block) attention j; and the block's
+/// resampling resnet, if it has one.
+struct Layers<B: Backend> {
     resnets: Vec<ResnetBlock2D<B>>,
     attentions: Vec<Attention<B>>,
-    downsampler: Option<ResnetBlock2D<B>>,
+    sampler: Option<ResnetBlock2D<B>>,
+}
+
+impl<B: Backend> Layers<B> {
+    /// Resnet j maps `in_channels[j]` to `out_ch`; the sampler (`downsamplers.0` / `upsamplers.0`) keeps `out_ch`.
+    fn new(
+        w: &Weights<B>,
+        cross: bool,
+        in_channels: &[usize],
+        out_ch: usize,
+        sampler: Option<(&str, Resample)>,
+        s: ResnetSettings,
+        attn: AttnSettings,
+    ) -> Result<Self> {
+        let mut resnets = Vec::new();
+        let mut attentions = Vec::new();
+        for (j, &cin) in in_channels.iter().enumerate() {
+            resnets.push(ResnetBlock2D::new(&w.pp("resnets").pp(j), cin, out_ch, Resample::None, s)?);
+            if cross {
+                attentions.push(attn.build(&w.pp("attentions").pp(j), out_ch, s)?);
+            }
+        }
+        let sampler = match sampler {
+            Some((name, resample)) => Some(ResnetBlock2D::new(&w.pp(name), out_ch, out_ch, resample, s)?),
+            None => None,
+        };
+        Ok(Layers { resnets, attentions, sampler })
+    }
+
+    /// Resnet j and its attention: (N, Cin_j, H, W) → (N, out_ch, H, W).
+    fn layer(
+        &self,
+        j: usize,
+        h: &B::Tensor,
+        emb_act: &B::Tensor,
+        ctx: &CrossAttnInput<B::Tensor>,
+    ) -> Result<B::Tensor> {
+        let h = self.resnets[j].forward(h, emb_act)?;
+        match self.attentions.get(j) {
+            Some(attn) => attn.forward(&h, ctx.encoder_hidden_states, ctx.text_bias),
+            None => Ok(h),
+        }
+    }
+}
+
+/// ResnetDownsampleBlock2D or SimpleCrossAttnDownBlock2D.
+pub struct DownBlock2D<B: Backend> {
+    layers: Layers<B>,
 }
 
 impl<B: Backend> DownBlock2D<B> {
@@ -55,21 +104,9 @@ impl<B: Backend> DownBlock2D<B> {
         attn: AttnSettings,
     ) -> Result<Self> {
         let cross = is_cross_attn(block_type, &["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"])?;
-        let mut resnets = Vec::new();
-        let mut attentions = Vec::new();
-        for j in 0..layers {
-            let cin = if j == 0 { in_ch } else { out_ch };
-            resnets.push(ResnetBlock2D::new(&w.pp("resnets").pp(j), cin, out_ch, Resample::None, s)?);
-            if cross {
-                attentions.push(attn.build(&w.pp("attentions").pp(j), out_ch, s)?);
-            }
-        }
-        let downsampler = if add_downsample {
-            Some(ResnetBlock2D::new(&w.pp("downsamplers.0"), out_ch, out_ch, Resample::Down, s)?)
-        } else {
-            None
-        };
-        Ok(DownBlock2D { resnets, attentions, downsampler })
+        let in_channels: Vec<usize> = (0..layers).map(|j| if j == 0 { in_ch } else { out_ch }).collect();
+        let sampler = add_downsample.then_some(("downsamplers.0", Resample::Down));
+        Ok(DownBlock2D { layers: Layers::new(w, cross, &in_channels, out_ch, sampler, s, attn)? })
     }
 
     /// Pushes every output onto `skips`; returns the block's output.
@@ -81,14 +118,11 @@ impl<B: Backend> DownBlock2D<B> {
         skips: &mut Vec<B::Tensor>,
     ) -> Result<B::Tensor> {
         let mut h = x.clone();
-        for (j, resnet) in self.resnets.iter().enumerate() {
-            h = resnet.forward(&h, emb_act)?;
-            if let Some(attn) = self.attentions.get(j) {
-                h = attn.forward(&h, ctx.encoder_hidden_states, ctx.text_bias)?;
-            }
+        for j in 0..self.layers.resnets.len() {
+            h = self.layers.layer(j, &h, emb_act, ctx)?;
             skips.push(h.clone());
         }
-        if let Some(down) = &self.downsampler {
+        if let Some(down) = &self.layers.sampler {
             h = down.forward(&h, emb_act)?;
             skips.push(h.clone());
         }
@@ -139,10 +173,9 @@ impl<B: Backend> MidBlock2D<B> {
     }
 }
 
+/// SimpleCrossAttnUpBlock2D or ResnetUpsampleBlock2D.
 pub struct UpBlock2D<B: Backend> {
-    resnets: Vec<ResnetBlock2D<B>>,
-    attentions: Vec<Attention<B>>,
-    upsampler: Option<ResnetBlock2D<B>>,
+    layers: Layers<B>,
 }
 
 impl<B: Backend> UpBlock2D<B> {
@@ -161,22 +194,15 @@ impl<B: Backend> UpBlock2D<B> {
         attn: AttnSettings,
     ) -> Result<Self> {
         let cross = is_cross_attn(block_type, &["ResnetUpsampleBlock2D", "SimpleCrossAttnUpBlock2D"])?;
-        let mut resnets = Vec::new();
-        let mut attentions = Vec::new();
-        for j in 0..layers {
-            let skip = if j == layers - 1 { in_ch } else { out_ch };
-            let cin = if j == 0 { prev_out_ch } else { out_ch };
-            resnets.push(ResnetBlock2D::new(&w.pp("resnets").pp(j), cin + skip, out_ch, Resample::None, s)?);
-            if cross {
-                attentions.push(attn.build(&w.pp("attentions").pp(j), out_ch, s)?);
-            }
-        }
-        let upsampler = if add_upsample {
-            Some(ResnetBlock2D::new(&w.pp("upsamplers.0"), out_ch, out_ch, Resample::Up, s)?)
-        } else {
-            None
-        };
-        Ok(UpBlock2D { resnets, attentions, upsampler })
+        let in_channels: Vec<usize> = (0..layers)
+            .map(|j| {
+                let skip = if j == layers - 1 { in_ch } else { out_ch };
+                let cin = if j == 0 { prev_out_ch } else { out_ch };
+                cin + skip
+            })
+            .collect();
+        let sampler = add_upsample.then_some(("upsamplers.0", Resample::Up));
+        Ok(UpBlock2D { layers: Layers::new(w, cross, &in_channels, out_ch, sampler, s, attn)? })
     }
 
     /// Pops one skip per resnet from `skips`.
@@ -188,15 +214,12 @@ impl<B: Backend> UpBlock2D<B> {
         skips: &mut Vec<B::Tensor>,
     ) -> Result<B::Tensor> {
         let mut h = x.clone();
-        for (j, resnet) in self.resnets.iter().enumerate() {
+        for j in 0..self.layers.resnets.len() {
             let skip =
                 skips.pop().ok_or_else(|| Error::Model("UNet skip connections do not match its blocks".into()))?;
-            h = resnet.forward(&B::Tensor::cat(&[&h, &skip], 1)?, emb_act)?;
-            if let Some(attn) = self.attentions.get(j) {
-                h = attn.forward(&h, ctx.encoder_hidden_states, ctx.text_bias)?;
-            }
+            h = self.layers.layer(j, &B::Tensor::cat(&[&h, &skip], 1)?, emb_act, ctx)?;
         }
-        if let Some(up) = &self.upsampler {
+        if let Some(up) = &self.layers.sampler {
             h = up.forward(&h, emb_act)?;
         }
         Ok(h)

@@ -1,21 +1,18 @@
-//! diffusers `UNet2DConditionModel` as the unCLIP decoder uses it (spec §8): scale-shift resnets,
+//! diffusers `UNet2DConditionModel` as the unCLIP decoder uses it (docs/math.md §8): scale-shift resnets,
 //! SimpleCrossAttn blocks over [extra image tokens; text tokens], `class_embed_type = "identity"`
 //! (text_proj's additive time embedding), 6 output channels (ε̂ and the learned-variance v).
 
 use super::resnet::{ResnetSettings, TimeConditioning};
-use super::unet_2d_blocks::{CrossAttnInput, UNetBody, UNetLayout};
+use super::unet_2d_blocks::{CrossAttnInput, UNetLayout};
+use super::unet_core::{UNetCore, UNetCoreConfig};
 use crate::backend::{Activation, Backend, Tensor};
 use crate::config::UNet2DConditionConfig;
 use crate::error::{Error, Result};
-use crate::nn::{mask_bias, timestep_embedding, Conv2d, GroupNorm, TimestepEmbedding, Weights};
+use crate::nn::{mask_bias, Weights};
 
 pub struct UNet2DConditionModel<B: Backend> {
     be: B,
-    time_embedding: TimestepEmbedding<B>,
-    conv_in: Conv2d<B>,
-    body: UNetBody<B>,
-    conv_norm_out: GroupNorm<B>,
-    conv_out: Conv2d<B>,
+    core: UNetCore<B>,
     pub config: UNet2DConditionConfig,
 }
 
@@ -87,15 +84,15 @@ impl<B: Backend> UNet2DConditionModel<B> {
             mid_head_dim: c.attention_head_dim.get(boc.len() - 1),
             mid_attn_groups: c.norm_num_groups,
         };
-        Ok(UNet2DConditionModel {
-            be: w.backend().clone(),
-            time_embedding: TimestepEmbedding::new(&w.pp("time_embedding"), boc[0], temb, Activation::Silu)?,
-            conv_in: Conv2d::new(&w.pp("conv_in"), c.in_channels, boc[0], c.conv_in_kernel)?,
-            body: UNetBody::new(w, &layout, s)?,
-            conv_norm_out: GroupNorm::new(&w.pp("conv_norm_out"), c.norm_num_groups, boc[0], c.norm_eps)?,
-            conv_out: Conv2d::new(&w.pp("conv_out"), boc[0], c.out_channels, c.conv_out_kernel)?,
-            config,
-        })
+        let core = UNetCoreConfig {
+            in_channels: c.in_channels,
+            out_channels: c.out_channels,
+            conv_in_kernel: c.conv_in_kernel,
+            conv_out_kernel: c.conv_out_kernel,
+            flip_sin_to_cos: c.flip_sin_to_cos,
+            freq_shift: c.freq_shift,
+        };
+        Ok(UNet2DConditionModel { be: w.backend().clone(), core: UNetCore::new(w, &core, &layout, s)?, config })
     }
 
     /// sample (N, Cin, H, W); encoder_hidden_states (N, L, X); class_labels (N, T) (text_proj's
@@ -108,18 +105,11 @@ impl<B: Backend> UNet2DConditionModel<B> {
         class_labels: &B::Tensor,
         attention_mask: &[bool],
     ) -> Result<B::Tensor> {
-        let c = &self.config;
         let n = sample.dim(0);
-        let temb: Vec<f32> = (0..n)
-            .flat_map(|_| timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift))
-            .collect();
-        let temb = self.be.tensor(temb, &[n, c.block_out_channels[0]])?;
-        let emb = self.time_embedding.forward(&temb)?.add(class_labels)?; // (N, T)
+        let emb = self.core.time_embedding(t, n)?.add(class_labels)?; // (N, T)
         let emb_act = emb.activation(Activation::Silu)?; // every resnet's time_emb_proj sees silu(emb)
         let bias = mask_bias(&self.be, attention_mask, n)?; // (N, 1, L)
         let ctx = CrossAttnInput { encoder_hidden_states: Some(encoder_hidden_states), text_bias: Some(&bias) };
-        let h = self.conv_in.forward(sample)?;
-        let h = self.body.forward(&h, &emb_act, &ctx)?;
-        self.conv_out.forward(&self.conv_norm_out.forward_act(&h, Activation::Silu)?)
+        self.core.forward(sample, &emb_act, &ctx)
     }
 }

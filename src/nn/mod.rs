@@ -195,7 +195,18 @@ impl<B: Backend> LayerNorm<B> {
     }
 }
 
-/// diffusers `get_timestep_embedding` (spec §9.1) for one integer timestep, computed in f32 as torch
+/// Token embeddings plus absolute position embeddings of N rows of L ids (flattened): (N, L, D). A text encoder's
+/// position table (P, D) bounds L; longer inputs are refused with a sentence.
+pub fn embed_tokens<T: Tensor>(token_table: &T, position_table: &T, ids: &[u32], n: usize) -> Result<T> {
+    let (positions, d) = (position_table.dim(0), token_table.dim(1));
+    let l = ids.len() / n.max(1);
+    if l > positions {
+        return Err(Error::Settings(format!("the text encoder takes at most {positions} tokens, got {l}")));
+    }
+    token_table.gather_rows(ids)?.reshape(&[n, l, d])?.add(&position_table.narrow(0, 0, l)?)
+}
+
+/// diffusers `get_timestep_embedding` (docs/math.md §9.1) for one integer timestep, computed in f32 as torch
 /// does: freq_k = exp(−ln(10000)·k / (half − shift)), emb = [sin | cos] (or [cos | sin] flipped).
 pub fn timestep_embedding(t: usize, dim: usize, flip_sin_to_cos: bool, shift: f64) -> Vec<f32> {
     let half = dim / 2;
@@ -229,7 +240,7 @@ impl<B: Backend> TimestepEmbedding<B> {
 }
 
 /// Additive attention bias from a boolean key mask: 0 where `mask` is true, −10000 elsewhere
-/// (diffusers' convention, spec §0). Returns (N, 1, L).
+/// (diffusers' convention, docs/math.md §0). Returns (N, 1, L).
 pub fn mask_bias<B: Backend>(be: &B, mask: &[bool], n: usize) -> Result<B::Tensor> {
     let bias = mask.iter().map(|&m| if m { 0.0 } else { -10000.0 }).collect();
     be.tensor(bias, &[n, 1, mask.len() / n.max(1)])

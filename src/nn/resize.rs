@@ -1,5 +1,5 @@
 //! Antialiased bicubic resize = torch `F.interpolate(mode="bicubic", antialias=True,
-//! align_corners=False)` = PIL BICUBIC (spec §10.1): separable, a = −0.5, support 2·max(scale, 1),
+//! align_corners=False)` = PIL BICUBIC (docs/math.md §10.1): separable, a = −0.5, support 2·max(scale, 1),
 //! taps clipped at the borders and renormalised. Images are resampled tap by tap (`bicubic_aa_taps`, memory
 //! linear in the output); tensors of model size as two small dense matrices.
 

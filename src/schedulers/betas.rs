@@ -1,4 +1,4 @@
-//! β schedules and the tables derived from them (spec §11.1; diffusers `betas_for_alpha_bar`,
+//! β schedules and the tables derived from them (docs/math.md §11.1; diffusers `betas_for_alpha_bar`,
 //! `DDPMScheduler.__init__`).
 //!
 //! Precision follows torch: cosine betas are computed in `f64` and stored as `f32`; linear schedules are
@@ -85,7 +85,7 @@ fn linspace_f32(start: f64, end: f64, n: usize) -> Vec<f32> {
 
 /// `torch.cumprod(1 − betas, 0)` on the CPU: the alphas `1 − β` are rounded to `f32`, the running product
 /// is kept in `f64` and each prefix rounded to `f32` (a sequential `f32` product differs in 991 of 1000
-/// entries of the cosine schedule by up to 4.8e-7, spec §11.1).
+/// entries of the cosine schedule by up to 4.8e-7, docs/math.md §11.1).
 pub fn alphas_cumprod(betas: &[f32]) -> Vec<f32> {
     let mut product = 1.0f64;
     betas
@@ -110,7 +110,7 @@ pub fn log_snr(alphas_cumprod: &[f32]) -> Vec<f32> {
 }
 
 #[cfg(test)]
-// Spot values are quoted as printed in the spec (§11.1).
+// Spot values are quoted as printed in docs/math.md §11.1.
 #[allow(clippy::excessive_precision)]
 mod tests {
     use super::*;

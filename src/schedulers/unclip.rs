@@ -1,5 +1,5 @@
 //! diffusers `UnCLIPScheduler` (`schedulers/scheduling_unclip.py`), the DDPM-style ancestral sampler
-//! shared by unCLIP's prior, decoder and super-resolution stages (spec §11).
+//! shared by unCLIP's prior, decoder and super-resolution stages (docs/math.md §11).
 //!
 //! `step` is split into [`UnCLIPScheduler::step_coefficients`], which does all of diffusers' scalar
 //! arithmetic (0-d `f32` tensors there, `f32` scalars here, in the same order), and the caller's
@@ -121,7 +121,7 @@ pub struct UnCLIPScheduler {
 }
 
 impl UnCLIPScheduler {
-    /// Builds the tables of spec §11.1 after checking every config string.
+    /// Builds the tables of docs/math.md §11.1 after checking every config string.
     pub fn new(config: UnCLIPSchedulerConfig) -> Result<Self, SchedulerError> {
         let beta_schedule = BetaSchedule::from_config(&config.beta_schedule, config.beta_start, config.beta_end)?;
         let variance_type = VarianceType::from_config(&config.variance_type)?;
@@ -169,7 +169,7 @@ impl UnCLIPScheduler {
         &self.alphas_cumprod
     }
 
-    /// The timesteps of an `n`-step sampling run, first (999) to last (0) (spec §11.2):
+    /// The timesteps of an `n`-step sampling run, first (999) to last (0) (docs/math.md §11.2):
     /// `round_half_even(i · (T−1)/(n−1))` for `i = n−1, …, 0`. Unlike diffusers this stores nothing;
     /// pass `timesteps[i + 1]` (or `None` on the last step) as `prev_t` to [`Self::step_coefficients`].
     pub fn set_timesteps(&self, n: usize) -> Result<Vec<usize>, SchedulerError> {
@@ -215,7 +215,7 @@ impl UnCLIPScheduler {
         self.config.clip_sample.then_some(self.config.clip_sample_range)
     }
 
-    /// `UnCLIPScheduler.step(model_output, t, sample, prev_timestep=prev_t)` as scalars (spec §11.3).
+    /// `UnCLIPScheduler.step(model_output, t, sample, prev_timestep=prev_t)` as scalars (docs/math.md §11.3).
     ///
     /// `prev_t` is the next entry of [`Self::set_timesteps`], `None` on the last step (t = 0), as the
     /// pipeline passes it. For skipped timesteps β is recomputed as `1 − ᾱ_t/ᾱ_prev`. Noise (and the
@@ -261,7 +261,7 @@ impl UnCLIPScheduler {
 }
 
 #[cfg(test)]
-// Spot values are quoted as printed in the spec (§11.1).
+// Spot values are quoted as printed in docs/math.md §11.1.
 #[allow(clippy::excessive_precision)]
 pub(crate) mod tests {
     use std::collections::HashMap;
@@ -402,7 +402,7 @@ pub(crate) mod tests {
         assert_eq!(c.sqrt_one_minus_alpha_prod, (1.0 - ab).sqrt());
     }
 
-    /// The golden tensors of a real diffusers run (spec §15.3).
+    /// The golden tensors of a real diffusers run (docs/math.md §15.3).
     pub(crate) struct Golden {
         tensors: HashMap<String, (Vec<usize>, Vec<u8>, Dtype)>,
     }
@@ -456,7 +456,7 @@ pub(crate) mod tests {
 
     /// Replays every scheduler step of a golden run: the caller's inputs (`sample`, `model_output`)
     /// come from the golden file, the noise from `TorchGenerator::new(0)` in the pipeline's draw order
-    /// (spec §13), and `pred_original_sample` / `prev_sample` are compared.
+    /// (docs/math.md §13), and `pred_original_sample` / `prev_sample` are compared.
     fn replay(file: &str) -> Vec<(&'static str, StageErrors)> {
         let golden = Golden::load(file);
         let mut generator = TorchGenerator::new(0);

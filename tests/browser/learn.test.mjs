@@ -54,7 +54,7 @@ test("forward process: pixels follow the formula, the slider moves them, schedul
     const pick = (k) => { const a = wasm.scheduleTables(k).alphasCumprod; return [a[0], a[500], a[999]]; };
     return { cosine: pick("cosine"), linear: pick("linear") };
   });
-  // diffusers' squaredcos_cap_v2 values (spec §11.1), and DDPM's linear schedule computed here in f64
+  // diffusers' squaredcos_cap_v2 values (docs/math.md §11.1), and DDPM's linear schedule computed here in f64
   const close = (a, b) => Math.abs(a - b) <= 1e-6 * Math.max(Math.abs(b), 1e-3);
   [0.99995869, 0.49228504, 2.4287350e-09].forEach((want, i) => assert.ok(Math.abs(tables.cosine[i] - want) <= 1e-7 * Math.max(1, want) + 1e-15, `cosine ${i}`));
   let ab = 1; const lin = [];
