@@ -1,17 +1,23 @@
 //! The op table every model is written against (ggml's lesson: a small set of ops, implemented once
-//! per backend). Model code exists once; `cpu` implements the table with candle, `webgpu` with WGSL
-//! kernels. Tensors are f32, row-major, shapes in PyTorch order (NCHW, (batch, seq, channels)).
+//! per backend). Model code exists once and calls [`Tensor`]; `Tensor` is implemented once (`checked.rs`) on
+//! top of the backend-facing [`ops::Ops`]: it checks shapes in [`shape`] and hands each backend the checked
+//! geometry. `cpu` implements `Ops` with candle and plain slices, `webgpu` with WGSL kernels. Tensors are
+//! f32, row-major, shapes in PyTorch order (NCHW, (batch, seq, channels)).
 
+mod checked;
 pub mod cpu;
+pub(crate) mod op_code;
+pub mod ops;
+pub mod shape;
 pub mod webgpu;
 
 use std::future::Future;
 
 use crate::error::Result;
 use crate::gguf::TensorView;
-use crate::schedulers::StepCoefficients;
+use ops::StepCoefficients;
 
-/// Pointwise activations (spec §0).
+/// Pointwise activations (`docs/math.md §0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
     /// x·sigmoid(x)
@@ -54,7 +60,8 @@ pub trait Backend: Clone + 'static {
     fn matrix(&self, view: &TensorView<'_>, shape: &[usize]) -> Result<<Self::Tensor as Tensor>::Matrix>;
 }
 
-/// The ops. Every op returns a new tensor; shapes are checked by the backend.
+/// The ops models are written against. Every op returns a new tensor; shapes are checked once, in
+/// [`shape`], for every backend.
 pub trait Tensor: Clone + Sized {
     /// The weight type of `linear` / `conv2d`.
     type Matrix;
@@ -116,7 +123,7 @@ pub trait Tensor: Clone + Sized {
     fn avg_pool2x2(&self) -> Result<Self>;
     fn upsample_nearest2x(&self) -> Result<Self>;
 
-    // ---- the scheduler step (spec §11.3) on the device, so a denoising step never leaves it.
+    // ---- the scheduler step (`docs/math.md §11.3`) on the device, so a denoising step never leaves it.
     /// `model` is ε̂ or x̂0, `log_variance_frac` the learned-range channels (v), `noise` z.
     /// Returns (x_{t-1}, x̂0).
     fn scheduler_step(

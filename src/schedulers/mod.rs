@@ -1,4 +1,4 @@
-//! Noise schedules and sampler steps for unCLIP's three diffusion stages (spec §11).
+//! Noise schedules and sampler steps for unCLIP's three diffusion stages (`docs/math.md §11`).
 //!
 //! The schedulers never touch tensors: a step is returned as a handful of scalar coefficients
 //! ([`StepCoefficients`]) that the caller applies with elementwise tensor ops on whatever backend holds
@@ -15,6 +15,10 @@ pub use ddim::{
     InversionCoefficients,
 };
 pub use unclip::{AddNoiseCoefficients, PredictionType, UnCLIPScheduler, UnCLIPSchedulerConfig, VarianceType};
+
+// The step coefficients are the parameters of the backend's fused denoising-step op; they are defined
+// there, with the op, and are the schedulers' output type.
+pub use crate::backend::ops::{NoiseScale, StepCoefficients};
 
 use thiserror::Error;
 
@@ -60,47 +64,4 @@ pub enum SchedulerError {
 
     #[error("clip_sample_range must be a positive finite number when clip_sample is true (got {0})")]
     InvalidClipRange(f32),
-}
-
-/// One sampler step `x_t → x_prev` as scalars, to be applied elementwise:
-///
-/// ```text
-/// x0   = (x0_sample · sample + x0_model · model_output) / x0_denominator
-/// x0   = clamp(x0, -clip, +clip)                          if clip is Some
-/// mean = mean_x0 · x0 + mean_sample · sample
-/// prev = mean + σ · z                                      if noise is Some, z ~ randn(sample.shape)
-/// ```
-///
-/// `model_output` here is the ε (or x₀) part only; for `learned_range` the caller splits the model's
-/// `2C` channels into that part (channels `0..C`) and `v` (channels `C..2C`) first.
-///
-/// The x₀ line keeps diffusers' order of operations, `(sample − √(1−ᾱ_t)·ε) / √ᾱ_t`
-/// (`x0_sample = 1`, `x0_model = −√(1−ᾱ_t)`, `x0_denominator = √ᾱ_t`; for sample prediction `0, 1, 1`).
-/// Folding the division into reciprocal coefficients (`x0_sample = 1/√ᾱ_t`) loses the golden match:
-/// measured on the 25-step decoder, multiplying by `1/√ᾱ_t` is off by an ulp in up to two thirds of the
-/// unclipped elements of a step, and folding `−√(1−ᾱ_t)/√ᾱ_t` too in most of them, while the division
-/// form is bit-exact at every step where torch's own √ is correctly rounded.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepCoefficients {
-    pub x0_sample: f32,
-    pub x0_model: f32,
-    pub x0_denominator: f32,
-    /// `clip_sample_range` when `clip_sample` is on.
-    pub clip: Option<f32>,
-    pub mean_x0: f32,
-    pub mean_sample: f32,
-    /// `None` when no noise is added, and then the step must not draw from the generator either
-    /// (UnCLIPScheduler draws only for `t > 0`, spec §11.3 / §13).
-    pub noise: Option<NoiseScale>,
-}
-
-/// The standard deviation of the noise added by a step.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum NoiseScale {
-    /// One σ for every element (`fixed_small_log`, DDIM).
-    Fixed { sigma: f32 },
-    /// `learned_range`: per element, with `v` the model's variance channels,
-    /// `frac = (v + 1) / 2`, `σ = exp(0.5 · (frac · log_max + (1 − frac) · log_min))`
-    /// (`log_max = ln β`, `log_min = ln` of the posterior variance; diffusers `_get_variance`).
-    LearnedRange { log_min: f32, log_max: f32 },
 }

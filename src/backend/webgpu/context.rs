@@ -9,51 +9,24 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use wgpu::util::DeviceExt;
 
+use super::shader::Shader;
 use crate::error::{Error, Result};
-
-/// A WGSL source file beside this module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Shader {
-    Elementwise,
-    Copy,
-    Gather,
-    Gemm,
-    Norm,
-    Softmax,
-    Resample,
-    SchedulerStep,
-}
-
-impl Shader {
-    fn source(self) -> &'static str {
-        match self {
-            Shader::Elementwise => include_str!("kernels/elementwise.wgsl"),
-            Shader::Copy => include_str!("kernels/copy.wgsl"),
-            Shader::Gather => include_str!("kernels/gather.wgsl"),
-            Shader::Gemm => include_str!("kernels/gemm.wgsl"),
-            Shader::Norm => include_str!("kernels/norm.wgsl"),
-            Shader::Softmax => include_str!("kernels/softmax.wgsl"),
-            Shader::Resample => include_str!("kernels/resample.wgsl"),
-            Shader::SchedulerStep => include_str!("kernels/scheduler_step.wgsl"),
-        }
-    }
-}
 
 /// One kernel launch: shader, entry point and its override constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Kernel {
-    pub shader: Shader,
+    pub shader: &'static Shader,
     pub entry: &'static str,
     /// (name, value) pairs of WGSL `override` constants.
     pub constants: [(&'static str, u32); 3],
 }
 
 impl Kernel {
-    pub const fn new(shader: Shader, entry: &'static str) -> Self {
+    pub const fn new(shader: &'static Shader, entry: &'static str) -> Self {
         Kernel { shader, entry, constants: [("", 0); 3] }
     }
 
-    pub const fn with(shader: Shader, entry: &'static str, constants: [(&'static str, u32); 3]) -> Self {
+    pub const fn with(shader: &'static Shader, entry: &'static str, constants: [(&'static str, u32); 3]) -> Self {
         Kernel { shader, entry, constants }
     }
 }
@@ -103,7 +76,8 @@ pub struct Context {
     /// Most workgroups per dispatch dimension (the device limit; lowered in tests to exercise splitting).
     pub max_groups_per_dim: u32,
     pipelines: Mutex<HashMap<Kernel, wgpu::ComputePipeline>>,
-    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    /// Compiled shader modules by [`Shader::name`].
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     /// Free activation buffers by size in bytes.
     pool: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
     pending: Mutex<Option<Batch>>,
@@ -187,18 +161,7 @@ impl Context {
         if let Some(p) = pipelines.get(&kernel) {
             return p.clone();
         }
-        let module = {
-            let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-            modules
-                .entry(kernel.shader)
-                .or_insert_with(|| {
-                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(kernel.entry),
-                        source: wgpu::ShaderSource::Wgsl(kernel.shader.source().into()),
-                    })
-                })
-                .clone()
-        };
+        let module = self.module(kernel.shader);
         let constants: Vec<(&str, f64)> =
             kernel.constants.iter().filter(|(k, _)| !k.is_empty()).map(|&(k, v)| (k, v as f64)).collect();
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -214,6 +177,20 @@ impl Context {
         });
         pipelines.insert(kernel, pipeline.clone());
         pipeline
+    }
+
+    /// `shader`'s module, compiled on first use.
+    pub fn module(&self, shader: &Shader) -> wgpu::ShaderModule {
+        let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        modules
+            .entry(shader.name)
+            .or_insert_with(|| {
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name),
+                    source: wgpu::ShaderSource::Wgsl(shader.module_source().into()),
+                })
+            })
+            .clone()
     }
 
     /// A buffer of at least `bytes` (≥ 4) from the pool, or a new one.
@@ -324,7 +301,7 @@ impl Context {
             let constants: String =
                 kernel.constants.iter().filter(|(k, _)| !k.is_empty()).map(|(k, v)| format!(" {k}={v}")).collect();
             let mut profile = profile.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = profile.entry(format!("{:?} {}{constants}", kernel.shader, kernel.entry)).or_default();
+            let entry = profile.entry(format!("{} {}{constants}", kernel.shader.name, kernel.entry)).or_default();
             *entry = (entry.0 + 1, entry.1 + ms);
             return Ok(());
         }

@@ -1,9 +1,11 @@
-//! The WebGPU backend: the op table as WGSL kernels (`kernels/*.wgsl`) launched through wgpu — the
-//! browser's WebGPU in wasm, Vulkan/Metal/DX12 natively. Activations stay on the GPU between ops;
-//! `to_vec` is the only way back. Weights of `linear`/`conv2d` stay in their stored type (q8_0, q4_0,
+//! The WebGPU backend: the op table as WGSL kernels (`kernels/*.wgsl`, each launched by the `.rs` beside it)
+//! through wgpu — the browser's WebGPU in wasm, Vulkan/Metal/DX12 natively. Activations stay on the GPU
+//! between ops; `to_vec` is the only way back. Weights of `linear`/`conv2d` stay in their stored type (q8_0, q4_0,
 //! f16, f32) and are decoded inside the GEMM kernel.
 
 mod context;
+mod kernels;
+mod shader;
 mod tensor;
 
 use std::sync::Arc;
@@ -67,6 +69,14 @@ impl WebGpu {
         rows
     }
 
+    /// Compiles `shader` as the kernels use it; the device's validation error, if any (tests).
+    #[cfg(test)]
+    fn compile(&self, shader: &shader::Shader) -> std::result::Result<(), String> {
+        let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        self.ctx.module(shader);
+        pollster::block_on(scope.pop()).map_or(Ok(()), |e| Err(e.to_string()))
+    }
+
     fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
         if bytes > MAX_BINDING_BYTES {
             return Err(Error::Device(format!(
@@ -86,11 +96,8 @@ impl Backend for WebGpu {
     }
 
     fn tensor(&self, data: Vec<f32>, shape: &[usize]) -> Result<GpuTensor> {
-        let n: usize = shape.iter().product();
-        if data.len() != n {
-            return Err(Error::Model(format!("a tensor of shape {shape:?} needs {n} values, got {}", data.len())));
-        }
-        self.check_size("a tensor", n as u64 * 4)?;
+        super::shape::host_data(data.len(), shape)?;
+        self.check_size("a tensor", data.len() as u64 * 4)?;
         Ok(GpuTensor::new(&self.ctx, self.ctx.upload(bytemuck::cast_slice(&data), false), shape))
     }
 

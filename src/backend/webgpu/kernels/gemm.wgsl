@@ -4,56 +4,25 @@
 // accumulator array becomes per-invocation memory on CPU implementations (SwiftShader, lavapipe), where it
 // cost more than the arithmetic. A deep K tile halves the barriers, which they also pay for dearly.
 // Specialised by override constants:
-//   MODE 0 linear:  A = x (M, K), B(k, n) = W[n, k] (weight, stored type WTYPE), bias[n]
-//   MODE 1 matmul:  A = x, B = rhs (f32 bits), both strided: batch b = (outer, inner) = (b / inner, b % inner)
+//   MODE_LINEAR:  A = x (M, K), B(k, n) = W[n, k] (weight, stored type WTYPE), bias[n]
+//   MODE_MATMUL:  A = x, B = rhs (f32 bits), both strided: batch b = (outer, inner) = (b / inner, b % inner)
 //                   A(b, m, k) = x[a_base + outer·a_so + inner·a_si + m·a_rs + k]
 //                   B(b, k, n) = rhs[outer·b_so + inner·b_si + k·b_ks + n·b_ns]   (stride 0 broadcasts)
-//   MODE 2 conv2d:  implicit GEMM per image: A = W (O, C·kh·kw) (weight), B(k, p) = the input patch
+//   MODE_CONV2D:  implicit GEMM per image: A = W (O, C·kh·kw) (weight), B(k, p) = the input patch
 //                   element of output pixel p (im2col on the fly, zero padding), bias[o]
-//   WTYPE 0 f32, 1 f16 (pairs in a u32), 2 q8_0, 3 q4_0: blocks of 32 weights as ggml, the quants first
+//   WTYPE_F32, WTYPE_F16 (pairs in a u32), WTYPE_Q8_0, WTYPE_Q4_0: blocks of 32 weights as ggml, the quants first
 //                   (1 byte, or a nibble, each) and the f16 block scales from word `scales_offset`.
 
-override MODE: u32 = 0u;
-override WTYPE: u32 = 0u;
+override MODE: u32 = MODE_LINEAR;
+override WTYPE: u32 = WTYPE_F32;
 // Tile width: 64, or 32 for products of at most 32 columns (attention's scores · v over small heads),
 // whose threads then skip the right half (b1, c·1) rather than compute zeros.
 override TN: u32 = 64u;
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    has_bias: u32,
-    scales_offset: u32,
-    inner: u32,
-    a_base: u32,
-    a_rs: u32,      // A (MODE 0, 1): row stride, outer and inner batch strides
-    a_so: u32,
-    a_si: u32,
-    c_base: u32,    // C[b, m, n] = out[c_base + outer·c_so + inner·c_si + m·c_rs + n] (every mode)
-    c_rs: u32,
-    c_so: u32,
-    c_si: u32,
-    b_ks: u32,      // B (MODE 1): k and n strides, outer and inner batch strides
-    b_ns: u32,
-    b_so: u32,
-    b_si: u32,
-    channels: u32,  // conv: input C, H, W, kernel kh × kw, padding, output width
-    height: u32,
-    width: u32,
-    kh: u32,
-    kw: u32,
-    pad: u32,
-    out_width: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+// `p`: the sizes m, n, k and `batch`; `inner` (the inner batch size: batch b = (b / inner, b % inner));
+// A's base, row, outer and inner batch strides (a_*, MODE_LINEAR and MODE_MATMUL); C's (c_*: every mode,
+// C[b, m, n] = out[c_base + outer·c_so + inner·c_si + m·c_rs + n]); B's k, n, outer and inner strides (b_*,
+// MODE_MATMUL); a conv's input C, H, W, kernel kh × kw, padding and output width.
 
 const TM: u32 = 64u;
 const TK: u32 = 32u;
@@ -69,14 +38,14 @@ fn block_scale(block: u32) -> f32 {
 // Element e of the row-major weight, decoded from its stored type.
 fn weight(e: u32) -> f32 {
     switch WTYPE {
-        case 0u: {
+        case WTYPE_F32: {
             return bitcast<f32>(w[e]);
         }
-        case 1u: {
+        case WTYPE_F16: {
             let pair = unpack2x16float(w[e / 2u]);
             return select(pair.x, pair.y, (e & 1u) == 1u);
         }
-        case 2u: {
+        case WTYPE_Q8_0: {
             let q = extractBits(bitcast<i32>(w[e / 4u]), (e & 3u) * 8u, 8u);
             return f32(q) * block_scale(e / 32u);
         }
@@ -91,16 +60,16 @@ fn weight(e: u32) -> f32 {
     }
 }
 
-// A(m, k) and B(k, n) of one batch entry, whose A / B offsets are `off` (MODE 0 and 1).
+// A(m, k) and B(k, n) of one batch entry, whose A / B offsets are `off` (MODE_LINEAR and MODE_MATMUL).
 fn load_a(off: u32, m: u32, k: u32) -> f32 {
-    if (MODE == 2u) {
+    if (MODE == MODE_CONV2D) {
         return weight(m * p.k + k);
     }
     return a[off + m * p.a_rs + k];
 }
 
 fn load_b(off: u32, k: u32, n: u32) -> f32 {
-    if (MODE == 0u) {
+    if (MODE == MODE_LINEAR) {
         return weight(n * p.k + k);
     }
     return bitcast<f32>(w[off + k * p.b_ks + n * p.b_ns]);
@@ -130,7 +99,7 @@ fn load_n_major(batch: u32, off: u32, k: u32, n: u32) -> vec4<f32> {
     if (k >= p.k) {
         return v;
     }
-    if (MODE == 1u) {
+    if (MODE == MODE_MATMUL) {
         for (var j = 0u; j < 4u; j++) {
             if (n + j < p.n) {
                 v[j] = load_b(off, k, n + j);
@@ -169,7 +138,7 @@ fn store(off: u32, m: u32, n: u32, v: vec4<f32>) {
         if (n + j < p.n) {
             var y = v[j];
             if (p.has_bias != 0u) {
-                y += bias[select(n + j, m, MODE == 2u)];
+                y += bias[select(n + j, m, MODE == MODE_CONV2D)];
             }
             out[off + m * p.c_rs + n + j] = y;
         }
@@ -177,11 +146,12 @@ fn store(off: u32, m: u32, n: u32, v: vec4<f32>) {
 }
 
 @compute @workgroup_size(8, 8)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(inv: Invocation) {
+    let lid = inv.local;
+    let li = inv.lid;
     let tiles_n = (p.n + TN - 1u) / TN;
     let tiles_m = (p.m + TM - 1u) / TM;
-    let idx = wid.x + wid.y * nwg.x;
+    let idx = workgroup_index(inv);
     if (idx >= tiles_n * tiles_m * p.batch) {
         return;
     }
@@ -206,7 +176,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let k = e % TK;
             let r4 = (e / TK) * 4u;
             a_tile[k * 16u + r4 / 4u] = load_k_major(true, a_off, m0 + r4, p.m, k0 + k);
-            if (MODE == 0u) {
+            if (MODE == MODE_LINEAR) {
                 if (r4 < TN) {
                     b_tile[k * (TN / 4u) + r4 / 4u] = load_k_major(false, b_off, n0 + r4, p.n, k0 + k);
                 }

@@ -1,28 +1,10 @@
 // Normalisations, one workgroup of 256 per normalised row (mean first, then the biased variance of the
 // centred values, as torch): `group_norm` over (C/G × H·W) with per-channel γ/β, then an optional
-// per-sample modulation y·scale[n, c] + shift[n, c] (a ResNet's time scale_shift) and SiLU, in one pass,
-// `layer_norm` over the last dim, `l2_normalize` x / ‖x‖₂ over the last dim.
+// per-sample modulation y·scale[n, c] + shift[n, c] (a ResNet's time scale_shift; `mod_scale`, `mod_shift`
+// (N, C), read when `p.modulated`) and SiLU, in one pass; a LayerNorm is its case of one group of
+// one-value planes. `l2_normalize` x / ‖x‖₂ over the last dim (it reads `x` and writes `out` only).
 
-struct Params {
-    rows: u32,      // group_norm: N·G; layer_norm / l2_normalize: rows of the last dim
-    count: u32,     // elements per row
-    plane: u32,     // group_norm: H·W (channel of element e is g·C/G + e / plane)
-    channels_per_group: u32,
-    groups: u32,
-    silu: u32,
-    eps: f32,
-    modulated: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-// `l2_normalize` uses bindings 0–2 only
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read> gamma: array<f32>;
-@group(0) @binding(4) var<storage, read> beta: array<f32>;
-// `group_norm` only: (N, C) each, read when `modulated`
-@group(0) @binding(5) var<storage, read> mod_scale: array<f32>;
-@group(0) @binding(6) var<storage, read> mod_shift: array<f32>;
+// Rows: `p.rows` (N·G) of `p.count` elements; the channel of element e of row g is g·C/G + e / `p.plane`.
 
 var<workgroup> partial: array<f32, 256>;
 
@@ -57,17 +39,14 @@ fn moments(base: u32, lid: u32) -> vec2<f32> {
 }
 
 @compute @workgroup_size(256)
-fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x + wid.y * nwg.x;
-    if (row >= p.rows) {
-        return;
-    }
+fn group_norm(inv: Invocation) {
+    let row = workgroup_index(inv);
+    if (row >= p.rows) { return; }
     let base = row * p.count;
-    let m = moments(base, lid);
+    let m = moments(base, inv.lid);
     let first_channel = (row % p.groups) * p.channels_per_group;
     let first_nc = (row / p.groups) * p.groups * p.channels_per_group + first_channel;
-    for (var e = lid; e < p.count; e += 256u) {
+    for (var e = inv.lid; e < p.count; e += 256u) {
         let ch = first_channel + e / p.plane;
         var y = (x[base + e] - m.x) * m.y * gamma[ch] + beta[ch];
         if (p.modulated != 0u) {
@@ -82,26 +61,10 @@ fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 @compute @workgroup_size(256)
-fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x + wid.y * nwg.x;
-    if (row >= p.rows) {
-        return;
-    }
-    let base = row * p.count;
-    let m = moments(base, lid);
-    for (var e = lid; e < p.count; e += 256u) {
-        out[base + e] = (x[base + e] - m.x) * m.y * gamma[e] + beta[e];
-    }
-}
-
-@compute @workgroup_size(256)
-fn l2_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x + wid.y * nwg.x;
-    if (row >= p.rows) {
-        return;
-    }
+fn l2_normalize(inv: Invocation) {
+    let row = workgroup_index(inv);
+    if (row >= p.rows) { return; }
+    let lid = inv.lid;
     let base = row * p.count;
     var q = 0.0;
     for (var e = lid; e < p.count; e += 256u) {

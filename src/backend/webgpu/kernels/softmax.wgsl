@@ -1,31 +1,16 @@
-// The softmax of attention, between its two GEMMs (tensor.rs `attention`: scores = q·kᵀ per (batch, head),
+// The softmax of attention, between its two GEMMs (softmax.rs `attention`: scores = q·kᵀ per (batch, head),
 // this, then scores·v): each row of scores (one query of one head) becomes softmax(row·scale + bias row),
 // in place. One thread per row, three passes over it (max, Σ exp, normalise): rows are short (the keys)
 // and many (batch · heads · queries), and no workgroup barriers, which CPU implementations pay dearly for.
 // The bias broadcasts as (N|1, Lq|1, Lk).
 
-struct Params {
-    rows: u32,      // N · heads · block
-    lk: u32,
-    block: u32,     // queries per (batch, head) in this launch, starting at query q0
-    heads: u32,
-    q0: u32,
-    bias_n: u32,    // 0 when the bias is absent
-    bias_q: u32,
-    scale: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> scores: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
+// `p.bias_n` is 0 when the bias is absent; the launch covers `p.block` queries per (batch, head) from query
+// `p.q0`, `p.rows` = N · heads · block rows.
 
 @compute @workgroup_size(64)
-fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let row = (wid.x + wid.y * nwg.x) * 64u + lid;
-    if (row >= p.rows) {
-        return;
-    }
+fn softmax_rows(inv: Invocation) {
+    let row = invocation_index(inv, 64u);
+    if (row >= p.rows) { return; }
     let base = row * p.lk;
     let has_bias = p.bias_n != 0u;
     var bias_row = 0u;
@@ -49,8 +34,8 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         scores[base + j] = e;
         l += e;
     }
-    let inv = 1.0 / l;
+    let inv_l = 1.0 / l;
     for (var j = 0u; j < p.lk; j++) {
-        scores[base + j] *= inv;
+        scores[base + j] *= inv_l;
     }
 }

@@ -1,0 +1,92 @@
+//! The CPU backend's convolution: implicit GEMM over im2col bands.
+
+use super::gemm::{sgemm, Gemm};
+use super::par_chunks;
+use crate::backend::shape::Conv2d;
+use crate::error::Result;
+
+/// Implicit GEMM: a k×k kernel unrolls bands of output rows into (C·k·k, rows·W') columns (im2col, bounded
+/// to 16 MB however large the image), and (O, C·k·k) · columns fills those output columns of the NCHW result
+/// (n, o, oh, ow); a 1×1 kernel needs no unrolling. `kernel` (O, C·kh·kw), `bias` (O).
+pub(super) fn conv2d(x: &[f32], kernel: &[f32], bias: Option<&[f32]>, g: &Conv2d) -> Result<Vec<f32>> {
+    let Conv2d { n, c, h, w, o, kh, kw, pad, oh, ow } = *g;
+    let ck = c * kh * kw;
+    // the GEMMs add onto the bias
+    let mut y = vec![0f32; n * o * oh * ow];
+    if let Some(bias) = bias {
+        for (row, v) in y.chunks_mut(oh * ow).enumerate() {
+            v.fill(bias[row % o]);
+        }
+    }
+    for (img, out) in y.chunks_mut(o * oh * ow).enumerate() {
+        let image = &x[img * c * h * w..][..c * h * w];
+        if kh == 1 && kw == 1 && pad == 0 {
+            conv_block(kernel, image, out, ck, 0, oh * ow, oh * ow)?;
+            continue;
+        }
+        let band = (IM2COL_MAX_ELEMS / (ck * ow).max(1)).clamp(1, oh.max(1));
+        for y0 in (0..oh).step_by(band) {
+            let y1 = (y0 + band).min(oh);
+            let cols = im2col(image, g, y0, y1);
+            conv_block(kernel, &cols, out, ck, y0 * ow, (y1 - y0) * ow, oh * ow)?;
+        }
+    }
+    Ok(y)
+}
+
+/// Most im2col floats held at once (16 MB): large images are unrolled in bands of output rows.
+const IM2COL_MAX_ELEMS: usize = 4 << 20;
+
+/// Unrolls output rows y0..y1 of one CHW image into (C·kh·kw, (y1−y0)·ow) columns, zero-padded.
+fn im2col(x: &[f32], g: &Conv2d, y0: usize, y1: usize) -> Vec<f32> {
+    let Conv2d { c, h, w, kh, kw, pad, ow, .. } = *g;
+    let n_cols = (y1 - y0) * ow;
+    let mut cols = vec![0f32; c * kh * kw * n_cols];
+    par_chunks(&mut cols, n_cols, |row, out| {
+        let (ch, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
+        let plane = &x[ch * h * w..][..h * w];
+        // output column ox reads input column ox + kx − pad; keep the in-range span
+        let x0 = pad.saturating_sub(kx);
+        let x1 = (w + pad).saturating_sub(kx).min(ow);
+        for oy in y0..y1 {
+            let iy = oy + ky;
+            if iy < pad || iy - pad >= h || x0 >= x1 {
+                continue; // a padding row stays zero
+            }
+            let src = &plane[(iy - pad) * w..][..w];
+            let dst = (oy - y0) * ow;
+            out[dst + x0..dst + x1].copy_from_slice(&src[x0 + kx - pad..x1 + kx - pad]);
+        }
+    });
+    cols
+}
+
+/// out[:, col0..col0+n] (O rows of length hw) += kernel (O, ck) · cols (ck, n), as one GEMM that the
+/// kernel spreads over the threads.
+fn conv_block(
+    kernel: &[f32],
+    cols: &[f32],
+    out: &mut [f32],
+    ck: usize,
+    col0: usize,
+    n: usize,
+    hw: usize,
+) -> Result<()> {
+    let o = kernel.len() / ck.max(1);
+    let gemm = Gemm {
+        m: o,
+        n,
+        k: ck,
+        a: kernel,
+        a_rs: ck,
+        a_cs: 1,
+        b: cols,
+        b_rs: n,
+        b_cs: 1,
+        c_rs: hw,
+        scale: 1.0,
+        accumulate: true,
+        parallel: true,
+    };
+    sgemm(gemm, &mut out[col0..])
+}
