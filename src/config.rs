@@ -144,9 +144,10 @@ impl PerBlock {
     }
 }
 
-/// `diffusers.UNet2DConditionModel` (the unCLIP decoder).
+/// The fields diffusers' two UNet classes share, with the same names and defaults; each config below flattens it in
+/// and derefs to it (`config.sample_size`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UNet2DConditionConfig {
+pub struct UNetCommonConfig {
     pub sample_size: usize,
     pub in_channels: usize,
     pub out_channels: usize,
@@ -154,11 +155,6 @@ pub struct UNet2DConditionConfig {
     pub block_out_channels: Vec<usize>,
     pub down_block_types: Vec<String>,
     pub up_block_types: Vec<String>,
-    pub mid_block_type: Option<String>,
-    pub cross_attention_dim: usize,
-    pub attention_head_dim: PerBlock,
-    #[serde(default)]
-    pub num_attention_heads: Option<PerBlock>,
     #[serde(default = "groups_32")]
     pub norm_num_groups: usize,
     #[serde(default = "eps_1e5")]
@@ -174,6 +170,28 @@ pub struct UNet2DConditionConfig {
     pub act_fn: String,
     #[serde(default = "one")]
     pub mid_block_scale_factor: f64,
+    #[serde(default = "positional")]
+    pub time_embedding_type: String,
+    #[serde(default)]
+    pub center_input_sample: bool,
+}
+fn default_shift() -> String {
+    "default".into()
+}
+fn positional() -> String {
+    "positional".into()
+}
+
+/// `diffusers.UNet2DConditionModel` (the unCLIP decoder).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UNet2DConditionConfig {
+    #[serde(flatten)]
+    pub unet: UNetCommonConfig,
+    pub mid_block_type: Option<String>,
+    pub cross_attention_dim: usize,
+    pub attention_head_dim: PerBlock,
+    #[serde(default)]
+    pub num_attention_heads: Option<PerBlock>,
     #[serde(default = "one")]
     pub resnet_out_scale_factor: f64,
     #[serde(default)]
@@ -185,32 +203,17 @@ pub struct UNet2DConditionConfig {
     pub addition_embed_type: Option<String>,
     pub time_embedding_act_fn: Option<String>,
     pub timestep_post_act: Option<String>,
-    #[serde(default = "positional")]
-    pub time_embedding_type: String,
     #[serde(default = "three")]
     pub conv_in_kernel: usize,
     #[serde(default = "three")]
     pub conv_out_kernel: usize,
-    #[serde(default)]
-    pub center_input_sample: bool,
-}
-fn default_shift() -> String {
-    "default".into()
-}
-fn positional() -> String {
-    "positional".into()
 }
 
 /// `diffusers.UNet2DModel` (the unCLIP super-resolution UNets).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UNet2DConfig {
-    pub sample_size: usize,
-    pub in_channels: usize,
-    pub out_channels: usize,
-    pub layers_per_block: usize,
-    pub block_out_channels: Vec<usize>,
-    pub down_block_types: Vec<String>,
-    pub up_block_types: Vec<String>,
+    #[serde(flatten)]
+    pub unet: UNetCommonConfig,
     #[serde(default = "unet_mid_2d")]
     pub mid_block_type: Option<String>,
     #[serde(default = "yes")]
@@ -218,26 +221,25 @@ pub struct UNet2DConfig {
     #[serde(default = "head_dim_8")]
     pub attention_head_dim: Option<usize>,
     pub attn_norm_num_groups: Option<usize>,
-    #[serde(default = "groups_32")]
-    pub norm_num_groups: usize,
-    #[serde(default = "eps_1e5")]
-    pub norm_eps: f64,
-    #[serde(default = "yes")]
-    pub flip_sin_to_cos: bool,
-    #[serde(default)]
-    pub freq_shift: f64,
-    #[serde(default = "default_shift")]
-    pub resnet_time_scale_shift: String,
-    pub class_embed_type: Option<String>,
-    #[serde(default = "silu")]
-    pub act_fn: String,
-    #[serde(default = "one")]
-    pub mid_block_scale_factor: f64,
-    #[serde(default = "positional")]
-    pub time_embedding_type: String,
-    #[serde(default)]
-    pub center_input_sample: bool,
 }
+
+macro_rules! deref_to_common {
+    ($($config:ty),*) => {$(
+        impl std::ops::Deref for $config {
+            type Target = UNetCommonConfig;
+            fn deref(&self) -> &UNetCommonConfig {
+                &self.unet
+            }
+        }
+        impl std::ops::DerefMut for $config {
+            fn deref_mut(&mut self) -> &mut UNetCommonConfig {
+                &mut self.unet
+            }
+        }
+    )*};
+}
+deref_to_common!(UNet2DConditionConfig, UNet2DConfig);
+
 fn unet_mid_2d() -> Option<String> {
     Some("UNetMidBlock2D".into())
 }
@@ -249,41 +251,38 @@ fn head_dim_8() -> Option<usize> {
 /// sample_size²): 512 MiB of f32.
 pub const MAX_ACTIVATION_ELEMENTS: usize = 1 << 27;
 
-/// Checks the UNet geometry shared by both UNet classes: at least one block, blocks that agree, and a
-/// sample size that survives every 2× downsampling.
-pub fn check_unet_layout(
-    class: &str,
-    boc: &[usize],
-    down: usize,
-    up: usize,
-    layers: usize,
-    sample_size: usize,
-) -> crate::Result<()> {
-    let bad = |what: String| Err(crate::Error::Model(format!("{class} config: {what}")));
-    if boc.is_empty() || boc.contains(&0) {
-        return bad(format!("block_out_channels {boc:?} must list at least one positive channel count"));
+impl UNetCommonConfig {
+    /// Checks the UNet geometry shared by both UNet classes: at least one block, blocks that agree, and a
+    /// sample size that survives every 2× downsampling. `class` names the config in the message.
+    pub fn check_layout(&self, class: &str) -> crate::Result<()> {
+        let (boc, down, up) = (&self.block_out_channels, self.down_block_types.len(), self.up_block_types.len());
+        let (layers, sample_size) = (self.layers_per_block, self.sample_size);
+        let bad = |what: String| Err(crate::Error::Model(format!("{class} config: {what}")));
+        if boc.is_empty() || boc.contains(&0) {
+            return bad(format!("block_out_channels {boc:?} must list at least one positive channel count"));
+        }
+        if down != boc.len() || up != boc.len() {
+            return bad(format!("{} block_out_channels, {down} down blocks and {up} up blocks must match", boc.len()));
+        }
+        if layers == 0 || layers > 16 {
+            return bad(format!("layers_per_block {layers} must be between 1 and 16"));
+        }
+        let factor = 1usize << (boc.len() - 1).min(16);
+        if sample_size == 0 || !sample_size.is_multiple_of(factor) || sample_size > 4096 {
+            return bad(format!(
+                "sample_size {sample_size} must be a positive multiple of {factor} (one 2× step per block) up to 4096"
+            ));
+        }
+        // no weight fixes sample_size, so a small file could ask for any activation size: bound the first one
+        let elements = boc[0].saturating_mul(sample_size * sample_size);
+        if elements > MAX_ACTIVATION_ELEMENTS {
+            return bad(format!(
+                "sample_size {sample_size} with {} channels would make activations of {} MiB per image; at most {} MiB are supported (Karlo's decoder needs 5)",
+                boc[0],
+                (elements * 4) >> 20,
+                (MAX_ACTIVATION_ELEMENTS * 4) >> 20
+            ));
+        }
+        Ok(())
     }
-    if down != boc.len() || up != boc.len() {
-        return bad(format!("{} block_out_channels, {down} down blocks and {up} up blocks must match", boc.len()));
-    }
-    if layers == 0 || layers > 16 {
-        return bad(format!("layers_per_block {layers} must be between 1 and 16"));
-    }
-    let factor = 1usize << (boc.len() - 1).min(16);
-    if sample_size == 0 || !sample_size.is_multiple_of(factor) || sample_size > 4096 {
-        return bad(format!(
-            "sample_size {sample_size} must be a positive multiple of {factor} (one 2× step per block) up to 4096"
-        ));
-    }
-    // no weight fixes sample_size, so a small file could ask for any activation size: bound the first one
-    let elements = boc[0].saturating_mul(sample_size * sample_size);
-    if elements > MAX_ACTIVATION_ELEMENTS {
-        return bad(format!(
-            "sample_size {sample_size} with {} channels would make activations of {} MiB per image; at most {} MiB are supported (Karlo's decoder needs 5)",
-            boc[0],
-            (elements * 4) >> 20,
-            (MAX_ACTIVATION_ELEMENTS * 4) >> 20
-        ));
-    }
-    Ok(())
 }

@@ -4,7 +4,7 @@
 
 use super::resnet::{ResnetSettings, TimeConditioning};
 use super::unet_2d_blocks::{CrossAttnInput, UNetLayout};
-use super::unet_core::{UNetCore, UNetCoreConfig};
+use super::unet_core::UNetCore;
 use crate::backend::{Activation, Backend, Tensor};
 use crate::config::UNet2DConfig;
 use crate::error::{Error, Result};
@@ -28,14 +28,7 @@ impl<B: Backend> UNet2DModel<B> {
         if c.mid_block_type.as_deref() != Some("UNetMidBlock2D") {
             return unsupported(format!("mid_block_type {:?}", c.mid_block_type));
         }
-        crate::config::check_unet_layout(
-            "UNet2DModel",
-            &c.block_out_channels,
-            c.down_block_types.len(),
-            c.up_block_types.len(),
-            c.layers_per_block,
-            c.sample_size,
-        )?;
+        c.check_layout("UNet2DModel")?;
         let boc = &c.block_out_channels;
         let last = boc[boc.len() - 1];
         let temb = boc[0] * 4;
@@ -72,15 +65,7 @@ impl<B: Backend> UNet2DModel<B> {
             mid_head_dim,
             mid_attn_groups,
         };
-        let core = UNetCoreConfig {
-            in_channels: c.in_channels,
-            out_channels: c.out_channels,
-            conv_in_kernel: 3,
-            conv_out_kernel: 3,
-            flip_sin_to_cos: c.flip_sin_to_cos,
-            freq_shift: c.freq_shift,
-        };
-        Ok(UNet2DModel { core: UNetCore::new(w, &core, &layout, s)?, config })
+        Ok(UNet2DModel { core: UNetCore::new(w, &c.unet, (3, 3), &layout, s)?, config })
     }
 
     /// sample (N, Cin, H, W) → (N, Cout, H, W)

@@ -4,7 +4,7 @@
 
 use super::resnet::{ResnetSettings, TimeConditioning};
 use super::unet_2d_blocks::{CrossAttnInput, UNetLayout};
-use super::unet_core::{UNetCore, UNetCoreConfig};
+use super::unet_core::UNetCore;
 use crate::backend::{Activation, Backend, Tensor};
 use crate::config::UNet2DConditionConfig;
 use crate::error::{Error, Result};
@@ -52,14 +52,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
             format!("mid_block_type {:?}", c.mid_block_type),
         )?;
 
-        crate::config::check_unet_layout(
-            "UNet2DConditionModel",
-            &c.block_out_channels,
-            c.down_block_types.len(),
-            c.up_block_types.len(),
-            c.layers_per_block,
-            c.sample_size,
-        )?;
+        c.check_layout("UNet2DConditionModel")?;
         let boc = &c.block_out_channels;
         let temb = boc[0] * 4;
         let s = ResnetSettings {
@@ -84,15 +77,11 @@ impl<B: Backend> UNet2DConditionModel<B> {
             mid_head_dim: c.attention_head_dim.get(boc.len() - 1),
             mid_attn_groups: c.norm_num_groups,
         };
-        let core = UNetCoreConfig {
-            in_channels: c.in_channels,
-            out_channels: c.out_channels,
-            conv_in_kernel: c.conv_in_kernel,
-            conv_out_kernel: c.conv_out_kernel,
-            flip_sin_to_cos: c.flip_sin_to_cos,
-            freq_shift: c.freq_shift,
-        };
-        Ok(UNet2DConditionModel { be: w.backend().clone(), core: UNetCore::new(w, &core, &layout, s)?, config })
+        Ok(UNet2DConditionModel {
+            be: w.backend().clone(),
+            core: UNetCore::new(w, &c.unet, (c.conv_in_kernel, c.conv_out_kernel), &layout, s)?,
+            config,
+        })
     }
 
     /// sample (N, Cin, H, W); encoder_hidden_states (N, L, X); class_labels (N, T) (text_proj's

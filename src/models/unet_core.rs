@@ -5,18 +5,9 @@
 use super::resnet::ResnetSettings;
 use super::unet_2d_blocks::{CrossAttnInput, UNetBody, UNetLayout};
 use crate::backend::{Activation, Backend};
+use crate::config::UNetCommonConfig;
 use crate::error::Result;
 use crate::nn::{timestep_embedding, Conv2d, GroupNorm, TimestepEmbedding, Weights};
-
-/// The config fields the shared parts read.
-pub struct UNetCoreConfig {
-    pub in_channels: usize,
-    pub out_channels: usize,
-    pub conv_in_kernel: usize,
-    pub conv_out_kernel: usize,
-    pub flip_sin_to_cos: bool,
-    pub freq_shift: f64,
-}
 
 pub struct UNetCore<B: Backend> {
     be: B,
@@ -32,16 +23,23 @@ pub struct UNetCore<B: Backend> {
 }
 
 impl<B: Backend> UNetCore<B> {
-    /// `s.temb_channels` is the time embedding's width (4 × block_out_channels[0] in diffusers).
-    pub fn new(w: &Weights<B>, c: &UNetCoreConfig, layout: &UNetLayout, s: ResnetSettings) -> Result<Self> {
+    /// `s.temb_channels` is the time embedding's width (4 × block_out_channels[0] in diffusers); `kernels` are
+    /// conv_in's and conv_out's sizes.
+    pub fn new(
+        w: &Weights<B>,
+        c: &UNetCommonConfig,
+        kernels: (usize, usize),
+        layout: &UNetLayout,
+        s: ResnetSettings,
+    ) -> Result<Self> {
         let base = layout.block_out_channels[0];
         Ok(UNetCore {
             be: w.backend().clone(),
             time_embedding: TimestepEmbedding::new(&w.pp("time_embedding"), base, s.temb_channels, Activation::Silu)?,
-            conv_in: Conv2d::new(&w.pp("conv_in"), c.in_channels, base, c.conv_in_kernel)?,
+            conv_in: Conv2d::new(&w.pp("conv_in"), c.in_channels, base, kernels.0)?,
             body: UNetBody::new(w, layout, s)?,
             conv_norm_out: GroupNorm::new(&w.pp("conv_norm_out"), s.groups, base, s.eps)?,
-            conv_out: Conv2d::new(&w.pp("conv_out"), base, c.out_channels, c.conv_out_kernel)?,
+            conv_out: Conv2d::new(&w.pp("conv_out"), base, c.out_channels, kernels.1)?,
             base_channels: base,
             flip_sin_to_cos: c.flip_sin_to_cos,
             freq_shift: c.freq_shift,
