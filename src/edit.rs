@@ -29,6 +29,10 @@ use crate::pipeline::{GenerateOutput, GenerateParams, Observer, UnCLIPPipeline};
 use crate::rng::TorchGenerator;
 use crate::schedulers::UnCLIPScheduler;
 
+/// img2img's strength where a person has not chosen one (the page's and `unclip img2img`'s): a redraw that keeps
+/// the picture's layout. Inpainting's is [`EditParams::default`]'s, 1.
+pub const IMG2IMG_STRENGTH: f32 = 0.6;
+
 /// RePaint's resampling count U is at most this (each step then costs U model calls; the paper uses 10).
 pub const MAX_RESAMPLE: usize = 20;
 
@@ -106,7 +110,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
             }
             None => self.sample_prior(p, &text, &mut rng, obs).await?.embedding,
         };
-        self.decode_edit(p, &text, &embedding, &mut rng, obs, Some(e)).await
+        self.decode(p, &text, &embedding, &mut rng, obs, Some(e)).await
     }
 }
 

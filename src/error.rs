@@ -48,6 +48,14 @@ pub enum Error {
     #[error("{0}")]
     Device(String),
 
+    /// A file of another length than model.json lists: cut off, or another file.
+    #[error("{0}")]
+    SizeMismatch(String),
+
+    /// A file whose SHA-256 is not the one model.json lists: corrupt, or from another model version.
+    #[error("{0}")]
+    HashMismatch(String),
+
     #[error("generation was cancelled")]
     Cancelled,
 }
@@ -55,6 +63,43 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// Every [`Error::code`], for the page (www/js/contract.js).
+    pub const CODES: [&'static str; 13] = [
+        "gguf",
+        "scheduler",
+        "tensor",
+        "io",
+        "json",
+        "tokenizer",
+        "weights",
+        "model",
+        "bad_input",
+        "device",
+        "size_mismatch",
+        "hash_mismatch",
+        "cancelled",
+    ];
+
+    /// What kind of error this is, in a word that stays the same when the message is reworded: the page
+    /// decides by it (refetch a file that does not verify, fall back to the CPU when the GPU fails).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Gguf(_) => "gguf",
+            Error::Scheduler(_) => "scheduler",
+            Error::Tensor(_) => "tensor",
+            Error::Io { .. } => "io",
+            Error::Json { .. } => "json",
+            Error::Tokenizer(_) => "tokenizer",
+            Error::Weights(_) => "weights",
+            Error::Model(_) => "model",
+            Error::Settings(_) => "bad_input",
+            Error::Device(_) => "device",
+            Error::SizeMismatch(_) => "size_mismatch",
+            Error::HashMismatch(_) => "hash_mismatch",
+            Error::Cancelled => "cancelled",
+        }
+    }
+
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         Error::Io { path: path.as_ref().display().to_string(), source }
     }

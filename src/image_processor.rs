@@ -6,6 +6,9 @@
 //! PIL resamples horizontally, then vertically, rounding to 8 bits after each pass; so does this.
 //! One deliberate difference: a transparent pixel is composited on white (PIL's `convert("RGB")` drops
 //! alpha, leaving whatever colour transparent pixels store); for opaque images the two agree.
+//!
+//! And the other way, the pipeline's output → pixels ([`chw_to_hwc01`], [`hwc_to_rgba8`]), as diffusers'
+//! `UnCLIPPipeline` post-processes and PIL saves.
 
 use serde::{Deserialize, Serialize};
 
@@ -300,6 +303,26 @@ impl ClipImageProcessorConfig {
         let (mean, std) = if self.do_normalize { (self.image_mean, self.image_std) } else { ([0.0; 3], [1.0; 3]) };
         Ok(img.to_chw([0, 1, 2].map(|c| rescale / std[c]), [0, 1, 2].map(|c| -mean[c] / std[c])))
     }
+}
+
+/// (H·W·3) in [0, 1] → RGBA bytes.
+pub fn hwc_to_rgba8(hwc: &[f32]) -> Vec<u8> {
+    hwc.chunks(3).flat_map(|p| [to_u8(p[0]), to_u8(p[1]), to_u8(p[2]), 255]).collect()
+}
+
+fn to_u8(v: f32) -> u8 {
+    (v.clamp(0.0, 1.0) * 255.0).round_ties_even() as u8
+}
+
+/// A CHW image in [-1, 1] (one sample) → HWC in [0, 1]: (x·0.5 + 0.5).clamp(0, 1).
+pub fn chw_to_hwc01(chw: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut out = vec![0f32; h * w * c];
+    for ch in 0..c {
+        for p in 0..h * w {
+            out[p * c + ch] = (chw[ch * h * w + p] * 0.5 + 0.5).clamp(0.0, 1.0);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! unclip — DALL·E 2 (unCLIP) in Rust: text → prior → decoder → super-res, on WebGPU or the CPU,
-//! natively and in the browser. See `docs/` and the spec for the math.
+//! natively and in the browser. The math is in docs/math.md, the layout in docs/architecture.md.
 
 pub mod backend;
 pub mod config;

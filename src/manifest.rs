@@ -191,7 +191,7 @@ impl FileEntry {
     /// Checks downloaded or read bytes against this entry.
     pub fn verify(&self, bytes: &[u8]) -> Result<()> {
         if bytes.len() as u64 != self.bytes {
-            return Err(Error::Weights(format!(
+            return Err(Error::SizeMismatch(format!(
                 "{} should be {} bytes but is {} bytes: the file is truncated or replaced; fetch it again",
                 self.file,
                 self.bytes,
@@ -200,7 +200,7 @@ impl FileEntry {
         }
         let got = sha256_hex(bytes);
         if !got.eq_ignore_ascii_case(&self.sha256) {
-            return Err(Error::Weights(format!(
+            return Err(Error::HashMismatch(format!(
                 "model.json lists {} with sha256 {}…, the file hashes to {}…; it is corrupt or from another model version: fetch it again",
                 self.file,
                 &self.sha256[..12],

@@ -2,13 +2,15 @@
 //! page against onnxruntime-web running the same weights. Not used by the app.
 
 use js_sys::Float32Array;
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::{js_err, obj};
+use super::{js_error, to_js, JsResult};
 use crate::backend::cpu::Cpu;
 use crate::backend::webgpu::WebGpu;
 use crate::gguf::GgufFile;
 use crate::unet_step::{time_on, Call};
+use crate::Error;
 
 /// One decoder UNet call (`UNet2DConditionModel` from a GGUF component file) timed on `backend` ("cpu" or
 /// "webgpu"): inputs are sample (N,Cin,S,S), encoder_hidden_states (N,L,X), class_labels (N,4·C0) as f32 and
@@ -24,8 +26,7 @@ pub async fn time_unet_step(
     attention_mask: Vec<u8>,
     backend: String,
     runs: u32,
-) -> std::result::Result<JsValue, JsError> {
-    let file = GgufFile::from_bytes(gguf).map_err(js_err)?;
+) -> JsResult<JsValue> {
     let call = Call {
         sample,
         timestep: timestep as usize,
@@ -33,20 +34,29 @@ pub async fn time_unet_step(
         class_labels,
         mask: attention_mask.iter().map(|&m| m != 0).collect(),
     };
-    let (adapter, (ms, out)) = match backend.as_str() {
-        "cpu" => (JsValue::NULL, time_on(Cpu, &file, &call, runs).await.map_err(js_err)?),
-        "webgpu" => {
-            let gpu = WebGpu::new().await.map_err(js_err)?;
-            let adapter = serde_wasm_bindgen::to_value(gpu.adapter()).unwrap_or_default();
-            (adapter, time_on(gpu, &file, &call, runs).await.map_err(js_err)?)
-        }
-        other => return Err(JsError::new(&format!("backend `{other}`: expected cpu or webgpu"))),
+    let timed = async {
+        let file = GgufFile::from_bytes(gguf)?;
+        Ok(match backend.as_str() {
+            "cpu" => (JsValue::NULL, time_on(Cpu, &file, &call, runs).await?),
+            "webgpu" => {
+                let gpu = WebGpu::new().await?;
+                let adapter = serde_wasm_bindgen::to_value(gpu.adapter()).unwrap_or_default();
+                (adapter, time_on(gpu, &file, &call, runs).await?)
+            }
+            other => return Err(Error::Settings(format!("backend `{other}`: expected cpu or webgpu"))),
+        })
     };
-    let ms_js: js_sys::Array = ms.iter().map(|&v| JsValue::from_f64(v)).collect();
-    Ok(obj(&[
-        ("backend", JsValue::from_str(&backend)),
-        ("adapter", adapter),
-        ("ms", ms_js.into()),
-        ("output", Float32Array::from(out.as_slice()).into()),
-    ]))
+    let (adapter, (ms, output)) = timed.await.map_err(js_error)?;
+    to_js(&Timed { backend, adapter, ms, output: Float32Array::from(&output[..]) })
+}
+
+/// What `timeUnetStep` resolves to; `adapter` is null on the CPU.
+#[derive(Serialize)]
+struct Timed {
+    backend: String,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    adapter: JsValue,
+    ms: Vec<f64>,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    output: Float32Array,
 }

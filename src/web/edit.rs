@@ -1,7 +1,11 @@
 //! The editing half of the wasm API ([`crate::edit`]): img2img and inpainting of a canvas' pixels, streaming the
 //! same events as `Engine.generate` and resolving to the same {rgba, width, height, image_embedding}.
 
-use super::*;
+use js_sys::{Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::engine::{generate_on, on_backend, Engine};
 use crate::edit::EditParams;
 use crate::image_processor::RgbaImage;
 

@@ -3,38 +3,38 @@
 //! decoded by `Engine.generate` with `image_embedding` (and, after an inversion, `decoder_latents`)
 //! in its params, so it streams the same step events as a generation.
 
-use js_sys::{Array, Float32Array};
+use std::rc::Rc;
 
-use super::*;
+use js_sys::{Array, Float32Array, Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::engine::{on_backend, Engine, Inner};
+use super::events::JsObserver;
+use super::{from_js, js_error, JsResult};
+use crate::backend::Backend;
 use crate::image_processor::RgbaImage;
 use crate::latent;
+use crate::pipeline::GenerateParams;
 
 fn floats(v: &[f32]) -> JsValue {
     Float32Array::from(v).into()
 }
 
-fn params_of(params: JsValue) -> Result<GenerateParams, JsError> {
-    serde_wasm_bindgen::from_value(params).map_err(|e| JsError::new(&format!("bad settings: {e}")))
-}
-
-async fn embed_prompt_on<B: Backend>(
-    inner: Rc<Inner<B>>,
-    params: JsValue,
-    on_event: Function,
-) -> Result<JsValue, JsValue> {
-    let params = params_of(params)?;
+async fn embed_prompt_on<B: Backend>(inner: Rc<Inner<B>>, params: JsValue, on_event: Function) -> JsResult<JsValue> {
+    let params = from_js::<GenerateParams>(params)?;
     inner.cancel.set(false);
     let mut sink = JsObserver::new(on_event, &inner.cancel);
     let result = inner.pipeline.embed_prompt(&params, &mut sink).await;
     Ok(floats(&sink.outcome(result)?))
 }
 
-async fn embed_image_on<B: Backend>(inner: Rc<Inner<B>>, image: crate::Result<RgbaImage>) -> Result<JsValue, JsValue> {
-    Ok(floats(&inner.pipeline.embed_image(&image.map_err(js_err)?).await.map_err(js_err)?))
+async fn embed_image_on<B: Backend>(inner: Rc<Inner<B>>, image: crate::Result<RgbaImage>) -> JsResult<JsValue> {
+    Ok(floats(&inner.pipeline.embed_image(&image.map_err(js_error)?).await.map_err(js_error)?))
 }
 
-async fn text_embedding_on<B: Backend>(inner: Rc<Inner<B>>, prompt: String) -> Result<JsValue, JsValue> {
-    Ok(floats(&inner.pipeline.text_embedding(&prompt).await.map_err(js_err)?))
+async fn text_embedding_on<B: Backend>(inner: Rc<Inner<B>>, prompt: String) -> JsResult<JsValue> {
+    Ok(floats(&inner.pipeline.text_embedding(&prompt).await.map_err(js_error)?))
 }
 
 async fn invert_on<B: Backend>(
@@ -43,8 +43,8 @@ async fn invert_on<B: Backend>(
     embedding: Vec<f32>,
     params: JsValue,
     on_event: Function,
-) -> Result<JsValue, JsValue> {
-    let (image, params) = (image.map_err(js_err)?, params_of(params)?);
+) -> JsResult<JsValue> {
+    let (image, params) = (image.map_err(js_error)?, from_js::<GenerateParams>(params)?);
     inner.cancel.set(false);
     let mut sink = JsObserver::new(on_event, &inner.cancel);
     let result = inner.pipeline.invert(&image, &embedding, &params, &mut sink).await;
@@ -97,48 +97,37 @@ impl Engine {
     }
 }
 
-fn frames(v: crate::Result<Vec<Vec<f32>>>) -> Result<Array, JsError> {
-    Ok(v.map_err(js_err)?.iter().map(|f| floats(f)).collect())
+fn frames(v: crate::Result<Vec<Vec<f32>>>) -> JsResult<Array> {
+    Ok(v.map_err(js_error)?.iter().map(|f| floats(f)).collect())
 }
 
 /// The `n` embeddings of an interpolation from `a` to `b` (slerp; frame 0 = a, frame n−1 = b).
 #[wasm_bindgen(js_name = interpolationFrames)]
-pub fn interpolation_frames(a: &[f32], b: &[f32], n: usize) -> Result<Array, JsError> {
+pub fn interpolation_frames(a: &[f32], b: &[f32], n: usize) -> JsResult<Array> {
     frames(latent::interpolation(a, b, n))
 }
 
 /// The `n` embeddings of a text diff: `image` rotated towards normalise(target − current) for θ from
 /// 0 to `max_theta`.
 #[wasm_bindgen(js_name = textDiffFrames)]
-pub fn text_diff_frames(
-    image: &[f32],
-    current: &[f32],
-    target: &[f32],
-    n: usize,
-    max_theta: f32,
-) -> Result<Array, JsError> {
+pub fn text_diff_frames(image: &[f32], current: &[f32], target: &[f32], n: usize, max_theta: f32) -> JsResult<Array> {
     frames(latent::text_diff_frames(image, current, target, n, max_theta))
 }
 
-fn params_to_js(p: &GenerateParams) -> Result<JsValue, JsError> {
-    serde_wasm_bindgen::to_value(p).map_err(js_err)
+fn params_to_js(p: &GenerateParams) -> JsResult<JsValue> {
+    Ok(serde_wasm_bindgen::to_value(p)?)
 }
 
 /// The `generate` params of one interpolation or text-diff frame: `base`'s steps, guidance and sampler,
 /// decoding `embedding` from `seed` with the empty caption (crate::remix::frame_params).
 #[wasm_bindgen(js_name = frameParams)]
-pub fn frame_params(base: JsValue, embedding: Vec<f32>, seed: u64) -> Result<JsValue, JsError> {
-    params_to_js(&crate::remix::frame_params(&params_of(base)?, embedding, seed))
+pub fn frame_params(base: JsValue, embedding: Vec<f32>, seed: u64) -> JsResult<JsValue> {
+    params_to_js(&crate::remix::frame_params(&from_js::<GenerateParams>(base)?, embedding, seed))
 }
 
 /// The `generate` params of variation `k` (seed base.seed + k; after an inversion, from its noise with
 /// DDIM at base.ddim_eta) (crate::remix::variation_params).
 #[wasm_bindgen(js_name = variationParams)]
-pub fn variation_params(
-    base: JsValue,
-    embedding: Vec<f32>,
-    inverted: Option<Vec<f32>>,
-    k: usize,
-) -> Result<JsValue, JsError> {
-    params_to_js(&crate::remix::variation_params(&params_of(base)?, &embedding, inverted.as_deref(), k))
+pub fn variation_params(base: JsValue, embedding: Vec<f32>, inverted: Option<Vec<f32>>, k: usize) -> JsResult<JsValue> {
+    params_to_js(&crate::remix::variation_params(&from_js::<GenerateParams>(base)?, &embedding, inverted.as_deref(), k))
 }

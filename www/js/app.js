@@ -2,7 +2,7 @@
 // messages (protocol.js) and draws what comes back.
 
 import { paintRgba } from "./canvas.js";
-import { DEFAULTS, STAGES } from "./protocol.js";
+import { DEFAULTS, GENERATE_STAGES } from "./protocol.js";
 import { initEdit } from "./edit.js";
 import { initHistory } from "./history.js";
 import { initModels, MODEL_PARAMS } from "./models.js";
@@ -91,7 +91,7 @@ function mb(bytes) { return `${(bytes / 1e6).toFixed(1)} MB`; }
 function stageRow(stage) { return document.querySelector(`.stage[data-stage="${stage}"]`); }
 
 function resetStages() {
-  for (const s of STAGES) { const r = stageRow(s); r.querySelector("progress").value = 0; r.querySelector("small").textContent = ""; }
+  for (const s of GENERATE_STAGES) { const r = stageRow(s); r.querySelector("progress").value = 0; r.querySelector("small").textContent = ""; }
 }
 
 const handlers = {

@@ -3,7 +3,7 @@
 // seed / noise / sampler rules: src/remix.rs) and decodes them one by one with Engine.generate, so
 // every frame streams the usual step events. Every message it posts carries job: "remix".
 
-import { wasm } from "./wasm.js";
+import { gpuFailed, wasm } from "./wasm.js";
 
 const STEP_BUFFERS = ["xt", "x0", "eps", "eps_uncond", "eps_cond"];
 
@@ -57,8 +57,8 @@ export async function runRemix(engine, req, post) {
     send({ type: "remix_done", op: req.op, ms: performance.now() - start });
   } catch (e) {
     const message = e.message ?? String(e);
-    if (/WebGPU failed|device was lost/.test(message) && engine.info().backend === "webgpu") throw e; // the worker falls back to the CPU
-    if (/cancelled/.test(message)) send({ type: "cancelled" });
+    if (gpuFailed(e) && engine.info().backend === "webgpu") throw e; // the worker falls back to the CPU
+    if (e.code === "cancelled") send({ type: "cancelled" });
     else send({ type: "error", phase: "remix", message });
   }
 }

@@ -3,9 +3,9 @@
 // and streams the same step events as a generation, tagged job: "remix".
 
 import { drawPicture, paintRgba } from "./canvas.js";
+import { STAGES } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
-const STAGES = ["text", "prior", "inversion", "decoder", "super_res"];
 /// Images larger than this (longest side) are scaled down before they are sent: the image processor
 /// resizes to the tower's input (64–224 px) anyway.
 const MAX_SIDE = 1024;

@@ -28,3 +28,7 @@ export const ready = (async () => {
   await m.default();
   wasm = m;
 })();
+
+/// An engine error that a run on the CPU may not have: the GPU failed or was lost (the error's `code` is "device";
+/// protocol.js ERROR_CODES lists every code).
+export const gpuFailed = (e) => e?.code === "device";

@@ -1,7 +1,7 @@
 // The module worker that owns the wasm instance and the GPU device. The page only sends
 // messages (protocol.js); everything heavy happens here.
 
-import { ready, threading, wasm } from "./wasm.js";
+import { gpuFailed, ready, threading, wasm } from "./wasm.js";
 import { clearCache, deleteModel, forget, loadModel, LoadError, storageReport } from "./weights.js";
 import { runRemix } from "./remix-worker.js";
 
@@ -23,7 +23,7 @@ async function withGpuFallback(run, job) {
   try {
     return await run();
   } catch (e) {
-    if (!/WebGPU failed|device was lost/.test(e.message) || engine?.info().backend !== "webgpu") throw e;
+    if (!gpuFailed(e) || engine?.info().backend !== "webgpu") throw e;
     post({ type: "warning", job, message: `${e.message} — switching to the CPU backend and running again` });
     await startEngine("cpu", `the GPU failed during a run (${e.message}), so this runs on the CPU (wasm simd128)`);
     return run();
@@ -90,7 +90,7 @@ async function load(source, requested = "auto") {
       return await startEngine(backend, reason);
     } catch (e) {
       // A cached copy that no longer verifies: delete it and fetch it again once.
-      if (attempt === 0 && source.kind === "url" && /sha256|bytes/.test(e.message)) {
+      if (attempt === 0 && source.kind === "url" && (e.code === "size_mismatch" || e.code === "hash_mismatch")) {
         for (const entry of manifest.files) await forget(base, entry);
         post({ type: "warning", message: `${e.message} — the cached copy was deleted and is being fetched again` });
         continue;
@@ -117,7 +117,7 @@ async function generate(params, edit) {
     const done = { type: "done", rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, ms: performance.now() - start };
     post(done, [out.rgba.buffer, out.image_embedding.buffer]);
   } catch (e) {
-    if (/cancelled/.test(e.message)) return post({ type: "cancelled" });
+    if (e.code === "cancelled") return post({ type: "cancelled" });
     throw e;
   }
 }
@@ -171,6 +171,6 @@ self.onmessage = async ({ data }) => {
   } catch (e) {
     const crash = crashMessage(e);
     if (crash) return post({ type: "error", phase, crashed: true, message: crash, ...(data.type === "remix" ? { job: "remix" } : {}) });
-    post({ type: "error", phase, message: e.message ?? String(e) });
+    post({ type: "error", phase, message: e.message ?? String(e), ...(e.code ? { code: e.code } : {}) });
   }
 };

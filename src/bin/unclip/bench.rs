@@ -21,16 +21,13 @@ pub struct BenchArgs {
     pub out: PathBuf,
 }
 
-const STAGES: [(Stage, &str); 4] =
-    [(Stage::Text, "text"), (Stage::Prior, "prior"), (Stage::Decoder, "decoder"), (Stage::SuperRes, "super_res")];
-
 #[derive(Default)]
 struct StageTimes([f64; 4]);
 
 impl<T> Observer<T> for StageTimes {
     async fn on_event(&mut self, event: Event<'_, T>) -> Flow {
         if let Event::StageEnd { stage, elapsed_ms } = event {
-            let i = STAGES.iter().position(|(s, _)| *s == stage).expect("every stage is listed");
+            let i = Stage::GENERATE.iter().position(|s| *s == stage).expect("a generation's stage");
             self.0[i] = elapsed_ms;
         }
         Flow::Continue
@@ -121,7 +118,7 @@ pub fn backends(a: BenchArgs) -> Result<()> {
         a.steps[0], a.steps[1], a.steps[2], adapter.name, adapter.backend, adapter.device_type, a.runs
     );
     let row = |key: &str, g: f64, c: f64| format!("| {key} | {g:.1} | {c:.1} | **{:.2}×** |\n", g / c);
-    for (i, (_, key)) in STAGES.iter().enumerate() {
+    for (i, key) in Stage::GENERATE.map(Stage::name).iter().enumerate() {
         md += &row(key, gpu_times.0[i], cpu_times.0[i]);
     }
     md += &row("**total**", gpu_total, cpu_total);
@@ -163,7 +160,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         },
         Err(_) => format!("{ours:.1} | – | –"),
     };
-    for (i, (_, key)) in STAGES.iter().enumerate() {
+    for (i, key) in Stage::GENERATE.map(Stage::name).iter().enumerate() {
         md += &format!("| {key} | {} |\n", cell(times.0[i], key));
     }
     md += &format!("| **total** | {} |\n", cell(total, "total"));

@@ -18,11 +18,10 @@ use unclip::backend::cpu::Cpu;
 use unclip::backend::webgpu::WebGpu;
 use unclip::backend::{Backend, Tensor};
 use unclip::convert::{convert, open_model_dir, parse_dtype};
-use unclip::edit::EditParams;
+use unclip::edit::{EditParams, IMG2IMG_STRENGTH};
 use unclip::gguf::GgufFile;
-use unclip::pipeline::{
-    chw_to_hwc01, hwc_to_rgba8, Event, Flow, GenerateParams, Observer, Sampler, Stage, UnCLIPPipeline,
-};
+use unclip::image_processor::{chw_to_hwc01, hwc_to_rgba8};
+use unclip::pipeline::{Event, Flow, GenerateParams, Observer, Sampler, Stage, UnCLIPPipeline};
 use unclip::{Error, Result};
 
 #[derive(Parser)]
@@ -44,33 +43,49 @@ enum SamplerChoice {
     Ddim,
 }
 
+impl SamplerChoice {
+    fn of(sampler: Sampler) -> Self {
+        match sampler {
+            Sampler::Ddpm => SamplerChoice::Ddpm,
+            Sampler::Ddim => SamplerChoice::Ddim,
+        }
+    }
+
+    fn sampler(self) -> Sampler {
+        match self {
+            SamplerChoice::Ddpm => Sampler::Ddpm,
+            SamplerChoice::Ddim => Sampler::Ddim,
+        }
+    }
+}
+
 /// The model, seed, steps, guidance, prior best-of, sampler and backend: the flags `generate` and the remix
 /// commands share.
 #[derive(Args)]
 pub struct GenerationArgs {
     #[arg(long)]
     model: PathBuf,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = GenerateParams::default().seed)]
     seed: u64,
     /// The caption guidance steers away from (the unconditional half of CFG, prior and decoder); "" = diffusers.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value_t = GenerateParams::default().negative_prompt)]
     negative_prompt: String,
     /// Prior steps (remix: for endpoints given as text).
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = GenerateParams::default().prior_steps)]
     prior_steps: usize,
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = GenerateParams::default().decoder_steps)]
     decoder_steps: usize,
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = GenerateParams::default().sr_steps)]
     sr_steps: usize,
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = GenerateParams::default().prior_guidance)]
     prior_guidance: f32,
-    #[arg(long, default_value_t = 8.0)]
+    #[arg(long, default_value_t = GenerateParams::default().decoder_guidance)]
     decoder_guidance: f32,
     /// Draw this many image embeddings with the prior and keep the one closest to the text (DALL·E 2 uses 2).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = GenerateParams::default().prior_best_of)]
     prior_best_of: usize,
     /// ddpm (diffusers' ancestral unCLIP step) or ddim (η = 0, deterministic after the initial noise).
-    #[arg(long, value_enum, default_value = "ddpm")]
+    #[arg(long, value_enum, default_value_t = SamplerChoice::of(GenerateParams::default().sampler))]
     sampler: SamplerChoice,
     #[arg(long, value_enum, default_value = "cpu")]
     backend: BackendChoice,
@@ -89,10 +104,7 @@ impl GenerationArgs {
             prior_guidance: self.prior_guidance,
             decoder_guidance: self.decoder_guidance,
             prior_best_of: self.prior_best_of,
-            sampler: match self.sampler {
-                SamplerChoice::Ddpm => Sampler::Ddpm,
-                SamplerChoice::Ddim => Sampler::Ddim,
-            },
+            sampler: self.sampler.sampler(),
             ..GenerateParams::default()
         }
     }
@@ -140,7 +152,7 @@ enum Command {
         #[arg(long, default_value = "")]
         prompt: String,
         /// 0 keeps the image, 1 draws a new one.
-        #[arg(long, default_value_t = 0.6)]
+        #[arg(long, default_value_t = IMG2IMG_STRENGTH)]
         strength: f32,
         #[command(flatten)]
         args: GenerationArgs,
@@ -157,10 +169,10 @@ enum Command {
         #[arg(long, default_value = "")]
         prompt: String,
         /// Below 1, the repainted part starts from the image noised to strength·T instead of from noise.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = EditParams::default().strength)]
         strength: f32,
         /// RePaint's resampling: run each step this many times (1 = none; the paper uses 10).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = EditParams::default().resample)]
         resample: usize,
         #[command(flatten)]
         args: GenerationArgs,
