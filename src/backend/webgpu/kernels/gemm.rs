@@ -1,5 +1,5 @@
 //! Matrix products (gemm.wgsl): `linear` (weights decoded from their stored type), batched `matmul`, and
-//! `conv2d` as an implicit GEMM; attention's two products go through [`gemm`] too.
+//! `conv2d` as an implicit GEMM; attention's two products go through [`product`] too.
 
 use bytemuck::Zeroable;
 
