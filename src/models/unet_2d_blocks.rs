@@ -36,25 +36,44 @@ fn is_cross_attn(block_type: &str, allowed: &[&str]) -> Result<bool> {
     Ok(block_type.starts_with("SimpleCrossAttn"))
 }
 
-/// The layers of a down or up block: resnet j, then (in a SimpleCrossAttn block) attention j; and the block's
-/// resampling resnet, if it has one.
-struct Layers<B: Backend> {
+/// Which way a block moves through the UNet: a down block pushes every output as a skip connection, an up block
+/// concatenates one popped skip onto each resnet's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Down,
+    Up,
+}
+
+/// diffusers' ResnetDownsampleBlock2D, SimpleCrossAttnDownBlock2D, SimpleCrossAttnUpBlock2D and
+/// ResnetUpsampleBlock2D, which differ only in direction and attention: resnet j, then (SimpleCrossAttn) attention
+/// j; then the resampling resnet (`downsamplers.0` / `upsamplers.0`), if the block has one.
+pub struct UNetBlock2D<B: Backend> {
+    direction: Direction,
     resnets: Vec<ResnetBlock2D<B>>,
     attentions: Vec<Attention<B>>,
     sampler: Option<ResnetBlock2D<B>>,
 }
 
-impl<B: Backend> Layers<B> {
-    /// Resnet j maps `in_channels[j]` to `out_ch`; the sampler (`downsamplers.0` / `upsamplers.0`) keeps `out_ch`.
+impl<B: Backend> UNetBlock2D<B> {
+    /// Resnet j maps `in_channels[j]` (an up block's include the skip) to `out_ch`; the sampler keeps `out_ch`.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         w: &Weights<B>,
-        cross: bool,
+        block_type: &str,
+        direction: Direction,
         in_channels: &[usize],
         out_ch: usize,
-        sampler: Option<(&str, Resample)>,
+        add_sampler: bool,
         s: ResnetSettings,
         attn: AttnSettings,
     ) -> Result<Self> {
+        let (allowed, sampler_key, resample) = match direction {
+            Direction::Down => {
+                (["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"], "downsamplers.0", Resample::Down)
+            }
+            Direction::Up => (["ResnetUpsampleBlock2D", "SimpleCrossAttnUpBlock2D"], "upsamplers.0", Resample::Up),
+        };
+        let cross = is_cross_attn(block_type, &allowed)?;
         let mut resnets = Vec::new();
         let mut attentions = Vec::new();
         for (j, &cin) in in_channels.iter().enumerate() {
@@ -63,53 +82,15 @@ impl<B: Backend> Layers<B> {
                 attentions.push(attn.build(&w.pp("attentions").pp(j), out_ch, s)?);
             }
         }
-        let sampler = match sampler {
-            Some((name, resample)) => Some(ResnetBlock2D::new(&w.pp(name), out_ch, out_ch, resample, s)?),
-            None => None,
+        let sampler = match add_sampler {
+            true => Some(ResnetBlock2D::new(&w.pp(sampler_key), out_ch, out_ch, resample, s)?),
+            false => None,
         };
-        Ok(Layers { resnets, attentions, sampler })
+        Ok(UNetBlock2D { direction, resnets, attentions, sampler })
     }
 
-    /// Resnet j and its attention: (N, Cin_j, H, W) → (N, out_ch, H, W).
-    fn layer(
-        &self,
-        j: usize,
-        h: &B::Tensor,
-        emb_act: &B::Tensor,
-        ctx: &CrossAttnInput<B::Tensor>,
-    ) -> Result<B::Tensor> {
-        let h = self.resnets[j].forward(h, emb_act)?;
-        match self.attentions.get(j) {
-            Some(attn) => attn.forward(&h, ctx.encoder_hidden_states, ctx.text_bias),
-            None => Ok(h),
-        }
-    }
-}
-
-/// ResnetDownsampleBlock2D or SimpleCrossAttnDownBlock2D.
-pub struct DownBlock2D<B: Backend> {
-    layers: Layers<B>,
-}
-
-impl<B: Backend> DownBlock2D<B> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        w: &Weights<B>,
-        block_type: &str,
-        layers: usize,
-        in_ch: usize,
-        out_ch: usize,
-        add_downsample: bool,
-        s: ResnetSettings,
-        attn: AttnSettings,
-    ) -> Result<Self> {
-        let cross = is_cross_attn(block_type, &["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"])?;
-        let in_channels: Vec<usize> = (0..layers).map(|j| if j == 0 { in_ch } else { out_ch }).collect();
-        let sampler = add_downsample.then_some(("downsamplers.0", Resample::Down));
-        Ok(DownBlock2D { layers: Layers::new(w, cross, &in_channels, out_ch, sampler, s, attn)? })
-    }
-
-    /// Pushes every output onto `skips`; returns the block's output.
+    /// x (N, C, H, W) → (N, out_ch, H', W'); a down block pushes each output onto `skips`, an up block pops one
+    /// per resnet.
     pub fn forward(
         &self,
         x: &B::Tensor,
@@ -118,13 +99,25 @@ impl<B: Backend> DownBlock2D<B> {
         skips: &mut Vec<B::Tensor>,
     ) -> Result<B::Tensor> {
         let mut h = x.clone();
-        for j in 0..self.layers.resnets.len() {
-            h = self.layers.layer(j, &h, emb_act, ctx)?;
-            skips.push(h.clone());
+        for (j, resnet) in self.resnets.iter().enumerate() {
+            if self.direction == Direction::Up {
+                let skip =
+                    skips.pop().ok_or_else(|| Error::Model("UNet skip connections do not match its blocks".into()))?;
+                h = B::Tensor::cat(&[&h, &skip], 1)?;
+            }
+            h = resnet.forward(&h, emb_act)?;
+            if let Some(attn) = self.attentions.get(j) {
+                h = attn.forward(&h, ctx.encoder_hidden_states, ctx.text_bias)?;
+            }
+            if self.direction == Direction::Down {
+                skips.push(h.clone());
+            }
         }
-        if let Some(down) = &self.layers.sampler {
-            h = down.forward(&h, emb_act)?;
-            skips.push(h.clone());
+        if let Some(sampler) = &self.sampler {
+            h = sampler.forward(&h, emb_act)?;
+            if self.direction == Direction::Down {
+                skips.push(h.clone());
+            }
         }
         Ok(h)
     }
@@ -173,64 +166,11 @@ impl<B: Backend> MidBlock2D<B> {
     }
 }
 
-/// SimpleCrossAttnUpBlock2D or ResnetUpsampleBlock2D.
-pub struct UpBlock2D<B: Backend> {
-    layers: Layers<B>,
-}
-
-impl<B: Backend> UpBlock2D<B> {
-    /// diffusers' channel bookkeeping: resnet j takes (j == 0 ? prev_out : out) + skip channels,
-    /// where the last resnet's skip has `in_ch` channels and the others `out_ch`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        w: &Weights<B>,
-        block_type: &str,
-        layers: usize,
-        in_ch: usize,
-        prev_out_ch: usize,
-        out_ch: usize,
-        add_upsample: bool,
-        s: ResnetSettings,
-        attn: AttnSettings,
-    ) -> Result<Self> {
-        let cross = is_cross_attn(block_type, &["ResnetUpsampleBlock2D", "SimpleCrossAttnUpBlock2D"])?;
-        let in_channels: Vec<usize> = (0..layers)
-            .map(|j| {
-                let skip = if j == layers - 1 { in_ch } else { out_ch };
-                let cin = if j == 0 { prev_out_ch } else { out_ch };
-                cin + skip
-            })
-            .collect();
-        let sampler = add_upsample.then_some(("upsamplers.0", Resample::Up));
-        Ok(UpBlock2D { layers: Layers::new(w, cross, &in_channels, out_ch, sampler, s, attn)? })
-    }
-
-    /// Pops one skip per resnet from `skips`.
-    pub fn forward(
-        &self,
-        x: &B::Tensor,
-        emb_act: &B::Tensor,
-        ctx: &CrossAttnInput<B::Tensor>,
-        skips: &mut Vec<B::Tensor>,
-    ) -> Result<B::Tensor> {
-        let mut h = x.clone();
-        for j in 0..self.layers.resnets.len() {
-            let skip =
-                skips.pop().ok_or_else(|| Error::Model("UNet skip connections do not match its blocks".into()))?;
-            h = self.layers.layer(j, &B::Tensor::cat(&[&h, &skip], 1)?, emb_act, ctx)?;
-        }
-        if let Some(up) = &self.layers.sampler {
-            h = up.forward(&h, emb_act)?;
-        }
-        Ok(h)
-    }
-}
-
 /// The down → mid → up body both UNets share, with diffusers' channel bookkeeping.
 pub struct UNetBody<B: Backend> {
-    down_blocks: Vec<DownBlock2D<B>>,
+    down_blocks: Vec<UNetBlock2D<B>>,
     mid_block: MidBlock2D<B>,
-    up_blocks: Vec<UpBlock2D<B>>,
+    up_blocks: Vec<UNetBlock2D<B>>,
 }
 
 /// The layout of a UNet body, read from its config.
@@ -267,7 +207,8 @@ impl<B: Backend> UNetBody<B> {
             let in_ch = out_ch;
             out_ch = boc[i];
             let bw = w.pp("down_blocks").pp(i);
-            down_blocks.push(DownBlock2D::new(&bw, bt, l.layers_per_block, in_ch, out_ch, i + 1 < n, s, attn(i))?);
+            let cins: Vec<usize> = (0..l.layers_per_block).map(|j| if j == 0 { in_ch } else { out_ch }).collect();
+            down_blocks.push(UNetBlock2D::new(&bw, bt, Direction::Down, &cins, out_ch, i + 1 < n, s, attn(i))?);
         }
         let mid_attn = l.mid_attention.map(|cross| {
             (AttnSettings { head_dim: l.mid_head_dim, cross_attention_dim: l.cross_attention_dim }, cross)
@@ -281,17 +222,17 @@ impl<B: Backend> UNetBody<B> {
             out_ch = rev[i];
             let in_ch = rev[(i + 1).min(n - 1)];
             let bw = w.pp("up_blocks").pp(i);
-            up_blocks.push(UpBlock2D::new(
-                &bw,
-                bt,
-                l.layers_per_block + 1,
-                in_ch,
-                prev_out,
-                out_ch,
-                i + 1 < n,
-                s,
-                attn(i),
-            )?);
+            // diffusers' bookkeeping: resnet j takes (j == 0 ? prev_out : out) channels plus a skip, which has
+            // `in_ch` channels for the last resnet and `out_ch` for the others
+            let layers = l.layers_per_block + 1;
+            let cins: Vec<usize> = (0..layers)
+                .map(|j| {
+                    let skip = if j == layers - 1 { in_ch } else { out_ch };
+                    let cin = if j == 0 { prev_out } else { out_ch };
+                    cin + skip
+                })
+                .collect();
+            up_blocks.push(UNetBlock2D::new(&bw, bt, Direction::Up, &cins, out_ch, i + 1 < n, s, attn(i))?);
         }
         Ok(UNetBody { down_blocks, mid_block, up_blocks })
     }
