@@ -6,44 +6,36 @@ use super::clip_text::TextEncoding;
 use crate::backend::{Activation, Backend, Tensor};
 use crate::config::BertConfig;
 use crate::error::Result;
-use crate::nn::{embed_tokens, LayerNorm, Linear, Weights};
+use crate::nn::{embed_tokens, LayerNorm, Linear, SelfAttention, Weights};
 
 /// transformers `BertLayer`: LN(x + attn(x)); LN(h + ffn(h)).
 struct BertLayer<B: Backend> {
-    query: Linear<B>,
-    key: Linear<B>,
-    value: Linear<B>,
-    attention_output: Linear<B>,
+    /// `attention.self.{query,key,value}` and `attention.output.dense`
+    attention: SelfAttention<B>,
     attention_norm: LayerNorm<B>,
     intermediate: Linear<B>,
     output: Linear<B>,
     output_norm: LayerNorm<B>,
-    heads: usize,
     act: Activation,
 }
 
 impl<B: Backend> BertLayer<B> {
     fn new(w: &Weights<B>, c: &BertConfig) -> Result<Self> {
         let (d, i) = (c.hidden_size, c.intermediate_size);
-        let attn = w.pp("attention");
+        let (attn, heads) = (w.pp("attention"), c.num_attention_heads);
         Ok(BertLayer {
-            query: Linear::new(&attn.pp("self.query"), d, d)?,
-            key: Linear::new(&attn.pp("self.key"), d, d)?,
-            value: Linear::new(&attn.pp("self.value"), d, d)?,
-            attention_output: Linear::new(&attn.pp("output.dense"), d, d)?,
+            attention: SelfAttention::new(&attn, ["self.query", "self.key", "self.value", "output.dense"], d, heads)?,
             attention_norm: LayerNorm::new(&attn.pp("output.LayerNorm"), d, c.layer_norm_eps)?,
             intermediate: Linear::new(&w.pp("intermediate.dense"), d, i)?,
             output: Linear::new(&w.pp("output.dense"), i, d)?,
             output_norm: LayerNorm::new(&w.pp("output.LayerNorm"), d, c.layer_norm_eps)?,
-            heads: c.num_attention_heads,
             act: Activation::from_name(&c.hidden_act)?,
         })
     }
 
     /// x (N, L, D), bias (N, 1, L) → (N, L, D)
     fn forward(&self, x: &B::Tensor, bias: &B::Tensor) -> Result<B::Tensor> {
-        let (q, k, v) = (self.query.forward(x)?, self.key.forward(x)?, self.value.forward(x)?);
-        let a = self.attention_output.forward(&B::Tensor::attention(&q, &k, &v, self.heads, Some(bias))?)?;
+        let a = self.attention.forward(x, Some(bias))?;
         let h = self.attention_norm.forward(&x.add(&a)?)?;
         let f = self.output.forward(&self.intermediate.forward(&h)?.activation(self.act)?)?;
         self.output_norm.forward(&h.add(&f)?)

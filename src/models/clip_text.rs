@@ -4,19 +4,16 @@
 use crate::backend::{Activation, Backend, Tensor};
 use crate::config::ClipTextConfig;
 use crate::error::Result;
-use crate::nn::{embed_tokens, LayerNorm, Linear, Weights};
+use crate::nn::{embed_tokens, LayerNorm, Linear, SelfAttention, Weights};
 
 /// transformers `CLIPEncoderLayer`: x + attn(LN1(x)); x + mlp(LN2(x)).
 pub struct ClipEncoderLayer<B: Backend> {
     layer_norm1: LayerNorm<B>,
-    q_proj: Linear<B>,
-    k_proj: Linear<B>,
-    v_proj: Linear<B>,
-    out_proj: Linear<B>,
+    /// `self_attn.{q,k,v,out}_proj`
+    self_attn: SelfAttention<B>,
     layer_norm2: LayerNorm<B>,
     fc1: Linear<B>,
     fc2: Linear<B>,
-    heads: usize,
     act: Activation,
 }
 
@@ -29,26 +26,20 @@ impl<B: Backend> ClipEncoderLayer<B> {
         eps: f64,
         act: Activation,
     ) -> Result<Self> {
-        let attn = w.pp("self_attn");
+        let projections = ["q_proj", "k_proj", "v_proj", "out_proj"];
         Ok(ClipEncoderLayer {
             layer_norm1: LayerNorm::new(&w.pp("layer_norm1"), hidden, eps)?,
-            q_proj: Linear::new(&attn.pp("q_proj"), hidden, hidden)?,
-            k_proj: Linear::new(&attn.pp("k_proj"), hidden, hidden)?,
-            v_proj: Linear::new(&attn.pp("v_proj"), hidden, hidden)?,
-            out_proj: Linear::new(&attn.pp("out_proj"), hidden, hidden)?,
+            self_attn: SelfAttention::new(&w.pp("self_attn"), projections, hidden, heads)?,
             layer_norm2: LayerNorm::new(&w.pp("layer_norm2"), hidden, eps)?,
             fc1: Linear::new(&w.pp("mlp").pp("fc1"), hidden, intermediate)?,
             fc2: Linear::new(&w.pp("mlp").pp("fc2"), intermediate, hidden)?,
-            heads,
             act,
         })
     }
 
     /// x (N, L, D), bias (1|N, L|1, L) → (N, L, D)
     pub fn forward(&self, x: &B::Tensor, bias: Option<&B::Tensor>) -> Result<B::Tensor> {
-        let h = self.layer_norm1.forward(x)?;
-        let (q, k, v) = (self.q_proj.forward(&h)?, self.k_proj.forward(&h)?, self.v_proj.forward(&h)?);
-        let x = x.add(&self.out_proj.forward(&B::Tensor::attention(&q, &k, &v, self.heads, bias)?)?)?;
+        let x = x.add(&self.self_attn.forward(&self.layer_norm1.forward(x)?, bias)?)?;
         let h = self.fc1.forward(&self.layer_norm2.forward(&x)?)?.activation(self.act)?;
         x.add(&self.fc2.forward(&h)?)
     }

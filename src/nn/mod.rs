@@ -195,6 +195,29 @@ impl<B: Backend> LayerNorm<B> {
     }
 }
 
+/// Multi-head self-attention's four projections, under the keys a checkpoint gives them (`[q, k, v, out]`, e.g.
+/// CLIP's `q_proj … out_proj`, BERT's `self.query … output.dense`): x (N, L, D) → out(attention(q, k, v)) (N, L, D).
+pub struct SelfAttention<B: Backend> {
+    q: Linear<B>,
+    k: Linear<B>,
+    v: Linear<B>,
+    out: Linear<B>,
+    heads: usize,
+}
+
+impl<B: Backend> SelfAttention<B> {
+    pub fn new(w: &Weights<B>, keys: [&str; 4], dim: usize, heads: usize) -> Result<Self> {
+        let proj = |key: &str| Linear::new(&w.pp(key), dim, dim);
+        Ok(SelfAttention { q: proj(keys[0])?, k: proj(keys[1])?, v: proj(keys[2])?, out: proj(keys[3])?, heads })
+    }
+
+    /// x (N, L, D), an additive key bias broadcasting to (N, L, L) → (N, L, D)
+    pub fn forward(&self, x: &B::Tensor, bias: Option<&B::Tensor>) -> Result<B::Tensor> {
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        self.out.forward(&B::Tensor::attention(&q, &k, &v, self.heads, bias)?)
+    }
+}
+
 /// Token embeddings plus absolute position embeddings of N rows of L ids (flattened): (N, L, D). A text encoder's
 /// position table (P, D) bounds L; longer inputs are refused with a sentence.
 pub fn embed_tokens<T: Tensor>(token_table: &T, position_table: &T, ids: &[u32], n: usize) -> Result<T> {
