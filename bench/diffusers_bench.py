@@ -6,34 +6,21 @@ scheduler steps), the total, and the peak resident memory.
 """
 import argparse
 import json
+import os
 import resource
+import sys
 import time
 import warnings
 
 import numpy as np
 import torch
-from diffusers import PriorTransformer, UnCLIPPipeline, UnCLIPScheduler, UNet2DConditionModel, UNet2DModel
-from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
-from transformers import CLIPTokenizer, CLIPTextModelWithProjection
+
+# model_index.json names a class diffusers no longer exports: load component by component (docs/math.md §14.15)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "reference"))
+from gen_tiny import load_tiny as load  # noqa: E402  (any unCLIP folder, not only the tiny one)
 
 STAGE = {"text_encoder": "text", "prior": "prior", "prior_scheduler": "prior", "text_proj": "decoder", "decoder": "decoder",
          "decoder_scheduler": "decoder", "super_res_first": "super_res", "super_res_last": "super_res", "super_res_scheduler": "super_res"}
-
-
-def load(d):
-    # model_index.json names a class diffusers no longer exports: load component by component (docs/math.md §14.15)
-    return UnCLIPPipeline(
-        prior=PriorTransformer.from_pretrained(d, subfolder="prior"),
-        decoder=UNet2DConditionModel.from_pretrained(d, subfolder="decoder"),
-        text_proj=UnCLIPTextProjModel.from_pretrained(d, subfolder="text_proj"),
-        text_encoder=CLIPTextModelWithProjection.from_pretrained(d, subfolder="text_encoder"),
-        tokenizer=CLIPTokenizer.from_pretrained(d, subfolder="tokenizer"),
-        super_res_first=UNet2DModel.from_pretrained(d, subfolder="super_res_first"),
-        super_res_last=UNet2DModel.from_pretrained(d, subfolder="super_res_last"),
-        prior_scheduler=UnCLIPScheduler.from_pretrained(d, subfolder="prior_scheduler"),
-        decoder_scheduler=UnCLIPScheduler.from_pretrained(d, subfolder="decoder_scheduler"),
-        super_res_scheduler=UnCLIPScheduler.from_pretrained(d, subfolder="super_res_scheduler"),
-    )
 
 
 def timed(obj, attr, name, acc):

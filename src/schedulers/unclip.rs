@@ -52,6 +52,11 @@ impl Default for UnCLIPSchedulerConfig {
     }
 }
 
+/// The value a config string names, from (diffusers name, value) pairs.
+fn named<T: Copy>(name: &str, names: &[(&str, T)]) -> Option<T> {
+    names.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+}
+
 /// How the noise of a step is chosen (`variance_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VarianceType {
@@ -64,11 +69,8 @@ pub enum VarianceType {
 
 impl VarianceType {
     fn from_config(name: &str) -> Result<Self, SchedulerError> {
-        match name {
-            "fixed_small_log" => Ok(Self::FixedSmallLog),
-            "learned_range" => Ok(Self::LearnedRange),
-            other => Err(SchedulerError::UnknownVarianceType(other.to_string())),
-        }
+        let names = [("fixed_small_log", Self::FixedSmallLog), ("learned_range", Self::LearnedRange)];
+        named(name, &names).ok_or_else(|| SchedulerError::UnknownVarianceType(name.to_string()))
     }
 }
 
@@ -83,11 +85,8 @@ pub enum PredictionType {
 
 impl PredictionType {
     fn from_config(name: &str) -> Result<Self, SchedulerError> {
-        match name {
-            "epsilon" => Ok(Self::Epsilon),
-            "sample" => Ok(Self::Sample),
-            other => Err(SchedulerError::UnknownPredictionType(other.to_string())),
-        }
+        let names = [("epsilon", Self::Epsilon), ("sample", Self::Sample)];
+        named(name, &names).ok_or_else(|| SchedulerError::UnknownPredictionType(name.to_string()))
     }
 }
 
