@@ -23,7 +23,7 @@
 //! noise of the jump back.
 
 use crate::backend::{Backend, Tensor};
-use crate::error::{Error, Result};
+use crate::error::{ensure_setting, Error, Result};
 use crate::image_processor::{shortest_edge_size, RgbImage, RgbaImage, Window};
 use crate::pipeline::{GenerateOutput, GenerateParams, Observer, UnCLIPPipeline};
 use crate::rng::TorchGenerator;
@@ -67,22 +67,18 @@ impl EditParams {
         if let Some(mask) = &self.mask {
             mask.check().map_err(|e| Error::Settings(format!("the mask: {e}")))?;
         }
-        if !self.strength.is_finite() || !(0.0..=1.0).contains(&self.strength) {
-            return Err(Error::Settings(format!(
-                "strength must be a number from 0 (keep the image) to 1 (a new picture), got {}",
-                self.strength
-            )));
-        }
-        if !(1..=MAX_RESAMPLE).contains(&self.resample) {
-            return Err(Error::Settings(format!(
+        ensure_setting(self.strength.is_finite() && (0.0..=1.0).contains(&self.strength), || {
+            format!("strength must be a number from 0 (keep the image) to 1 (a new picture), got {}", self.strength)
+        })?;
+        ensure_setting((1..=MAX_RESAMPLE).contains(&self.resample), || {
+            format!(
                 "RePaint's resampling count must be between 1 (none) and {MAX_RESAMPLE} (got {}); the paper uses 10",
                 self.resample
-            )));
-        }
-        if self.resample > 1 && self.mask.is_none() {
-            return Err(Error::Settings("resampling is part of inpainting: give a mask too".into()));
-        }
-        Ok(())
+            )
+        })?;
+        ensure_setting(self.resample == 1 || self.mask.is_some(), || {
+            "resampling is part of inpainting: give a mask too".into()
+        })
     }
 }
 

@@ -62,6 +62,15 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// A setting's check: `Err(Error::Settings(sentence()))` unless `ok`.
+pub fn ensure_setting(ok: bool, sentence: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Settings(sentence()))
+    }
+}
+
 impl Error {
     /// Every [`Error::code`], for the page (www/js/contract.js).
     pub const CODES: [&'static str; 13] = [

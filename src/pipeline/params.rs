@@ -1,7 +1,7 @@
 //! What to generate ([`GenerateParams`]): the settings, their defaults (diffusers' `UnCLIPPipeline.__call__`
 //! arguments; the page's form, the CLI's flags and www/js/protocol.js take theirs from here) and their limits.
 
-use crate::error::{Error, Result};
+use crate::error::{ensure_setting, Result};
 use crate::schedulers::{ddim_step_coefficients, StepCoefficients, UnCLIPScheduler};
 
 /// How each denoising step moves from x_t to x_{t-1}.
@@ -90,32 +90,24 @@ impl GenerateParams {
         for (name, steps) in
             [("prior", self.prior_steps), ("decoder", self.decoder_steps), ("super-res", self.sr_steps)]
         {
-            if !(2..=MAX_STEPS).contains(&steps) {
-                return Err(Error::Settings(format!(
-                    "{name} steps must be between 2 and {MAX_STEPS} (got {steps}): the unCLIP scheduler spaces steps from t=999 to t=0"
-                )));
-            }
+            ensure_setting((2..=MAX_STEPS).contains(&steps), || {
+                format!("{name} steps must be between 2 and {MAX_STEPS} (got {steps}): the unCLIP scheduler spaces steps from t=999 to t=0")
+            })?;
         }
         for (name, g) in [("prior", self.prior_guidance), ("decoder", self.decoder_guidance)] {
-            if !g.is_finite() || !(0.0..=MAX_GUIDANCE).contains(&g) {
-                return Err(Error::Settings(format!(
-                    "{name} guidance must be a number from 0 to {MAX_GUIDANCE} (got {g}); 1 turns guidance off"
-                )));
-            }
+            ensure_setting(g.is_finite() && (0.0..=MAX_GUIDANCE).contains(&g), || {
+                format!("{name} guidance must be a number from 0 to {MAX_GUIDANCE} (got {g}); 1 turns guidance off")
+            })?;
         }
-        if !(0.0..=1.0).contains(&self.ddim_eta) {
-            return Err(Error::Settings(format!(
-                "DDIM's η must be between 0 (deterministic) and 1 (DDPM-like) (got {})",
-                self.ddim_eta
-            )));
-        }
-        if !(1..=MAX_BEST_OF).contains(&self.prior_best_of) {
-            return Err(Error::Settings(format!(
+        ensure_setting((0.0..=1.0).contains(&self.ddim_eta), || {
+            format!("DDIM's η must be between 0 (deterministic) and 1 (DDPM-like) (got {})", self.ddim_eta)
+        })?;
+        ensure_setting((1..=MAX_BEST_OF).contains(&self.prior_best_of), || {
+            format!(
                 "the prior's best-of count must be between 1 and {MAX_BEST_OF} (got {}); the paper uses 2",
                 self.prior_best_of
-            )));
-        }
-        Ok(())
+            )
+        })
     }
 
     pub fn do_classifier_free_guidance(&self) -> bool {

@@ -67,13 +67,6 @@ pub enum VarianceType {
     LearnedRange,
 }
 
-impl VarianceType {
-    fn from_config(name: &str) -> Result<Self, SchedulerError> {
-        let names = [("fixed_small_log", Self::FixedSmallLog), ("learned_range", Self::LearnedRange)];
-        named(name, &names).ok_or_else(|| SchedulerError::UnknownVarianceType(name.to_string()))
-    }
-}
-
 /// What the model predicts (`prediction_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PredictionType {
@@ -81,13 +74,6 @@ pub enum PredictionType {
     Epsilon,
     /// `"sample"`: the clean sample x₀ directly (the prior).
     Sample,
-}
-
-impl PredictionType {
-    fn from_config(name: &str) -> Result<Self, SchedulerError> {
-        let names = [("epsilon", Self::Epsilon), ("sample", Self::Sample)];
-        named(name, &names).ok_or_else(|| SchedulerError::UnknownPredictionType(name.to_string()))
-    }
 }
 
 /// `x_t = sqrt_alpha_prod · x₀ + sqrt_one_minus_alpha_prod · ε` (diffusers `DDPMScheduler.add_noise`).
@@ -123,8 +109,13 @@ impl UnCLIPScheduler {
     /// Builds the tables of docs/math.md §11.1 after checking every config string.
     pub fn new(config: UnCLIPSchedulerConfig) -> Result<Self, SchedulerError> {
         let beta_schedule = BetaSchedule::from_config(&config.beta_schedule, config.beta_start, config.beta_end)?;
-        let variance_type = VarianceType::from_config(&config.variance_type)?;
-        let prediction_type = PredictionType::from_config(&config.prediction_type)?;
+        let variances =
+            [("fixed_small_log", VarianceType::FixedSmallLog), ("learned_range", VarianceType::LearnedRange)];
+        let variance_type = named(&config.variance_type, &variances)
+            .ok_or_else(|| SchedulerError::UnknownVarianceType(config.variance_type.clone()))?;
+        let predictions = [("epsilon", PredictionType::Epsilon), ("sample", PredictionType::Sample)];
+        let prediction_type = named(&config.prediction_type, &predictions)
+            .ok_or_else(|| SchedulerError::UnknownPredictionType(config.prediction_type.clone()))?;
         if !(2..=MAX_TRAIN_TIMESTEPS).contains(&config.num_train_timesteps) {
             return Err(SchedulerError::TrainTimestepsOutOfRange(config.num_train_timesteps));
         }
