@@ -30,6 +30,8 @@ need_rust() {
 # atomics + bulk-memory need std rebuilt for them (-Z build-std, on the pinned stable compiler via RUSTC_BOOTSTRAP,
 # set for this one command only); 4 GiB is the shared memory's maximum, as the single-threaded module's.
 WASM_OPT_FLAGS=(-O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue)
+# FEATURES: extra cargo features of both wasm modules (`bench` for the benchmark pages: ./build.sh bench sets it)
+FEATURES=${FEATURES:-}
 wasm_module() {  # OUT_DIR TARGET_DIR THREADED(0|1)
   local out=$1 dir=$2 threaded=$3 opt=()
   if [[ $threaded == 1 ]]; then
@@ -37,10 +39,10 @@ wasm_module() {  # OUT_DIR TARGET_DIR THREADED(0|1)
     # exports what wasm-bindgen's glue needs to give every thread its own TLS block
     local link=(--shared-memory --import-memory --max-memory=4294967296 --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base)
     RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 --cfg getrandom_backend=\"wasm_js\" ${link[*]/#/-C link-arg=}" \
-      cargo build --locked --lib --release --target wasm32-unknown-unknown --target-dir "$dir" --features threads -Z build-std=panic_abort,std
+      cargo build --locked --lib --release --target wasm32-unknown-unknown --target-dir "$dir" --features "threads${FEATURES:+,$FEATURES}" -Z build-std=panic_abort,std
     opt=(--enable-threads)
   else
-    cargo build --locked --lib --release --target wasm32-unknown-unknown --target-dir "$dir"
+    cargo build --locked --lib --release --target wasm32-unknown-unknown --target-dir "$dir" ${FEATURES:+--features "$FEATURES"}
   fi
   rm -rf "$out" && wasm_bindgen "$dir/wasm32-unknown-unknown/release/unclip.wasm" "$out"
   local raw; raw=$(stat -c %s "$out/unclip_bg.wasm")
@@ -99,6 +101,8 @@ cmd_test() {
   need_rust; need_node; need_chromium; need_vulkan
   log "cargo test (engine, conformance against diffusers' golden tensors, GGUF hostile inputs, CLI errors, WebGPU kernels on Vulkan)"
   cargo test --locked 2>&1
+  log "the benchmark code (cargo feature bench) builds"
+  cargo build --locked --bin unclip --features bench 2>&1
   build
   log "browser tests (Playwright + headless Chromium)"
   node --test --test-concurrency=1 tests/browser/*.test.mjs 2>&1
@@ -106,7 +110,8 @@ cmd_test() {
 
 cmd_bench() {
   [[ -x .venv/bin/python ]] || { log "creating .venv with PyTorch + diffusers for the peer (~3 GB)"; python3 -m venv .venv; .venv/bin/pip install -q -r bench/requirements.txt; }
-  cargo build --release --bin unclip
+  FEATURES=bench
+  cargo build --locked --release --bin unclip --features bench
   local tmp; tmp=$(mktemp -d)
   ./target/release/unclip convert tests/fixtures/tiny-unclip "$tmp/tiny" >/dev/null 2>&1
   ./target/release/unclip bench --model "$tmp/tiny" --diffusers tests/fixtures/tiny-unclip

@@ -4,7 +4,7 @@
 // Writes the `browser-unet-step` section of docs/benchmarks.md as ratios ours / ORT measured in the same run.
 //
 //   (cd bench && npm ci)          # onnxruntime-web, only for this benchmark (bench/package.json)
-//   ./build.sh build              # the wasm module in dist/pkg
+//   FEATURES=bench ./build.sh build   # the wasm modules in dist/pkg*, with the benchmark hooks
 //   node bench/browser_unet_step.mjs [--preset full|cpu] [--runs 5] [--gpu-runs 3] [--threads 1,2] [--pkg dist/pkg] [--export]
 //
 // The model (bench/onnx/export_unet.py: the emoji decoder of train/models.py, random weights, seed 0) is exported
@@ -47,7 +47,7 @@ for (const [path, hint] of [
   if (!existsSync(`${ROOT}${path}`)) throw new Error(`${path} is missing: ${hint}`);
 }
 if (!readFileSync(`${ROOT}${opt.pkg}/unclip.js`, "utf8").includes("timeUnetStep")) {
-  throw new Error(`${opt.pkg}/unclip.js has no timeUnetStep: rebuild it (./build.sh build)`);
+  throw new Error(`${opt.pkg}/unclip.js has no timeUnetStep: rebuild it with the benchmark hooks (FEATURES=bench ./build.sh build)`);
 }
 const info = JSON.parse(readFileSync(`${ROOT}${MODEL}/inputs.json`, "utf8"));
 
@@ -132,7 +132,7 @@ ${rows.join("\n")}
 - Both against PyTorch's output on the same inputs (max abs diff): ` +
 pairs.flatMap(([, o, t]) => [o, t]).map((w) => `${w} ${results[w].maxDiffTorch.toExponential(1)}`).join(", ") +
 `; the ONNX file itself vs PyTorch in onnxruntime (CPU): ${info.onnx.onnxruntime_check.toExponential(1)}.
-- Reproduce: \`(cd bench && npm ci) && ./build.sh build && node bench/browser_unet_step.mjs --preset ${info.preset} ` +
+- Reproduce: \`(cd bench && npm ci) && FEATURES=bench ./build.sh build && node bench/browser_unet_step.mjs --preset ${info.preset} ` +
 `--runs ${opt.runs} --gpu-runs ${opt["gpu-runs"]} --threads ${opt.threads}\`.
 `;
 console.log(body);

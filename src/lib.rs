@@ -19,6 +19,7 @@ pub mod rng;
 pub mod schedulers;
 pub mod time;
 pub mod tokenizer;
+#[cfg(feature = "bench")]
 pub mod unet_step;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

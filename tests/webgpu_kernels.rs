@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use common::host;
 use unclip::backend::cpu::Cpu;
 use unclip::backend::webgpu::WebGpu;
-use unclip::backend::{Activation, Backend, Tensor};
+use unclip::backend::{Activation, Affine, Backend, StepOperands, Tensor};
 use unclip::gguf::{quantize, GgmlType, TensorInfo, TensorView};
 use unclip::rng::TorchGenerator;
 use unclip::schedulers::{NoiseScale, StepCoefficients};
@@ -197,19 +197,19 @@ fn norms() {
     let (g, b) = (randn(70, &[64]), randn(71, &[64]));
     for act in [None, Some(Activation::Silu)] {
         same!(&format!("group_norm {act:?}"), 1e-5, be; x = randn(72, &[2, 64, 5, 7]); g = g; b = b => {
-            x.group_norm(32, &g, &b, 1e-5, None, act).unwrap()
+            x.group_norm(32, Affine { gamma: &g, beta: &b, eps: 1e-5, modulation: None }, act).unwrap()
         });
     }
     same!("group_norm 1 group", 1e-5, be; x = randn(73, &[1, 64, 33, 33]); g = g; b = b => {
-        x.group_norm(1, &g, &b, 1e-6, None, None).unwrap()
+        x.group_norm(1, Affine { gamma: &g, beta: &b, eps: 1e-6, modulation: None }, None).unwrap()
     });
     // the time scale_shift of a ResNet: per-(sample, channel) scale and shift, then SiLU, in the same pass;
     // on each backend it equals the unfused ops (norm, ·scale, +shift, SiLU)
     let (x, s, t) = (randn(77, &[2, 64, 5, 7]), randn(78, &[2, 64]), randn(79, &[2, 64]));
     same!("group_norm modulated", 1e-5, be; x = x; g = g; b = b; s = s; t = t => {
-        let fused = x.group_norm(32, &g, &b, 1e-5, Some((&s, &t)), Some(Activation::Silu)).unwrap();
+        let fused = x.group_norm(32, Affine { gamma: &g, beta: &b, eps: 1e-5, modulation: Some((&s, &t)) }, Some(Activation::Silu)).unwrap();
         let (s4, t4) = (s.reshape(&[2, 64, 1, 1]).unwrap(), t.reshape(&[2, 64, 1, 1]).unwrap());
-        let unfused = x.group_norm(32, &g, &b, 1e-5, None, None).unwrap();
+        let unfused = x.group_norm(32, Affine { gamma: &g, beta: &b, eps: 1e-5, modulation: None }, None).unwrap();
         let unfused = unfused.mul(&s4).unwrap().add(&t4).unwrap().activation(Activation::Silu).unwrap();
         assert_close("group_norm modulated = unfused ops", &unfused, &fused, 1e-5);
         fused
@@ -275,7 +275,7 @@ fn scheduler_step_every_noise_kind() {
     for (i, c) in kinds.iter().enumerate() {
         for part in 0..2 {
             same!(&format!("scheduler_step {i} part {part}"), 1e-5, be; m = randn(130, &shape); v = randn(131, &shape); s = randn(132, &shape); z = randn(133, &shape) => {
-                let (prev, x0) = Tensor::scheduler_step(&m, Some(&v), &s, Some(&z), c).unwrap();
+                let (prev, x0) = Tensor::scheduler_step(StepOperands { model: &m, log_variance_frac: Some(&v), sample: &s, noise: Some(&z) }, c).unwrap();
                 [prev, x0][part].clone()
             });
         }
@@ -308,8 +308,12 @@ fn launches_split_across_the_dispatch_grid() {
     let x = randn(146, &[1, 16, 10, 10]);
     check(
         "split group_norm",
-        on(&Cpu, &x).group_norm(16, &on(&Cpu, &g), &on(&Cpu, &g), 1e-5, None, None).unwrap(),
-        on(&small, &x).group_norm(16, &on(&small, &g), &on(&small, &g), 1e-5, None, None).unwrap(),
+        on(&Cpu, &x)
+            .group_norm(16, Affine { gamma: &on(&Cpu, &g), beta: &on(&Cpu, &g), eps: 1e-5, modulation: None }, None)
+            .unwrap(),
+        on(&small, &x)
+            .group_norm(16, Affine { gamma: &on(&small, &g), beta: &on(&small, &g), eps: 1e-5, modulation: None }, None)
+            .unwrap(),
     );
 }
 

@@ -81,18 +81,10 @@ impl<T: Ops> Tensor for T {
         Ops::conv2d(self, w, b, &g)
     }
 
-    fn group_norm(
-        &self,
-        groups: usize,
-        gamma: &Self,
-        beta: &Self,
-        eps: f32,
-        modulation: Option<(&Self, &Self)>,
-        act: Option<Activation>,
-    ) -> Result<Self> {
-        let modulation_dims = modulation.map(|(scale, shift)| (Ops::dims(scale), Ops::dims(shift)));
+    fn group_norm(&self, groups: usize, affine: Affine<'_, Self>, act: Option<Activation>) -> Result<Self> {
+        let modulation_dims = affine.modulation.map(|(scale, shift)| (Ops::dims(scale), Ops::dims(shift)));
         let g = shape::group_norm(Ops::dims(self), groups, modulation_dims, act)?;
-        Ops::group_norm(self, Affine { gamma, beta, eps, modulation }, &g)
+        Ops::group_norm(self, affine, &g)
     }
 
     fn layer_norm(&self, gamma: &Self, beta: &Self, eps: f32) -> Result<Self> {
@@ -113,16 +105,10 @@ impl<T: Ops> Tensor for T {
         Ops::upsample_nearest2x(self, &shape::nchw("upsample_nearest2x", Ops::dims(self))?)
     }
 
-    fn scheduler_step(
-        model: &Self,
-        log_variance_frac: Option<&Self>,
-        sample: &Self,
-        noise: Option<&Self>,
-        c: &StepCoefficients,
-    ) -> Result<(Self, Self)> {
-        let (v, z) = (log_variance_frac.map(Ops::dims), noise.map(Ops::dims));
-        let n = shape::denoising_step(Ops::dims(model), v, Ops::dims(sample), z, c)?;
-        Ops::denoising_step(StepOperands { model, log_variance_frac, sample, noise }, c, n)
+    fn scheduler_step(x: StepOperands<'_, Self>, c: &StepCoefficients) -> Result<(Self, Self)> {
+        let (v, z) = (x.log_variance_frac.map(Ops::dims), x.noise.map(Ops::dims));
+        let n = shape::denoising_step(Ops::dims(x.model), v, Ops::dims(x.sample), z, c)?;
+        Ops::denoising_step(x, c, n)
     }
 }
 

@@ -15,7 +15,7 @@ use std::future::Future;
 
 use crate::error::Result;
 use crate::gguf::TensorView;
-use ops::StepCoefficients;
+pub use ops::{Affine, StepCoefficients, StepOperands};
 
 /// Pointwise activations (`docs/math.md §0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,17 +100,9 @@ pub trait Tensor: Clone + Sized {
     fn conv2d(&self, w: &Self::Matrix, b: Option<&Self>, padding: usize) -> Result<Self>;
 
     // ---- normalisation
-    /// GroupNorm over (N, C, …) with affine γ/β, then in the same pass an optional per-sample modulation
-    /// `(scale, shift)`, each (N, C): y·scale + shift (a ResNet's time `scale_shift`), then `act`.
-    fn group_norm(
-        &self,
-        groups: usize,
-        gamma: &Self,
-        beta: &Self,
-        eps: f32,
-        modulation: Option<(&Self, &Self)>,
-        act: Option<Activation>,
-    ) -> Result<Self>;
+    /// GroupNorm over (N, C, …) with `affine`'s γ/β (C each) and ε, then in the same pass its optional per-sample
+    /// modulation `(scale, shift)`, each (N, C): y·scale + shift (a ResNet's time `scale_shift`), then `act`.
+    fn group_norm(&self, groups: usize, affine: Affine<'_, Self>, act: Option<Activation>) -> Result<Self>;
     /// LayerNorm over the last dim.
     fn layer_norm(&self, gamma: &Self, beta: &Self, eps: f32) -> Result<Self>;
 
@@ -124,15 +116,8 @@ pub trait Tensor: Clone + Sized {
     fn upsample_nearest2x(&self) -> Result<Self>;
 
     // ---- the scheduler step (`docs/math.md §11.3`) on the device, so a denoising step never leaves it.
-    /// `model` is ε̂ or x̂0, `log_variance_frac` the learned-range channels (v), `noise` z.
-    /// Returns (x_{t-1}, x̂0).
-    fn scheduler_step(
-        model: &Self,
-        log_variance_frac: Option<&Self>,
-        sample: &Self,
-        noise: Option<&Self>,
-        c: &StepCoefficients,
-    ) -> Result<(Self, Self)>;
+    /// Returns (x_{t-1}, x̂0) of `x`: ε̂ or x̂0 (`model`), the learned-range channels v, x_t and the noise z.
+    fn scheduler_step(x: StepOperands<'_, Self>, c: &StepCoefficients) -> Result<(Self, Self)>;
 
     fn elem_count(&self) -> usize {
         self.dims().iter().product()

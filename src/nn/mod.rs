@@ -3,7 +3,7 @@
 
 pub mod resize;
 
-use crate::backend::{Activation, Backend, Tensor};
+use crate::backend::{Activation, Affine, Backend, Tensor};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 
@@ -157,13 +157,17 @@ impl<B: Backend> GroupNorm<B> {
         })
     }
 
+    fn affine<'a>(&'a self, modulation: Option<(&'a B::Tensor, &'a B::Tensor)>) -> Affine<'a, B::Tensor> {
+        Affine { gamma: &self.gamma, beta: &self.beta, eps: self.eps, modulation }
+    }
+
     pub fn forward(&self, x: &B::Tensor) -> Result<B::Tensor> {
-        x.group_norm(self.groups, &self.gamma, &self.beta, self.eps, None, None)
+        x.group_norm(self.groups, self.affine(None), None)
     }
 
     /// GroupNorm followed by an activation, in one pass.
     pub fn forward_act(&self, x: &B::Tensor, act: Activation) -> Result<B::Tensor> {
-        x.group_norm(self.groups, &self.gamma, &self.beta, self.eps, None, Some(act))
+        x.group_norm(self.groups, self.affine(None), Some(act))
     }
 
     /// act(GroupNorm(x)·scale + shift) with scale and shift (N, C), in one pass.
@@ -174,7 +178,7 @@ impl<B: Backend> GroupNorm<B> {
         shift: &B::Tensor,
         act: Activation,
     ) -> Result<B::Tensor> {
-        x.group_norm(self.groups, &self.gamma, &self.beta, self.eps, Some((scale, shift)), Some(act))
+        x.group_norm(self.groups, self.affine(Some((scale, shift))), Some(act))
     }
 }
 

@@ -4,7 +4,7 @@
 //! ([`crate::edit::settle`]).
 
 use super::{emit, Event, GenerateParams, Guided, Observer, Sampler, Stage, StepEvent, UnCLIPPipeline};
-use crate::backend::{Backend, Tensor};
+use crate::backend::{Backend, StepOperands, Tensor};
 use crate::edit::{settle, Settled, StageEdit};
 use crate::error::Result;
 use crate::rng::TorchGenerator;
@@ -70,8 +70,13 @@ impl<B: Backend> UnCLIPPipeline<B> {
                 let pred = model(&x, t)?;
                 let c = d.sampler.coefficients(d.scheduler, t, prev_t, d.ddim_eta)?;
                 let noise = if c.noise.is_some() { Some(self.randn(rng, x.dims())?) } else { None };
-                let (prev, x0) =
-                    B::Tensor::scheduler_step(&pred.output, pred.variance.as_ref(), &x, noise.as_ref(), &c)?;
+                let operands = StepOperands {
+                    model: &pred.output,
+                    log_variance_frac: pred.variance.as_ref(),
+                    sample: &x,
+                    noise: noise.as_ref(),
+                };
+                let (prev, x0) = B::Tensor::scheduler_step(operands, &c)?;
                 let prev = match settle(d.edit, &self.be, d.scheduler, prev, t, prev_t, round + 1 < rounds, rng)? {
                     Settled::Again(x_t) => {
                         x = x_t;

@@ -5,7 +5,7 @@
 //!
 //! verify: downloads and model.json · engine: a loaded model and its runs · events: what a run tells the page ·
 //! edit, remix: the engine's other runs · teach: the teaching page's exports · crash: panics and out-of-memory ·
-//! bench: timing hooks for the benchmark pages.
+//! bench: timing hooks for the benchmark pages (the `bench` feature).
 //!
 //! Values go to JS through serde ([`to_js`]): structs as plain objects, typed arrays as they are. Errors go as a
 //! JS `Error` with the message and a stable `code` ([`crate::Error::code`]), which the worker switches on.
@@ -18,6 +18,7 @@ use wasm_bindgen::JsValue;
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
+#[cfg(feature = "bench")]
 mod bench;
 mod crash;
 mod edit;

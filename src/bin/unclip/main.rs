@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod apng;
 mod bench;
 mod bench_karlo;
+#[cfg(feature = "bench")]
 mod bench_unet_step;
 mod remix;
 mod soak;
@@ -265,7 +266,7 @@ fn run(command: Command) -> Result<()> {
         Command::Info { path } => info(&path),
         Command::Bench { weights_of: Some(keys), out, .. } => bench::weight_memory(&keys, &out),
         Command::Bench { karlo_decoder: Some(dir), out, .. } => bench_karlo::karlo_decoder_step(&dir, &out),
-        Command::Bench { unet_step: Some(dir), runs, out, .. } => bench_unet_step::unet_step(&dir, runs, &out),
+        Command::Bench { unet_step: Some(dir), runs, out, .. } => unet_step_bench(&dir, runs, &out),
         Command::Bench { soak: Some(runs), model: Some(model), .. } => soak::soak(&model, runs),
         Command::Bench { model: None, .. } => Err(Error::Settings("give --model DIR or --weights-of DIR".into())),
         Command::Bench { model: Some(model), weights_of: None, diffusers, steps, runs, backends, out, .. } => {
@@ -482,4 +483,16 @@ fn type_summary(file: &GgufFile) -> String {
         *counts.entry(format!("{:?}", t.info.dtype)).or_insert(0) += 1;
     }
     counts.iter().map(|(k, v)| format!("{v}×{k}")).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(feature = "bench")]
+use bench_unet_step::unet_step as unet_step_bench;
+
+#[cfg(not(feature = "bench"))]
+fn unet_step_bench(_: &Path, _: usize, _: &Path) -> Result<()> {
+    Err(Error::Settings(
+        "this unclip was built without the UNet-step benchmark: build it with `cargo build --release --features bench` \
+         (./build.sh bench does)"
+            .into(),
+    ))
 }
