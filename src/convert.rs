@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, GgufWriter, MetadataValue};
 use crate::image_processor::ClipImageProcessorConfig;
 use crate::manifest::{
-    Attribution, Component, FileEntry, ImageProcessorEntry, Manifest, SchedulerEntry, TokenizerEntry, FORMAT,
-    FORMAT_VERSION,
+    Attribution, Component, FileEntry, ImageProcessorEntry, Manifest, Recommended, SchedulerEntry, TokenizerEntry,
+    FORMAT, FORMAT_VERSION,
 };
 
 /// The components of an unCLIP pipeline folder, in pipeline order; `image_encoder` is optional, and so is
@@ -25,8 +25,8 @@ pub const COMPONENTS: [&str; 7] =
     ["text_encoder", "prior", "text_proj", "decoder", "super_res_first", "super_res_last", "image_encoder"];
 pub const SCHEDULERS: [&str; 3] = ["prior_scheduler", "decoder_scheduler", "super_res_scheduler"];
 
-/// Optional `unclip.json` beside model_index.json: the name, version, licence and attribution a
-/// converted model carries into model.json.
+/// Optional `unclip.json` beside model_index.json: the name, version, licence, attribution and recommended
+/// settings a converted model carries into model.json.
 #[derive(Debug, Default, serde::Deserialize)]
 struct ModelInfo {
     name: Option<String>,
@@ -34,6 +34,9 @@ struct ModelInfo {
     license: Option<String>,
     #[serde(default)]
     attribution: Vec<Attribution>,
+    /// The settings the model recommends over diffusers' defaults (checked when model.json is read).
+    #[serde(default)]
+    recommended: Recommended,
     /// Overrides for the image encoder's processing (see [`image_processor`]).
     image_processor: Option<ImageProcessorInfo>,
 }
@@ -317,6 +320,10 @@ fn convert_into(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMu
         })?,
         _ => ModelInfo::default(),
     };
+    crate::pipeline::GenerateParams::default()
+        .with(&info.recommended)
+        .validate()
+        .map_err(|e| Error::Settings(format!("unclip.json's recommended settings: {e}")))?;
 
     let mut components = serde_json::Map::new();
     for name in COMPONENTS {
@@ -391,6 +398,7 @@ fn convert_into(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMu
         "version": info.version.unwrap_or_else(|| "0".into()),
         "license": info.license.unwrap_or_else(|| "see the licence of the source checkpoint".into()),
         "attribution": info.attribution,
+        "recommended": info.recommended,
         "tokenizer": TokenizerEntry { file: FileEntry::describe("tokenizer.json", &tokenizer_json), max_length },
     });
     manifest.as_object_mut().expect("an object").extend(components);

@@ -65,6 +65,50 @@ pub struct TokenizerEntry {
     pub max_length: usize,
 }
 
+/// The settings a model recommends in place of diffusers' defaults (tuned on its own metric, issue 13), each
+/// optional. The CLI and the page use one where the user set nothing, and say so; flags and the URL override it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Recommended {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder_steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sr_steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_guidance: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder_guidance: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_best_of: Option<usize>,
+}
+
+impl Recommended {
+    pub fn is_empty(&self) -> bool {
+        *self == Recommended::default()
+    }
+
+    /// These settings, less those `given` sets.
+    pub fn unless(&self, given: &Recommended) -> Recommended {
+        Recommended {
+            prior_steps: self.prior_steps.filter(|_| given.prior_steps.is_none()),
+            decoder_steps: self.decoder_steps.filter(|_| given.decoder_steps.is_none()),
+            sr_steps: self.sr_steps.filter(|_| given.sr_steps.is_none()),
+            prior_guidance: self.prior_guidance.filter(|_| given.prior_guidance.is_none()),
+            decoder_guidance: self.decoder_guidance.filter(|_| given.decoder_guidance.is_none()),
+            prior_best_of: self.prior_best_of.filter(|_| given.prior_best_of.is_none()),
+        }
+    }
+
+    /// "decoder_guidance 3, prior_best_of 2": the settings present, by their names in the CLI and the URL.
+    pub fn describe(&self) -> String {
+        let value = serde_json::to_value(self).expect("settings serialize");
+        let fields = value.as_object().expect("a struct serializes to an object");
+        fields.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub format: String,
@@ -92,6 +136,9 @@ pub struct Manifest {
     pub prior_scheduler: Option<SchedulerEntry>,
     pub decoder_scheduler: SchedulerEntry,
     pub super_res_scheduler: SchedulerEntry,
+    /// Settings this model recommends over diffusers' defaults.
+    #[serde(default, skip_serializing_if = "Recommended::is_empty")]
+    pub recommended: Recommended,
 }
 
 impl Manifest {
@@ -158,7 +205,10 @@ impl Manifest {
                 self.tokenizer.max_length
             )));
         }
-        Ok(())
+        crate::pipeline::GenerateParams::default()
+            .with(&self.recommended)
+            .validate()
+            .map_err(|e| Error::Model(format!("model.json's recommended settings: {e}")))
     }
 }
 

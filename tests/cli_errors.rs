@@ -27,11 +27,7 @@ fn expect_error(args: &[&str], needle: &str) {
 fn model_copy(tag: &str) -> std::path::PathBuf {
     let src = tiny_model(GgmlType::F32);
     let dst = std::env::temp_dir().join(format!("unclip-damaged-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dst).unwrap();
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let e = entry.unwrap();
-        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-    }
+    copy_dir(&src, &dst);
     dst
 }
 

@@ -2,6 +2,7 @@
 //! arguments; the page's form, the CLI's flags and www/js/protocol.js take theirs from here) and their limits.
 
 use crate::error::{ensure_setting, Result};
+use crate::manifest::Recommended;
 use crate::schedulers::{ddim_step_coefficients, StepCoefficients, UnCLIPScheduler};
 
 /// How each denoising step moves from x_t to x_{t-1}.
@@ -85,6 +86,19 @@ pub const MAX_GUIDANCE: f32 = 100.0;
 pub const MAX_BEST_OF: usize = 16;
 
 impl GenerateParams {
+    /// These settings with a model's recommended ones in place of theirs.
+    pub fn with(self, r: &Recommended) -> Self {
+        GenerateParams {
+            prior_steps: r.prior_steps.unwrap_or(self.prior_steps),
+            decoder_steps: r.decoder_steps.unwrap_or(self.decoder_steps),
+            sr_steps: r.sr_steps.unwrap_or(self.sr_steps),
+            prior_guidance: r.prior_guidance.unwrap_or(self.prior_guidance),
+            decoder_guidance: r.decoder_guidance.unwrap_or(self.decoder_guidance),
+            prior_best_of: r.prior_best_of.unwrap_or(self.prior_best_of),
+            ..self
+        }
+    }
+
     /// Refuses settings that cannot run or would produce NaN, with a sentence saying why.
     pub fn validate(&self) -> Result<()> {
         for (name, steps) in

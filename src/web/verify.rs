@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{from_js, js_error, to_js, JsResult};
 use crate::gguf::HeaderStream;
-use crate::manifest::{Attribution, FileEntry, Manifest};
+use crate::manifest::{Attribution, FileEntry, Manifest, Recommended};
 use crate::Error;
 
 /// Checks one file while it downloads: byte count, SHA-256, and (for .gguf) the header, parsed as
@@ -90,6 +90,8 @@ struct ManifestSummary<'a> {
     version: &'a str,
     license: &'a str,
     attribution: &'a [Attribution],
+    /// The settings the model recommends over diffusers' defaults (the page fills its form with them).
+    recommended: &'a Recommended,
     files: Vec<&'a FileEntry>,
     total_bytes: f64,
 }
@@ -103,6 +105,7 @@ pub fn parse_manifest(json: &str) -> JsResult<JsValue> {
         version: &m.version,
         license: &m.license,
         attribution: &m.attribution,
+        recommended: &m.recommended,
         files: m.files(),
         total_bytes: m.total_bytes() as f64,
     })

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync, mkdtempSync } from "node:fs";
+import { readFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openPage, waitState, resultPixels, shot } from "./browser.mjs";
@@ -251,6 +251,36 @@ test("an interrupted model update keeps the last complete version offline; a com
     const weights = v1.filter((u) => u.includes(".gguf?sha256=")); // every component differs between f32 and q8_0
     assert.equal(weights.length, 7);
     assert.ok(weights.every((u) => !v2.includes(u)), `version 1's weights were evicted: ${v2.join(", ")}`);
+  } finally {
+    await context.close();
+    execFileSync("rm", ["-rf", dir]);
+  }
+});
+
+test("a model's recommended settings fill the form where the URL sets nothing, say so, and run", async () => {
+  // a model of its own (dist/models/recommended-<pid>): the tiny checkpoint, recommending 2/3/2 steps and guidance 3
+  const name = `recommended-${process.pid}`;
+  const dir = join(ROOT, "dist/models", name);
+  execFileSync(join(ROOT, "target/debug/unclip"), ["convert", join(ROOT, "tests/fixtures/tiny-unclip"), dir, "--dtype", "f32"], { stdio: "ignore" });
+  const manifest = JSON.parse(readFileSync(join(dir, "model.json"), "utf8"));
+  manifest.recommended = { prior_steps: 2, decoder_steps: 3, sr_steps: 2, decoder_guidance: 3 };
+  writeFileSync(join(dir, "model.json"), JSON.stringify(manifest));
+  const context = await env.browser.newContext();
+  try {
+    const page = await openPage(context, `${env.server.url}?model=${name}&prompt=horse&seed=0&decoder_guidance=5`);
+    assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.textContent("#error"));
+    assert.equal(await page.inputValue("#decoder_steps"), "3");
+    assert.equal(await page.inputValue("#prior_steps"), "2");
+    assert.equal(await page.inputValue("#decoder_guidance"), "5", "the URL overrides a recommendation");
+    assert.equal(await page.inputValue("#prior_guidance"), "4", "what the model does not recommend stays diffusers'");
+    const note = await page.$eval("#recommended-note", (e) => (e.hidden ? "" : e.textContent));
+    assert.match(note, /recommends prior steps 2, decoder steps 3, sr steps 2;/);
+    await page.click("#generate");
+    assert.equal(await waitState(page, ["done", "error"]), "done", await page.textContent("#error"));
+    assert.equal(await page.evaluate(() => document.body.dataset.steps), String(2 + 3 + 2), "the run used the recommended steps");
+    const q = new URL(page.url()).searchParams;
+    assert.equal(q.get("decoder_guidance"), "5");
+    assert.ok(!q.has("decoder_steps"), `a recommended value is the model's default, left out of the URL: ${q}`);
   } finally {
     await context.close();
     execFileSync("rm", ["-rf", dir]);

@@ -73,11 +73,31 @@ function readSettings() {
   return p;
 }
 
+/// The loaded model's recommended settings (model.json `recommended`): each one fills its field where neither the
+/// URL nor the person has set it, and counts as that field's default in the URL.
+let recommended = {};
+const touched = new Set(); // the settings the person has edited on this page
+
+function applyRecommended(model) {
+  const q = new URLSearchParams(location.search);
+  const previous = recommended;
+  recommended = model.recommended;
+  const used = [];
+  for (const f of new Set([...Object.keys(previous), ...Object.keys(recommended)])) {
+    if (q.has(f) || touched.has(f)) continue;
+    $(f).value = recommended[f] ?? DEFAULTS[f];
+    if (f in recommended) used.push(`${f.replaceAll("_", " ")} ${recommended[f]}`);
+  }
+  $("recommended-note").textContent = `${model.name} ${model.version} recommends ${used.join(", ")}; a value you set, here or in the URL, overrides it.`;
+  $("recommended-note").hidden = used.length === 0;
+}
+
 function writeUrl(p) {
   const q = new URLSearchParams();
   const now = new URLSearchParams(location.search);
+  const defaults = { ...DEFAULTS, ...recommended };
   for (const k of [...MODEL_PARAMS, "threads"]) if (now.has(k)) q.set(k, now.get(k)); // which model (models.js), threads
-  for (const f of [...FIELDS, "edit_mode"]) if (String(p[f]) !== String(DEFAULTS[f]) || f === "prompt") q.set(f, p[f]);
+  for (const f of [...FIELDS, "edit_mode"]) if (String(p[f]) !== String(defaults[f]) || f === "prompt") q.set(f, p[f]);
   history.replaceState(null, "", `?${q}`);
 }
 
@@ -106,6 +126,7 @@ const handlers = {
     $("load-text").textContent = `${m.model.name} ${m.model.version} ready (${m.info.width}×${m.info.height})`;
     $("backend-status").textContent = `Backend: ${m.info.backend} — ${m.reason}${threadsText(m)}`;
     document.body.dataset.threads = m.info.threads;
+    applyRecommended(m.model);
     remix.ready();
     models.ready(m.model);
     worker.postMessage({ type: "storage" });
@@ -238,6 +259,7 @@ const isolation = await isolate(new URL("../sw.js", import.meta.url));
 if (threadPlan.note) handlers.warning({ message: threadPlan.note });
 
 let autorun = settingsFromUrl();
+for (const f of FIELDS) $(f).addEventListener("input", () => touched.add(f));
 startWorker();
 loadModel();
 worker.postMessage({ type: "storage" }); // the stored models, for the model menu

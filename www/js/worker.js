@@ -66,7 +66,7 @@ async function startEngine(backend, reason) {
     return startEngine("cpu", `WebGPU could not start (${e.message}), so this runs on the CPU (wasm simd128)`);
   }
   const m = model.manifest;
-  post({ type: "ready", model: { name: m.name, version: m.version, license: m.license, attribution: m.attribution, local: model.local }, info: engine.info(), reason, threading });
+  post({ type: "ready", model: { name: m.name, version: m.version, license: m.license, attribution: m.attribution, recommended: m.recommended ?? {}, local: model.local }, info: engine.info(), reason, threading });
 }
 
 /// Loads a model from `source` (weights.js: a served URL, a picked folder, or a folder picked before).

@@ -22,6 +22,7 @@ use unclip::convert::{convert, open_model_dir, parse_dtype};
 use unclip::edit::{EditParams, IMG2IMG_STRENGTH};
 use unclip::gguf::GgufFile;
 use unclip::image_processor::{chw_to_hwc01, hwc_to_rgba8};
+use unclip::manifest::Recommended;
 use unclip::pipeline::{Event, Flow, GenerateParams, Observer, Sampler, Stage, UnCLIPPipeline};
 use unclip::{Error, Result};
 
@@ -71,20 +72,25 @@ pub struct GenerationArgs {
     /// The caption guidance steers away from (the unconditional half of CFG, prior and decoder); "" = diffusers.
     #[arg(long, default_value_t = GenerateParams::default().negative_prompt)]
     negative_prompt: String,
-    /// Prior steps (remix: for endpoints given as text).
-    #[arg(long, default_value_t = GenerateParams::default().prior_steps)]
-    prior_steps: usize,
-    #[arg(long, default_value_t = GenerateParams::default().decoder_steps)]
-    decoder_steps: usize,
-    #[arg(long, default_value_t = GenerateParams::default().sr_steps)]
-    sr_steps: usize,
-    #[arg(long, default_value_t = GenerateParams::default().prior_guidance)]
-    prior_guidance: f32,
-    #[arg(long, default_value_t = GenerateParams::default().decoder_guidance)]
-    decoder_guidance: f32,
-    /// Draw this many image embeddings with the prior and keep the one closest to the text (DALL·E 2 uses 2).
-    #[arg(long, default_value_t = GenerateParams::default().prior_best_of)]
-    prior_best_of: usize,
+    /// Prior steps (remix: for endpoints given as text) [default: the model's recommended value, else 25].
+    #[arg(long)]
+    prior_steps: Option<usize>,
+    /// [default: the model's recommended value, else 25]
+    #[arg(long)]
+    decoder_steps: Option<usize>,
+    /// [default: the model's recommended value, else 7]
+    #[arg(long)]
+    sr_steps: Option<usize>,
+    /// [default: the model's recommended value, else 4]
+    #[arg(long)]
+    prior_guidance: Option<f32>,
+    /// [default: the model's recommended value, else 8]
+    #[arg(long)]
+    decoder_guidance: Option<f32>,
+    /// Draw this many image embeddings with the prior and keep the one closest to the text (DALL·E 2 uses 2)
+    /// [default: the model's recommended value, else 1].
+    #[arg(long)]
+    prior_best_of: Option<usize>,
     /// ddpm (diffusers' ancestral unCLIP step) or ddim (η = 0, deterministic after the initial noise).
     #[arg(long, value_enum, default_value_t = SamplerChoice::of(GenerateParams::default().sampler))]
     sampler: SamplerChoice,
@@ -93,21 +99,34 @@ pub struct GenerationArgs {
 }
 
 impl GenerationArgs {
-    /// The pipeline's settings for `prompt` (not yet validated).
-    fn params(&self, prompt: String) -> GenerateParams {
-        GenerateParams {
-            prompt,
-            negative_prompt: self.negative_prompt.clone(),
-            seed: self.seed,
+    /// The pipeline's settings for `prompt` (not yet validated): the flags given, then the model's recommended
+    /// settings (model.json), then diffusers' defaults. Says on stderr which recommended settings it used.
+    fn params(&self, prompt: String) -> Result<GenerateParams> {
+        let (manifest, _) = open_model_dir(&self.model)?;
+        let given = Recommended {
             prior_steps: self.prior_steps,
             decoder_steps: self.decoder_steps,
             sr_steps: self.sr_steps,
             prior_guidance: self.prior_guidance,
             decoder_guidance: self.decoder_guidance,
             prior_best_of: self.prior_best_of,
-            sampler: self.sampler.sampler(),
-            ..GenerateParams::default()
+        };
+        let used = manifest.recommended.unless(&given);
+        if !used.is_empty() {
+            eprintln!(
+                "{} {} recommends {}: used where no flag is given",
+                manifest.name,
+                manifest.version,
+                used.describe()
+            );
         }
+        Ok(GenerateParams {
+            prompt,
+            negative_prompt: self.negative_prompt.clone(),
+            seed: self.seed,
+            sampler: self.sampler.sampler(),
+            ..GenerateParams::default().with(&used).with(&given)
+        })
     }
 }
 
@@ -252,15 +271,15 @@ fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Generate { prompt, args, outputs } => run_job(&args, args.params(prompt), None, outputs),
+        Command::Generate { prompt, args, outputs } => run_job(&args, args.params(prompt)?, None, outputs),
         Command::Img2img { image, prompt, strength, args, outputs } => {
             let edit = EditParams { image: remix::read_image(&image)?, mask: None, strength, resample: 1 };
-            run_job(&args, args.params(prompt), Some(edit), outputs)
+            run_job(&args, args.params(prompt)?, Some(edit), outputs)
         }
         Command::Inpaint { image, mask, prompt, strength, resample, args, outputs } => {
             let mask = Some(remix::read_image(&mask)?);
             let edit = EditParams { image: remix::read_image(&image)?, mask, strength, resample };
-            run_job(&args, args.params(prompt), Some(edit), outputs)
+            run_job(&args, args.params(prompt)?, Some(edit), outputs)
         }
         Command::Remix(command) => remix::run(command),
         Command::Info { path } => info(&path),

@@ -136,7 +136,7 @@ pub fn run(command: RemixCommand) -> Result<()> {
 }
 
 fn base_params(c: &GenerationArgs) -> Result<GenerateParams> {
-    let p = c.params(String::new());
+    let p = c.params(String::new())?;
     check(&p)?;
     Ok(p)
 }

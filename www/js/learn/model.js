@@ -4,11 +4,16 @@
 import { DEFAULTS } from "../protocol.js";
 import { engineWorker, requestedThreads } from "../threads.js";
 
-/// The settings the panels run with: the lesson's prompt, seed and decoder steps, and the generate page's
-/// (diffusers') prior and super-res steps, so a panel's picture is the one `unclip generate` draws.
+/// The loaded model's recommended settings (model.json `recommended`), which `unclip generate` uses too.
+let modelRecommends = {};
+
+/// The settings the panels run with: the lesson's prompt, seed and decoder steps, and otherwise what the generate
+/// page runs with (the model's recommended settings, else diffusers' defaults), so a panel's picture is the one
+/// `unclip generate` draws.
 export function recommended(state) {
-  return { prompt: state.prompt, seed: state.rseed, prior_steps: DEFAULTS.prior_steps, decoder_steps: state.steps,
-    sr_steps: DEFAULTS.sr_steps };
+  return { ...modelRecommends, prompt: state.prompt, seed: state.rseed,
+    prior_steps: modelRecommends.prior_steps ?? DEFAULTS.prior_steps, decoder_steps: state.steps,
+    sr_steps: modelRecommends.sr_steps ?? DEFAULTS.sr_steps };
 }
 
 export class ModelWorker {
@@ -20,7 +25,7 @@ export class ModelWorker {
     this.ready = new Promise((resolve, reject) => {
       this.worker.onmessage = ({ data: m }) => {
         if (m.type === "load_progress") onStatus(`${m.file}: ${(m.loaded / 1e6).toFixed(1)} / ${(m.total / 1e6).toFixed(1)} MB`);
-        else if (m.type === "ready") { onStatus(`${m.model.name}: ${m.reason}`); resolve(m); }
+        else if (m.type === "ready") { modelRecommends = m.model.recommended ?? {}; onStatus(`${m.model.name}: ${m.reason}`); resolve(m); }
         else if (m.type === "step") this.current?.onStep(m);
         else if (m.type === "done") { const c = this.current; this.current = null; c?.resolve(m); }
         else if (m.type === "error") {
