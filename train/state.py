@@ -5,10 +5,10 @@ train/state/<run>/ (committed, so that any fresh machine resumes where the last 
     python train/state.py restore [RUN ...]   # state -> runs, where the committed state has seen more samples
 
 What travels: state.safetensors, log.csv and eval.csv (the learning curve). The committed state.safetensors is
-compact, because every commit's bytes count against the project's size budget: the EMA weights alone, in bf16
-(the image tower's in f32: the prior and the decoder are trained on its exact embeddings), with step, time, samples
-and RNG as metadata; no raw weights, no AdamW moments. A resume from it (trainer.py `load`) starts the weights from
-the EMA and a fresh AdamW with a new warm-up — a decoder state is 7 MiB instead of 35. train/runs/ keeps the full
+compact, because every commit's bytes count against the project's size budget: the EMA weights alone, in q8_0
+blocks (q8.py; the image tower's in f32: the prior and the decoder are trained on its exact embeddings), with step,
+time, samples and RNG as metadata; no raw weights, no AdamW moments. A resume from it (trainer.py `load`) starts the
+weights from the EMA and a fresh AdamW with a new warm-up — a decoder state is ~4 MiB instead of 35 (7 in bf16). train/runs/ keeps the full
 state. The ema/ folders export.py reads are rebuilt by the first checkpoint after a resume (`--max-minutes 0`
 writes one at once).
 """
@@ -21,6 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+import q8
 from trainer import RUNS, prediction_type, read_state
 
 STATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "state")
@@ -33,14 +34,18 @@ def progress(d):
     return (-1, -1) if s is None else (s.get("samples", 0), s["step"])
 
 
-def compact(src_file, dst_file, run):
-    """The committed form of a state: EMA weights only, bf16 except the frozen image tower's (`clip-`)."""
+def compact(src_file, dst_file, run, codec="q8"):
+    """The committed form of a state: EMA weights only, in `codec` (q8: q8_0 blocks, q8.py; bf16), except the
+    frozen image tower's (`clip-`), which stays f32."""
     with safe_open(src_file, "pt") as f:
         meta = json.loads(f.metadata()["unclip_train"])
-        keep_f32 = run.startswith("clip-")
-        tensors = {k: (f.get_tensor(k) if keep_f32 or not f.get_tensor(k).is_floating_point()
-                       else f.get_tensor(k).to(torch.bfloat16)).contiguous()
-                   for k in f.keys() if k.startswith("ema.") or k == "torch_rng"}
+        tensors = {k: f.get_tensor(k) for k in f.keys() if k.startswith("ema.") or k == "torch_rng"}
+    if run.startswith("clip-"):
+        tensors = {k: t.contiguous() for k, t in tensors.items()}
+    elif codec == "q8":
+        tensors, meta["q8"] = q8.quantize(tensors)
+    else:
+        tensors = {k: (t.to(torch.bfloat16) if t.is_floating_point() else t).contiguous() for k, t in tensors.items()}
     meta["compact"] = True
     meta.pop("opt_param_groups", None)
     save_file(tensors, dst_file, metadata={"unclip_train": json.dumps(meta)})

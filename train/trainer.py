@@ -22,6 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+import q8
 from diffusion import PREDICTIONS, SAMPLE_SNR_GAMMA
 
 RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs")
@@ -46,6 +47,8 @@ def parser(description, defaults):
     p.add_argument("--resume", action="store_true", help="continue from train/runs/<run>/state.safetensors")
     p.add_argument("--init", metavar="RUN", help="start (step 0) from the EMA weights of train/runs/RUN (same "
                    "architecture), e.g. to change the prediction target without throwing the features away")
+    p.add_argument("--eval-only", action="store_true", help="evaluate the (resumed) EMA weights once, write no checkpoint "
+                   "and exit (train/q8.py's codec pilot)")
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
@@ -216,6 +219,8 @@ class Run:
         with safe_open(path, "pt") as f:
             meta = json.loads(f.metadata()["unclip_train"])
             t = {k: f.get_tensor(k) for k in f.keys()}
+        if "q8" in meta:  # the committed form's q8_0 blocks (q8.py)
+            t = q8.dequantize(t, meta["q8"])
         stored = meta["args"].get("prediction", "epsilon")
         if stored != getattr(self.args, "prediction", "epsilon"):
             raise SystemExit(f"{path} was trained with --prediction {stored}, this run asks for "
@@ -266,6 +271,9 @@ class Run:
         --max-minutes; checkpoint every --ckpt-every steps and at the end. on_checkpoint(run) may return
         metrics to log (evaluation)."""
         a = self.args
+        if a.eval_only:
+            print("eval", {k: round(v, 6) for k, v in (on_checkpoint(self) or {}).items()}, flush=True)
+            return
         t0, elapsed0, saved_at = time.time(), self.elapsed, self.step  # nothing to save until a step runs
         window_t, window = t0, []
         stop = []  # SIGTERM (kill, the end of a session): finish the step, checkpoint, exit 0
