@@ -146,12 +146,11 @@ fn store(off: u32, m: u32, n: u32, v: vec4<f32>) {
 }
 
 @compute @workgroup_size(8, 8)
-fn main(inv: Invocation) {
-    let lid = inv.local;
-    let li = inv.lid;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let tiles_n = (p.n + TN - 1u) / TN;
     let tiles_m = (p.m + TM - 1u) / TM;
-    let idx = workgroup_index(inv);
+    let idx = workgroup_number(wid, nwg);
     if (idx >= tiles_n * tiles_m * p.batch) {
         return;
     }

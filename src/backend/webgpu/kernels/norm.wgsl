@@ -39,14 +39,15 @@ fn moments(base: u32, lid: u32) -> vec2<f32> {
 }
 
 @compute @workgroup_size(256)
-fn group_norm(inv: Invocation) {
-    let row = workgroup_index(inv);
+fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let row = workgroup_number(wid, nwg);
     if (row >= p.rows) { return; }
     let base = row * p.count;
-    let m = moments(base, inv.lid);
+    let m = moments(base, lid);
     let first_channel = (row % p.groups) * p.channels_per_group;
     let first_nc = (row / p.groups) * p.groups * p.channels_per_group + first_channel;
-    for (var e = inv.lid; e < p.count; e += 256u) {
+    for (var e = lid; e < p.count; e += 256u) {
         let ch = first_channel + e / p.plane;
         var y = (x[base + e] - m.x) * m.y * gamma[ch] + beta[ch];
         if (p.modulated != 0u) {
@@ -61,10 +62,10 @@ fn group_norm(inv: Invocation) {
 }
 
 @compute @workgroup_size(256)
-fn l2_normalize(inv: Invocation) {
-    let row = workgroup_index(inv);
+fn l2_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let row = workgroup_number(wid, nwg);
     if (row >= p.rows) { return; }
-    let lid = inv.lid;
     let base = row * p.count;
     var q = 0.0;
     for (var e = lid; e < p.count; e += 256u) {
