@@ -74,6 +74,9 @@ def main(cmd, runs):
         have, want = progress(os.path.join(dst, run)), progress(os.path.join(src, run))
         if want[1] < 0:
             raise SystemExit(f"{os.path.join(src, run)} has no state.safetensors")
+        if cmd == "save" and have == want:  # e.g. the frozen image tower: a new file would only add bytes to history
+            print(f"{run}: the committed state is at the same step: kept it")
+            continue
         if cmd == "restore" and have >= want:
             print(f"{run}: train/runs is at {have[0]} samples, the committed state at {want[0]}: kept train/runs")
             continue
