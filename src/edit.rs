@@ -23,7 +23,7 @@
 //! noise of the jump back.
 
 use crate::backend::{Backend, Tensor};
-use crate::error::{ensure_setting, Error, Result};
+use crate::error::{ensure_in, ensure_setting, Error, Result};
 use crate::image_processor::{shortest_edge_size, RgbImage, RgbaImage, Window};
 use crate::pipeline::{GenerateOutput, GenerateParams, Observer, UnCLIPPipeline};
 use crate::rng::TorchGenerator;
@@ -67,13 +67,12 @@ impl EditParams {
         if let Some(mask) = &self.mask {
             mask.check().map_err(|e| Error::Settings(format!("the mask: {e}")))?;
         }
-        ensure_setting(self.strength.is_finite() && (0.0..=1.0).contains(&self.strength), || {
-            format!("strength must be a number from 0 (keep the image) to 1 (a new picture), got {}", self.strength)
+        ensure_in(self.strength, 0.0..=1.0, |s| {
+            format!("strength must be a number from 0 (keep the image) to 1 (a new picture), got {s}")
         })?;
-        ensure_setting((1..=MAX_RESAMPLE).contains(&self.resample), || {
+        ensure_in(self.resample, 1..=MAX_RESAMPLE, |r| {
             format!(
-                "RePaint's resampling count must be between 1 (none) and {MAX_RESAMPLE} (got {}); the paper uses 10",
-                self.resample
+                "RePaint's resampling count must be between 1 (none) and {MAX_RESAMPLE} (got {r}); the paper uses 10"
             )
         })?;
         ensure_setting(self.resample == 1 || self.mask.is_some(), || {

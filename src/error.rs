@@ -71,6 +71,15 @@ pub fn ensure_setting(ok: bool, sentence: impl FnOnce() -> String) -> Result<()>
     }
 }
 
+/// A setting's range check: `Err(Error::Settings(sentence(value)))` unless `range` holds `value` (NaN never does).
+pub fn ensure_in<T: PartialOrd + Copy>(
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+    sentence: impl FnOnce(T) -> String,
+) -> Result<()> {
+    ensure_setting(range.contains(&value), || sentence(value))
+}
+
 impl Error {
     /// Every [`Error::code`], for the page (www/js/contract.js).
     pub const CODES: [&'static str; 13] = [

@@ -7,6 +7,7 @@ use crate::config::UNet2DConditionConfig;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::models::unet_2d_condition::UNet2DConditionModel;
+use crate::models::DecoderConditioning;
 use crate::nn::Weights;
 use crate::time::now_ms;
 
@@ -46,9 +47,11 @@ pub async fn time_on<B: Backend>(be: B, file: &GgufFile, call: &Call, runs: u32)
     let unet = UNet2DConditionModel::new(&Weights::new(file, &be, "decoder"), config)?;
     let once = || async {
         let sample = be.tensor(call.sample.clone(), &[n, cin, size, size])?;
-        let ehs = be.tensor(call.encoder_hidden_states.clone(), &[n, len, cross])?;
-        let cls = be.tensor(call.class_labels.clone(), &[n, n_time])?;
-        unet.forward(&sample, call.timestep, &ehs, &cls, &call.mask)?.to_vec().await
+        let cond = DecoderConditioning {
+            encoder_hidden_states: be.tensor(call.encoder_hidden_states.clone(), &[n, len, cross])?,
+            additive_time_emb: be.tensor(call.class_labels.clone(), &[n, n_time])?,
+        };
+        unet.forward(&sample, call.timestep, &cond, &call.mask)?.to_vec().await
     };
     let mut out = once().await?;
     let mut ms = Vec::with_capacity(runs as usize);

@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use unclip::backend::cpu::Cpu;
 use unclip::gguf::GgmlType;
+use unclip::models::DecoderConditioning;
 use unclip::pipeline::{GenerateParams, Silent};
 use unclip::tokenizer::Tokenizer;
 
@@ -98,8 +99,10 @@ fn prior_text_proj_and_unets_match_every_call() {
                 .forward(
                     &g.get(&k("sample")).cpu(),
                     g.get(&k("timestep")).scalar(),
-                    &g.get(&k("encoder_hidden_states")).cpu(),
-                    &g.get(&k("class_labels")).cpu(),
+                    &DecoderConditioning {
+                        encoder_hidden_states: g.get(&k("encoder_hidden_states")).cpu(),
+                        additive_time_emb: g.get(&k("class_labels")).cpu(),
+                    },
                     &g.get(&k("attention_mask")).bools(),
                 )
                 .unwrap();

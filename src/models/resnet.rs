@@ -98,7 +98,7 @@ impl<B: Backend> ResnetBlock2D<B> {
             TimeConditioning::ScaleShift => {
                 let scale = t.narrow(1, 0, c)?.affine(1.0, 1.0)?; // (N, C)
                 let shift = t.narrow(1, c, c)?;
-                self.norm2.forward_modulated(&h, &scale, &shift, Activation::Silu)?
+                self.norm2.forward_modulated(&h, (&scale, &shift), Activation::Silu)?
             }
         };
         let h = self.conv2.forward(&h)?; // dropout is the identity at inference

@@ -3,6 +3,7 @@
 //! (text_proj's additive time embedding), 6 output channels (ε̂ and the learned-variance v).
 
 use super::resnet::{ResnetSettings, TimeConditioning};
+use super::text_proj::DecoderConditioning;
 use super::unet_2d_blocks::{CrossAttnInput, UNetLayout};
 use super::unet_core::UNetCore;
 use crate::backend::{Activation, Backend, Tensor};
@@ -84,21 +85,20 @@ impl<B: Backend> UNet2DConditionModel<B> {
         })
     }
 
-    /// sample (N, Cin, H, W); encoder_hidden_states (N, L, X); class_labels (N, T) (text_proj's
-    /// additive time embedding); attention_mask N rows of L → (N, Cout, H, W).
+    /// sample (N, Cin, H, W); `cond`: text_proj's encoder_hidden_states (N, L, X) and its additive time embedding,
+    /// diffusers' `class_labels` (N, T); attention_mask N rows of L → (N, Cout, H, W).
     pub fn forward(
         &self,
         sample: &B::Tensor,
         t: usize,
-        encoder_hidden_states: &B::Tensor,
-        class_labels: &B::Tensor,
+        cond: &DecoderConditioning<B::Tensor>,
         attention_mask: &[bool],
     ) -> Result<B::Tensor> {
         let n = sample.dim(0);
-        let emb = self.core.time_embedding(t, n)?.add(class_labels)?; // (N, T)
+        let emb = self.core.time_embedding(t, n)?.add(&cond.additive_time_emb)?; // (N, T)
         let emb_act = emb.activation(Activation::Silu)?; // every resnet's time_emb_proj sees silu(emb)
         let bias = mask_bias(&self.be, attention_mask, n)?; // (N, 1, L)
-        let ctx = CrossAttnInput { encoder_hidden_states: Some(encoder_hidden_states), text_bias: Some(&bias) };
+        let ctx = CrossAttnInput { encoder_hidden_states: Some(&cond.encoder_hidden_states), text_bias: Some(&bias) };
         self.core.forward(sample, &emb_act, &ctx)
     }
 }

@@ -170,15 +170,14 @@ impl<B: Backend> GroupNorm<B> {
         x.group_norm(self.groups, self.affine(None), Some(act))
     }
 
-    /// act(GroupNorm(x)·scale + shift) with scale and shift (N, C), in one pass.
+    /// act(GroupNorm(x)·scale + shift) with `modulation` = (scale, shift), each (N, C), in one pass.
     pub fn forward_modulated(
         &self,
         x: &B::Tensor,
-        scale: &B::Tensor,
-        shift: &B::Tensor,
+        modulation: (&B::Tensor, &B::Tensor),
         act: Activation,
     ) -> Result<B::Tensor> {
-        x.group_norm(self.groups, self.affine(Some((scale, shift))), Some(act))
+        x.group_norm(self.groups, self.affine(Some(modulation)), Some(act))
     }
 }
 

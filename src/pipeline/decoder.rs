@@ -153,8 +153,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
     ) -> Result<DecoderEps<B::Tensor>> {
         let (b, ch) = (x.dim(0), x.dim(1));
         let input = if cond.do_cfg { B::Tensor::cat(&[x, x], 0)? } else { x.clone() };
-        let tp = &cond.tp;
-        let out = self.decoder.forward(&input, t, &tp.encoder_hidden_states, &tp.additive_time_emb, &cond.mask)?;
+        let out = self.decoder.forward(&input, t, &cond.tp, &cond.mask)?;
         Ok(if cond.do_cfg {
             let var = out.narrow(0, b, b)?.narrow(1, ch, out.dim(1) - ch)?; // the cond half's v
             let guided = Self::guide(&out, b, ch, guidance)?;

@@ -1,7 +1,7 @@
 //! What to generate ([`GenerateParams`]): the settings, their defaults (diffusers' `UnCLIPPipeline.__call__`
 //! arguments; the page's form, the CLI's flags and www/js/protocol.js take theirs from here) and their limits.
 
-use crate::error::{ensure_setting, Result};
+use crate::error::{ensure_in, Result};
 use crate::manifest::Recommended;
 use crate::schedulers::{ddim_step_coefficients, StepCoefficients, UnCLIPScheduler};
 
@@ -104,23 +104,20 @@ impl GenerateParams {
         for (name, steps) in
             [("prior", self.prior_steps), ("decoder", self.decoder_steps), ("super-res", self.sr_steps)]
         {
-            ensure_setting((2..=MAX_STEPS).contains(&steps), || {
-                format!("{name} steps must be between 2 and {MAX_STEPS} (got {steps}): the unCLIP scheduler spaces steps from t=999 to t=0")
+            ensure_in(steps, 2..=MAX_STEPS, |n| {
+                format!("{name} steps must be between 2 and {MAX_STEPS} (got {n}): the unCLIP scheduler spaces steps from t=999 to t=0")
             })?;
         }
         for (name, g) in [("prior", self.prior_guidance), ("decoder", self.decoder_guidance)] {
-            ensure_setting(g.is_finite() && (0.0..=MAX_GUIDANCE).contains(&g), || {
+            ensure_in(g, 0.0..=MAX_GUIDANCE, |g| {
                 format!("{name} guidance must be a number from 0 to {MAX_GUIDANCE} (got {g}); 1 turns guidance off")
             })?;
         }
-        ensure_setting((0.0..=1.0).contains(&self.ddim_eta), || {
-            format!("DDIM's η must be between 0 (deterministic) and 1 (DDPM-like) (got {})", self.ddim_eta)
+        ensure_in(self.ddim_eta, 0.0..=1.0, |eta| {
+            format!("DDIM's η must be between 0 (deterministic) and 1 (DDPM-like) (got {eta})")
         })?;
-        ensure_setting((1..=MAX_BEST_OF).contains(&self.prior_best_of), || {
-            format!(
-                "the prior's best-of count must be between 1 and {MAX_BEST_OF} (got {}); the paper uses 2",
-                self.prior_best_of
-            )
+        ensure_in(self.prior_best_of, 1..=MAX_BEST_OF, |n| {
+            format!("the prior's best-of count must be between 1 and {MAX_BEST_OF} (got {n}); the paper uses 2")
         })
     }
 

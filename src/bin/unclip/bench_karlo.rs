@@ -12,6 +12,7 @@ use unclip::config::UNet2DConditionConfig;
 use unclip::convert::storage;
 use unclip::gguf::{GgmlType, GgufFile, GgufWriter};
 use unclip::models::unet_2d_condition::UNet2DConditionModel;
+use unclip::models::DecoderConditioning;
 use unclip::nn::Weights;
 use unclip::{Error, Result};
 
@@ -66,15 +67,17 @@ pub fn karlo_decoder_step(dir: &Path, out: &Path) -> Result<()> {
     let t_dim = 4 * config.block_out_channels[0];
     let mut inputs = 11u64;
     let sample = gpu.tensor(uniform(&mut inputs, n * 3 * s * s, 1.0), &[n, 3, s, s])?;
-    let context =
-        gpu.tensor(uniform(&mut inputs, n * l * config.cross_attention_dim, 1.0), &[n, l, config.cross_attention_dim])?;
-    let class = gpu.tensor(uniform(&mut inputs, n * t_dim, 1.0), &[n, t_dim])?;
+    let x = config.cross_attention_dim;
+    let cond = DecoderConditioning {
+        encoder_hidden_states: gpu.tensor(uniform(&mut inputs, n * l * x, 1.0), &[n, l, x])?,
+        additive_time_emb: gpu.tensor(uniform(&mut inputs, n * t_dim, 1.0), &[n, t_dim])?,
+    };
     let mask = vec![true; n * l];
 
     let mut times = Vec::new();
     for run in 0..2 {
         let start = unclip::time::now_ms();
-        let y = unet.forward(&sample, 999, &context, &class, &mask)?;
+        let y = unet.forward(&sample, 999, &cond, &mask)?;
         let out = pollster::block_on(y.to_vec())?;
         let ms = unclip::time::now_ms() - start;
         eprintln!("run {run}: {ms:.0} ms ({} outputs, finite: {})", out.len(), out.iter().all(|v| v.is_finite()));

@@ -64,9 +64,8 @@ fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(256)
 fn l2_normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let row = workgroup_number(wid, nwg);
-    if (row >= p.rows) { return; }
-    let base = row * p.count;
+    let base = workgroup_number(wid, nwg) * p.count; // one row per workgroup
+    if (base >= p.rows * p.count) { return; }
     var q = 0.0;
     for (var e = lid; e < p.count; e += 256u) {
         q += x[base + e] * x[base + e];
