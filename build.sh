@@ -99,10 +99,9 @@ build() {
 
 cmd_test() {
   need_rust; need_node; need_chromium; need_vulkan
-  log "cargo test (engine, conformance against diffusers' golden tensors, GGUF hostile inputs, CLI errors, WebGPU kernels on Vulkan)"
-  cargo test --locked 2>&1
-  log "the benchmark code (cargo feature bench) builds"
-  cargo build --locked --bin unclip --features bench 2>&1
+  # with the benchmark code (cargo feature bench) compiled in, so that it cannot rot; one build of the crate, not two
+  log "cargo test --features bench (engine, conformance against diffusers' golden tensors, GGUF hostile inputs, CLI errors, WebGPU kernels on Vulkan)"
+  cargo test --locked --features bench 2>&1
   build
   log "browser tests (Playwright + headless Chromium)"
   node --test --test-concurrency=1 tests/browser/*.test.mjs 2>&1

@@ -101,11 +101,18 @@ impl Recommended {
         }
     }
 
-    /// "decoder_guidance 3, prior_best_of 2": the settings present, by their names in the CLI and the URL.
+    /// "prior steps 10, decoder guidance 4": the settings present, in field order, worded as the page's note
+    /// words them (app.js `applyRecommended`).
     pub fn describe(&self) -> String {
-        let value = serde_json::to_value(self).expect("settings serialize");
-        let fields = value.as_object().expect("a struct serializes to an object");
-        fields.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        let fields = [
+            ("prior steps", self.prior_steps.map(|v| v.to_string())),
+            ("decoder steps", self.decoder_steps.map(|v| v.to_string())),
+            ("sr steps", self.sr_steps.map(|v| v.to_string())),
+            ("prior guidance", self.prior_guidance.map(|v| v.to_string())),
+            ("decoder guidance", self.decoder_guidance.map(|v| v.to_string())),
+            ("prior best of", self.prior_best_of.map(|v| v.to_string())),
+        ];
+        fields.iter().filter_map(|(k, v)| Some(format!("{k} {}", v.as_ref()?))).collect::<Vec<_>>().join(", ")
     }
 }
 

@@ -43,7 +43,7 @@ fn the_cli_uses_a_models_recommended_settings_where_no_flag_is_given() {
     let (code, err, recommended) = generate(&model, &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("recommends decoder_guidance 3.0, decoder_steps 3, prior_steps 2, sr_steps 2"),
+        err.contains("recommends prior steps 2, decoder steps 3, sr steps 2, decoder guidance 3"),
         "the CLI says which recommended settings it used: {err}"
     );
     let explicit = ["--prior-steps", "2", "--decoder-steps", "3", "--sr-steps", "2", "--decoder-guidance", "3"];
@@ -55,7 +55,7 @@ fn the_cli_uses_a_models_recommended_settings_where_no_flag_is_given() {
     // a flag overrides its recommendation, and only that one
     let (code, err, overridden) = generate(&model, &["--decoder-steps", "2"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("recommends decoder_guidance 3.0, prior_steps 2, sr_steps 2:"), "{err}");
+    assert!(err.contains("recommends prior steps 2, sr steps 2, decoder guidance 3:"), "{err}");
     assert_ne!(overridden, recommended, "2 decoder steps draw another picture than 3");
     std::fs::remove_dir_all(&model).unwrap();
 }

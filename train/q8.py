@@ -5,6 +5,7 @@ resume from it loses anything is measured, not assumed: `python train/q8.py pilo
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -79,6 +80,7 @@ def pilot(run):
         row = [line for line in out.splitlines() if line.startswith("eval ")][-1]
         results[codec] = ast.literal_eval(row[len("eval "):])
         results[codec]["MiB"] = round(os.path.getsize(dst) / 2**20, 2)
+        shutil.rmtree(os.path.join(RUNS, name))  # a pilot's copies are not runs to resume or save
     print(json.dumps({"run": run, **results}))
 
 

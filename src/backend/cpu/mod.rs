@@ -192,7 +192,7 @@ impl Ops for CpuTensor {
     fn denoising_step(x: StepOperands<'_, Self>, c: &StepCoefficients, _: usize) -> Result<(Self, Self)> {
         let v = x.log_variance_frac.map(CpuTensor::host).transpose()?;
         let z = x.noise.map(CpuTensor::host).transpose()?;
-        let (prev, x0) = step::denoising_step(&x.model.host()?, v.as_deref(), &x.sample.host()?, z.as_deref(), c);
+        let (prev, x0) = step::denoising_step(&x.model.host()?, v.as_deref(), &x.sample.host()?, z.as_deref(), c)?;
         let dims = x.sample.dims();
         Ok((Self::from_host(prev, dims)?, Self::from_host(x0, dims)?))
     }
