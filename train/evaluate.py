@@ -78,9 +78,11 @@ def parse_args():
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per prompt")
     p.add_argument("--grid-prompts", type=int, default=16, help="prompts in samples.png (first N of the list)")
     p.add_argument("--sweep-prompts", type=int, default=len(SWEEP_PROMPTS), help="prompts in guidance-sweep.png")
-    p.add_argument("--steps", type=int, nargs=3, default=[25, 25, 7], metavar=("PRIOR", "DECODER", "SR"))
-    p.add_argument("--prior-guidance", type=float, default=4.0)
-    p.add_argument("--decoder-guidance", type=float, default=8.0)
+    # unset: the export's recommended settings (unclip.json, written by train/tune.py), else diffusers' defaults
+    p.add_argument("--steps", type=int, nargs=3, metavar=("PRIOR", "DECODER", "SR"))
+    p.add_argument("--prior-guidance", type=float)
+    p.add_argument("--decoder-guidance", type=float)
+    p.add_argument("--prior-best-of", type=int)
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads (the engine picks its own)")
     p.add_argument("--skip-prior-diagnostic", action="store_true", help="skip `unclip embed` per prompt and seed")
     return p.parse_args()
@@ -93,7 +95,10 @@ class Engine:
 
     def __init__(self, binary, model_dir, cache_dir, steps):
         self.binary, self.model, self.steps = binary, model_dir, steps
-        self.hash = hashlib.sha256(open(os.path.join(model_dir, "model.json"), "rb").read()).hexdigest()[:12]
+        # the model's identity without its recommended settings, which train/tune.py writes after generating
+        manifest = json.load(open(os.path.join(model_dir, "model.json")))
+        manifest.pop("recommended", None)
+        self.hash = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
         self.dir = os.path.join(cache_dir, self.hash)
         os.makedirs(self.dir, exist_ok=True)
         self.seconds = []  # wall time of each generate call this run (none for cached images)
@@ -104,32 +109,34 @@ class Engine:
             raise SystemExit(f"{' '.join(args[:1])} failed: {r.stderr.strip()[-800:]}")
         return r.stdout
 
-    def _settings(self, pg, dg):
+    def _settings(self, pg, dg, best_of=1):
         return ["--prior-steps", str(self.steps[0]), "--decoder-steps", str(self.steps[1]),
-                "--sr-steps", str(self.steps[2]), "--prior-guidance", str(pg), "--decoder-guidance", str(dg)]
+                "--sr-steps", str(self.steps[2]), "--prior-guidance", str(pg), "--decoder-guidance", str(dg),
+                "--prior-best-of", str(best_of)]
 
-    def _key(self, prompt, seed, pg, dg):
+    def _key(self, prompt, seed, pg, dg, best_of=1):
         slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40]
         digest = hashlib.sha256(prompt.encode()).hexdigest()[:6]
-        return f"{slug}-{digest}_s{seed}_pg{pg:g}_dg{dg:g}_{'-'.join(map(str, self.steps))}"
+        bo = f"_bo{best_of}" if best_of != 1 else ""
+        return f"{slug}-{digest}_s{seed}_pg{pg:g}_dg{dg:g}{bo}_{'-'.join(map(str, self.steps))}"
 
-    def generate(self, prompt, seed, pg, dg):
-        path = os.path.join(self.dir, self._key(prompt, seed, pg, dg) + ".png")
+    def generate(self, prompt, seed, pg, dg, best_of=1):
+        path = os.path.join(self.dir, self._key(prompt, seed, pg, dg, best_of) + ".png")
         if not os.path.exists(path):
             t0 = time.time()
             tmp = path + ".tmp.png"
             self._run(["generate", "--model", self.model, "--prompt", prompt, "--seed", str(seed),
-                       *self._settings(pg, dg), "--out", tmp])
+                       *self._settings(pg, dg, best_of), "--out", tmp])
             os.replace(tmp, path)
             self.seconds.append(time.time() - t0)
         return path
 
-    def prior_embedding(self, prompt, seed, pg):
+    def prior_embedding(self, prompt, seed, pg, best_of=1):
         """The prior's image embedding for (prompt, seed): what the decoder is conditioned on."""
-        path = os.path.join(self.dir, self._key(prompt, seed, pg, 0) + ".prior.json")
+        path = os.path.join(self.dir, self._key(prompt, seed, pg, 0, best_of) + ".prior.json")
         if not os.path.exists(path):
             out = self._run(["embed", "--model", self.model, "--text", prompt, "--seed", str(seed),
-                             *self._settings(pg, 8)])
+                             *self._settings(pg, 8, best_of)])
             with open(path, "w") as f:
                 f.write(out)
         return np.array(json.load(open(path))["image_embedding"], np.float32)
@@ -230,6 +237,7 @@ def training_facts(preset):
         out[c] = {
             "run": f"{c}-{preset}", "steps": int(state["step"]), "seconds": round(float(state["elapsed"]), 1),
             "device": a["device"], "threads": a.get("threads"), "batch": a["batch"], "lr": a["lr"],
+            "bf16": a.get("bf16"), "prediction": a.get("prediction", "epsilon" if c in ("decoder", "superres") else None),
             "warmup": a["warmup"], "ema_decay": a["ema_decay"], "weight_decay": a.get("weight_decay"),
             "median_s_per_step": float(np.median([float(r["s_per_step"]) for r in rows])) if rows else None,
             "images_seen": int(state.get("samples", int(state["step"]) * int(a["batch"]))),
@@ -396,6 +404,22 @@ def arch_line(name, c):
     return ""
 
 
+def old_assessment(path):
+    """The human assessment of the card at `path` (between `<!-- assessment -->` and the next section), if any."""
+    if not os.path.exists(path):
+        return None
+    text = open(path, encoding="utf-8").read()
+    match = re.search(r"<!-- assessment -->\n(.*?)\n## ", text, re.S)
+    body = match.group(1).strip() if match else ""
+    return None if not body or body.startswith("TODO") else body
+
+
+def learning_curve(preset):
+    """train/state/learning-curve.csv (train/stage_metrics.py at each training cycle), this preset's rows."""
+    path = os.path.join(HERE, "state", "learning-curve.csv")
+    return [r for r in csv.DictReader(open(path)) if r["preset"] == preset] if os.path.exists(path) else []
+
+
 def write_card(m, path, out_dir):
     d, a, t, e, hw = m["data"], m["architecture"], m["training"], m["evaluation"], m["hardware"]
     g, fd, r = e["generation"], e["frechet"], e["retrieval"]
@@ -416,7 +440,7 @@ def write_card(m, path, out_dir):
     w("## What works, what does not")
     w("")
     w("<!-- assessment -->")
-    w("TODO: the honest assessment after looking at samples.png and guidance-sweep.png.")
+    w(m.get("assessment") or "TODO: the honest assessment after looking at samples.png and guidance-sweep.png.")
     w("")
     w("## Samples")
     w("")
@@ -477,7 +501,9 @@ def write_card(m, path, out_dir):
     w("## Training")
     w("")
     gpu = any(x and x["device"] != "cpu" for x in t.values())
-    w(f"Hardware: {hw['cpu']}, {hw['cores']} cores, {hw['memory_gib']} GiB, PyTorch {hw['torch']} fp32. "
+    precision = "bf16 autocast" if any(x and x.get("bf16") == "on" for x in t.values()) else "fp32"
+    w(f"Hardware: {hw['cpu']}, {hw['cores']} cores, {hw['memory_gib']} GiB, PyTorch {hw['torch']}, {precision} "
+      "(the machine of this evaluation; the runs resumed across sessions on machines of the same kind). "
       + ("" if gpu else "No GPU was available: every component was trained on this CPU, ")
       + "sharing it with other work (Rust builds, tests), so the times are wall times on a busy machine. "
       f"Preset `{m['preset']}` of `train/models.py`" + (", driven by `train/train_cpu.sh`" if m["preset"] == "cpu" else "")
@@ -487,10 +513,11 @@ def write_card(m, path, out_dir):
     w("| component | objective | steps | batch | images seen | threads | wall time | s/step (median) | "
       "first → final training loss | last evaluation |")
     w("|---|---|---|---|---|---|---|---|---|---|")
+    target = {c: "x0" if (t.get(c) or {}).get("prediction") == "sample" else "ε" for c in ("decoder", "superres")}
     objective = {"clip": "symmetric InfoNCE vs frozen text embeddings",
                  "prior": "x0 MSE of the normalised image embedding",
-                 "decoder": "ε MSE + λ·VLB (learned variance)",
-                 "superres": "ε MSE, corrupted low-res conditioning"}
+                 "decoder": f"{target['decoder']} MSE + λ·VLB (learned variance)",
+                 "superres": f"{target['superres']} MSE, corrupted low-res conditioning"}
     for c in COMPONENTS:
         x = t.get(c)
         if not x:
@@ -566,6 +593,46 @@ def write_card(m, path, out_dir):
       f"({'/'.join(map(str, m['settings']['steps']))} steps, CPU backend, {m['engine']['version']}, on the shared "
       f"{hw['cores']}-core machine)." if m["engine"]["median_s_per_image"] else "")
     w("")
+    tuning = m.get("tuning")
+    if tuning:
+        w("## Recommended settings")
+        w("")
+        same = tuning["model_hash"] == m["engine"]["model_hash"]
+        steps = ", ".join(f"{c} {fmt_int(n)}" for c, n in tuning.get("trained_steps", {}).items())
+        w(f"`train/tune.py` chose them by the metric of (b) and (c) on the first {tuning['prompts']} prompts × seeds "
+          f"{', '.join(map(str, tuning['seeds']))}, {'/'.join(map(str, tuning['steps']))} steps, "
+          + ("on this model" if same else f"on an earlier export of the same runs (steps: {steps})")
+          + ": a coordinate search "
+          "from diffusers' defaults (decoder guidance, then prior guidance, then prior best-of), a setting kept only "
+          f"if its top-5 is higher by more than {pct(tuning['margin'])} or as high with a lower FD. model.json carries "
+          f"them (`recommended`: {json.dumps(tuning['recommended'])}); `unclip generate` and the page use them "
+          "where the user sets nothing, and say so.")
+        w("")
+        w("| prior guidance | decoder guidance | prior best-of | top-1 | top-5 | FD vs held-out |")
+        w("|---|---|---|---|---|---|")
+        for r in tuning["results"]:
+            x = r["settings"]
+            mark = "**" if r["settings"] == tuning["best"]["settings"] else ""
+            w(f"| {mark}{x['prior_guidance']:g}{mark} | {mark}{x['decoder_guidance']:g}{mark} | "
+              f"{mark}{x['prior_best_of']}{mark} | {pct(r['top1'])} | {pct(r['top5'])} | {r['fd']:.3f} |")
+        w("")
+    curve = m.get("learning_curve") or []
+    if curve:
+        w("## Learning curve")
+        w("")
+        w("`train/stage_metrics.py` after every training cycle (`train/state/learning-curve.csv`): what each stage "
+          "loses, on held-out data, against the decoder's training hours and samples. Decoder alone: held-out "
+          "images → image tower → decoder (true embedding) → image tower, target label top-5; chain: the "
+          "held-out prompts through every stage (fewer images than (b), so its numbers move more).")
+        w("")
+        w("| time (UTC) | decoder hours | decoder samples | prior cosine | decoder-alone top-5 | super-res PSNR (dB) | "
+          "chain top-1 | chain top-5 | chain FD |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for r in curve:
+            w(f"| {r['utc']} | {float(r['decoder_hours']):.2f} | {fmt_int(int(r['decoder_samples']))} | "
+              f"{float(r['prior_cosine']):.3f} | {pct(float(r['decoder_top5']))} | {float(r['superres_psnr']):.1f} | "
+              f"{pct(float(r['chain_top1']))} | {pct(float(r['chain_top5']))} | {float(r['chain_fd']):.3f} |")
+        w("")
     w("## Licence and attribution")
     w("")
     w(f"{m['model'].get('license', '')}. Credit: " + "; ".join(
@@ -596,6 +663,11 @@ def main():
         raise SystemExit("--preset is needed (the export's unclip.json does not name one)")
     t_start = time.time()
 
+    rec = meta.get("recommended", {})
+    args.steps = args.steps or [rec.get("prior_steps", 25), rec.get("decoder_steps", 25), rec.get("sr_steps", 7)]
+    pg = args.prior_guidance if args.prior_guidance is not None else rec.get("prior_guidance", 4.0)
+    dg = args.decoder_guidance if args.decoder_guidance is not None else rec.get("decoder_guidance", 8.0)
+    bo = args.prior_best_of if args.prior_best_of is not None else rec.get("prior_best_of", 1)
     model_dir, version = ensure_engine(args)
     engine = Engine(args.unclip, model_dir, args.work_dir, args.steps)
     print(f"engine {version}, model {model_dir} (cache {engine.dir})", flush=True)
@@ -620,13 +692,12 @@ def main():
         raise SystemExit(f"target labels not in captions.json: {missing}")
     seeds = list(range(args.seeds))
     targets = np.array([label_index[lab] for _, lab in prompts])
-    pg, dg = args.prior_guidance, args.decoder_guidance
 
     print(f"(b) generating {len(prompts)} prompts x {len(seeds)} seeds with {args.unclip}", flush=True)
     paths = {}
     for i, (prompt, _) in enumerate(prompts):
         for s in seeds:
-            paths[prompt, s] = engine.generate(prompt, s, pg, dg)
+            paths[prompt, s] = engine.generate(prompt, s, pg, dg, bo)
         print(f"  {i + 1}/{len(prompts)} {prompt!r} ({time.time() - t_start:.0f} s)", flush=True)
     keys = [(p, s) for p, _ in prompts for s in seeds]
     gen_u8 = np.stack([load_png(paths[k]) for k in keys])
@@ -643,7 +714,7 @@ def main():
     prior_ranks = None
     if not args.skip_prior_diagnostic:
         print("  prior embeddings (unclip embed)", flush=True)
-        prior_emb = np.stack([engine.prior_embedding(p, s, pg) for p, s in keys]).astype(np.float64)
+        prior_emb = np.stack([engine.prior_embedding(p, s, pg, bo) for p, s in keys]).astype(np.float64)
         prior_ranks, _, _ = ranks_of(prior_emb, label_emb, gen_targets)
 
     target_set = set(targets.tolist())
@@ -698,7 +769,7 @@ def main():
     per_row = 4 * n if n <= 3 else 2 * n
     rows = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
     paste_grid(rows, group=n, title=f"unclip-emoji {meta.get('version', '')}: `unclip generate`, seeds "
-               f"{', '.join(map(str, seeds))}, guidance {pg:g}/{dg:g}, {'/'.join(map(str, args.steps))} steps"
+               f"{', '.join(map(str, seeds))}, guidance {pg:g}/{dg:g}, best of {bo}, {'/'.join(map(str, args.steps))} steps"
                ).save(os.path.join(args.out_dir, "samples.png"))
 
     sweep_prompts = [(p, lab) for p, lab in read_prompts(args.prompts) if p in SWEEP_PROMPTS][: args.sweep_prompts]
@@ -706,7 +777,7 @@ def main():
     sweep_rows, sweep_left, sweep = [], [], []
     for kind, values in [("dg", DECODER_SWEEP), ("pg", PRIOR_SWEEP)]:
         for prompt, target in sweep_prompts:
-            row_paths = [engine.generate(prompt, sweep_seed, pg if kind == "dg" else v, v if kind == "dg" else dg)
+            row_paths = [engine.generate(prompt, sweep_seed, pg if kind == "dg" else v, v if kind == "dg" else dg, bo)
                          for v in values]
             emb = embed_u8(tower, np.stack([load_png(x) for x in row_paths]))
             rk, top, _ = ranks_of(emb, label_emb, np.full(len(values), label_index[target]))
@@ -722,6 +793,7 @@ def main():
                f"by the image tower").save(os.path.join(args.out_dir, "guidance-sweep.png"))
 
     manifest = read_json(os.path.join(model_dir, "model.json"))
+    tuning = read_json(os.path.join(args.out_dir, "tuning.json"))
     metrics_path = os.path.join(args.out_dir, "model-card-metrics.json")
     cmd = f"--export {args.export} --model {args.model or model_dir} --preset {preset}"
     m = {
@@ -735,6 +807,7 @@ def main():
                    "median_s_per_image": float(np.median(engine.seconds)) if engine.seconds else None,
                    "timed_images": len(engine.seconds)},
         "settings": {"seeds": seeds, "steps": args.steps, "prior_guidance": pg, "decoder_guidance": dg,
+                     "prior_best_of": bo, "recommended": rec,
                      "label_caption": "{label}", "labels": len(labels)},
         "grids": {"sample_prompts": len(grid_prompts), "seeds": seeds, "sweep_seed": sweep_seed,
                   "decoder_sweep": DECODER_SWEEP, "prior_sweep": PRIOR_SWEEP},
@@ -743,6 +816,8 @@ def main():
         "training": training_facts(preset),
         "evaluation": {"retrieval": retrieval, "generation": generation, "frechet": fd},
         "per_prompt": per_prompt, "guidance_sweep": sweep,
+        "tuning": tuning or None,
+        "learning_curve": learning_curve(preset), "assessment": old_assessment(os.path.join(args.out_dir, "model-card.md")),
         "git_commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
         "evaluate_seconds": round(time.time() - t_start, 1),
     }

@@ -112,6 +112,8 @@ def main():
         p.add_argument(f"--{c}-run", help=f"run directory (default {c}-<preset>)")
     p.add_argument("--name", default="unclip-emoji")
     p.add_argument("--version", default="0.1.0")
+    p.add_argument("--recommended", help="tuning.json written by train/tune.py: its chosen settings become the "
+                   "model's recommended ones (unclip.json `recommended`, carried into model.json by `unclip convert`)")
     args = p.parse_args()
     runs = {c: getattr(args, f"{c}_run") or f"{c}-{args.preset}" for c in ["clip", "prior", "decoder", "superres"]}
 
@@ -153,6 +155,8 @@ def main():
         "decoder_size": 32, "output_size": 64,
         "training": {c: trained_steps(r) for c, r in runs.items()},
     }
+    if args.recommended:
+        meta["recommended"] = json.load(open(args.recommended))["recommended"]
     with open(os.path.join(out, "unclip.json"), "w") as f:
         json.dump(meta, f, indent=2)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke test of the training side (issue 5, step 10): one step of every training script on a few images
-# (tiny preset, CPU), a resume from state.safetensors, the stage metrics, an export and a reference generation through diffusers' UnCLIPPipeline.
+# (tiny preset, CPU), a resume from state.safetensors and from a state linked to the converted model, the stage metrics, an export and a reference generation through diffusers' UnCLIPPipeline.
 # Needs the venv of train/requirements.txt; builds the dataset and text cache first if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,12 @@ common=(--preset tiny --device cpu --steps 1 --batch 4 --limit-images 16 --ckpt-
 "$PY" train/stage_metrics.py --preset tiny --images 4 --prompts 3 --clip-run smoke-clip --prior-run smoke-prior \
     --decoder-run smoke-decoder --superres-run smoke-superres --curve train/runs/smoke-curve.csv
 "$PY" train/generate_reference.py train/runs/smoke-export --prompt "a happy dog" --seed 0 --steps 2 2 2
+# a state linked to the converted model (state.py link: no weights of its own) resumes from the model's GGUF files
+cargo run --locked --release --quiet --bin unclip -- convert train/runs/smoke-export train/runs/smoke-model --dtype q8_0 >/dev/null
+"$PY" -c 'import sys; sys.path.insert(0, "train"); import state; state.STATE = "train/runs/smoke-state"
+state.link("train/runs/smoke-model", "smoke-decoder")'
+mkdir -p train/runs/smoke-linked && cp train/runs/smoke-state/smoke-decoder/state.safetensors train/runs/smoke-linked/
+"$PY" train/train_decoder.py "${common[@]}" --run smoke-linked --clip-run smoke-clip --resume --eval-only | grep -q "^eval "
 test "$(tail -n +2 train/runs/smoke-clip/log.csv | wc -l)" -eq 2
 test -f train/runs/smoke-export/reference_seed0_2-2-2.safetensors
 head -1 train/runs/smoke-curve.csv | grep -q chain_top5  # every stage was measured

@@ -3,6 +3,7 @@ train/state/<run>/ (committed, so that any fresh machine resumes where the last 
 
     python train/state.py save [RUN ...]      # runs -> state (default: every run with a state, but smoke-/pilot-/archive- ones)
     python train/state.py restore [RUN ...]   # state -> runs, where the committed state has seen more samples
+    python train/state.py link MODEL_DIR RUN ...  # runs -> state, the weights being those of MODEL_DIR
 
 What travels: state.safetensors, log.csv and eval.csv (the learning curve). The committed state.safetensors is
 compact, because every commit's bytes count against the project's size budget: the EMA weights alone, in q8_0
@@ -11,6 +12,11 @@ time, samples and RNG as metadata; no raw weights, no AdamW moments. A resume fr
 weights from the EMA and a fresh AdamW with a new warm-up — a decoder state is ~4 MiB instead of 35 (7 in bf16). train/runs/ keeps the full
 state. The ema/ folders export.py reads are rebuilt by the first checkpoint after a resume (`--max-minutes 0`
 writes one at once).
+
+A shipped model is the same EMA weights in the same q8_0 blocks (`unclip convert --dtype q8_0`), so committing both
+would pay for them twice. `link` writes a state that holds no weights, only the metadata, the RNG and the sha256 of
+each component file of MODEL_DIR (models/unclip-emoji) it takes them from, after checking that those files are this
+run's EMA at this step (every tensor within q8_0's rounding); trainer.py `load` reads them back (gguf_weights.py).
 """
 import json
 import os
@@ -21,8 +27,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+import gguf_weights
 import q8
 from trainer import RUNS, prediction_type, read_state
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 STATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "state")
 FILES = ["state.safetensors", "log.csv", "eval.csv"]
@@ -51,6 +60,48 @@ def compact(src_file, dst_file, run, codec="q8"):
     save_file(tensors, dst_file, metadata={"unclip_train": json.dumps(meta)})
 
 
+def sha256(path):
+    import hashlib
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def link(model_dir, run):
+    """train/state/RUN as a pointer to model_dir's component files, which must hold this run's EMA weights."""
+    src = os.path.join(RUNS, run, "state.safetensors")
+    manifest = json.load(open(os.path.join(model_dir, "model.json")))
+    with safe_open(src, "pt") as f:
+        meta = json.loads(f.metadata()["unclip_train"])
+        ema = {k: f.get_tensor(k) for k in f.keys() if k.startswith("ema.")}
+        rng = f.get_tensor("torch_rng")
+    files = {}
+    for component in sorted({k.split(".")[1] for k in ema}):
+        entry = manifest.get(component)
+        if not isinstance(entry, dict) or "file" not in entry:
+            raise SystemExit(f"{model_dir}/model.json has no component `{component}`: is it a model exported from {run}?")
+        path = os.path.join(model_dir, entry["file"])
+        weights, _ = gguf_weights.read(path)
+        for key, want in ((k[len(f"ema.{component}."):], t) for k, t in ema.items() if k.startswith(f"ema.{component}.")):
+            got = weights.get(key)
+            err = float("inf") if got is None or got.numel() != want.numel() else \
+                float((got.reshape(want.shape) - want.float()).abs().max() / (want.float().abs().max() + 1e-12))
+            if err > 0.01:  # q8_0 rounds to 1/254 of a block's largest value
+                raise SystemExit(f"{path} is not the EMA of train/runs/{run} at step {meta['step']} ({key}: relative "
+                                 f"difference {err:.3g}): export and convert this step first (train/README.md)")
+        files[component] = {"file": os.path.relpath(path, ROOT), "sha256": sha256(path)}
+    meta.pop("opt_param_groups", None)
+    meta.pop("q8", None)
+    meta.update(compact=True, weights=files)
+    os.makedirs(os.path.join(STATE, run), exist_ok=True)
+    tmp = os.path.join(STATE, run, "state.safetensors.partial")
+    save_file({"torch_rng": rng}, tmp, metadata={"unclip_train": json.dumps(meta)})
+    os.replace(tmp, os.path.join(STATE, run, "state.safetensors"))
+    for f in FILES[1:]:
+        if os.path.exists(os.path.join(RUNS, run, f)):
+            shutil.copy2(os.path.join(RUNS, run, f), os.path.join(STATE, run, f))
+    print(f"{run}: step {meta['step']}, {meta.get('samples')} samples -> {os.path.join(STATE, run)}, weights from "
+          + ", ".join(x["file"] for x in files.values()))
+
+
 def copy(src, dst, run):
     os.makedirs(os.path.join(dst, run), exist_ok=True)
     for f in FILES:
@@ -64,8 +115,12 @@ def copy(src, dst, run):
 
 
 def main(cmd, runs):
+    if cmd == "link" and len(runs) >= 2:
+        for run in runs[1:]:
+            link(runs[0], run)
+        return
     if cmd not in ("save", "restore"):
-        raise SystemExit("usage: python train/state.py save|restore [RUN ...]")
+        raise SystemExit("usage: python train/state.py save|restore [RUN ...] | link MODEL_DIR RUN ...")
     src, dst = (RUNS, STATE) if cmd == "save" else (STATE, RUNS)
     if not runs and os.path.isdir(src):  # every real run: not the smoke test's or a pilot's
         runs = sorted(r for r in os.listdir(src) if os.path.exists(os.path.join(src, r, "state.safetensors"))

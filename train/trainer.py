@@ -65,6 +65,20 @@ def add_prediction_args(p, default):
                    f"epsilon: off by default, sample: {SAMPLE_SNR_GAMMA}")
 
 
+def shipped_weights(w):
+    """The weights of a linked state's component file (state.py link), checked against the sha256 it recorded."""
+    import hashlib
+    import gguf_weights
+    path = os.path.join(os.path.dirname(os.path.dirname(RUNS)), w["file"])
+    if not os.path.exists(path):
+        raise SystemExit(f"the training state takes its weights from {w['file']}, which is missing: check it out again")
+    found = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    if found != w["sha256"]:
+        raise SystemExit(f"the training state takes its weights from {w['file']} with sha256 {w['sha256'][:12]}…, "
+                         f"found {found[:12]}…: the model changed since; check out the commit that shipped it")
+    return gguf_weights.read(path)[0]
+
+
 def prediction_type(run_dir):
     """The prediction_type a run's weights answer with (runs from before the flag predicted epsilon)."""
     state = read_state(run_dir)
@@ -221,6 +235,8 @@ class Run:
             t = {k: f.get_tensor(k) for k in f.keys()}
         if "q8" in meta:  # the committed form's q8_0 blocks (q8.py)
             t = q8.dequantize(t, meta["q8"])
+        for component, w in meta.get("weights", {}).items():  # a state linked to a shipped model (state.py link)
+            t.update({f"ema.{component}.{k}": v for k, v in shipped_weights(w).items()})
         stored = meta["args"].get("prediction", "epsilon")
         if stored != getattr(self.args, "prediction", "epsilon"):
             raise SystemExit(f"{path} was trained with --prediction {stored}, this run asks for "
@@ -228,7 +244,7 @@ class Run:
 
         def put(prefix, model):
             own = model.state_dict()
-            got = {n: t[f"{prefix}.{n}"].to(own[n].dtype) for n in own}
+            got = {n: t[f"{prefix}.{n}"].reshape(own[n].shape).to(own[n].dtype) for n in own}
             model.load_state_dict(got)
 
         compact = meta.get("compact", False)  # the committed form (state.py): EMA weights only
