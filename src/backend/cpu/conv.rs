@@ -9,11 +9,11 @@ use crate::error::Result;
 /// to 16 MB however large the image), and (O, C·k·k) · columns fills those output columns of the NCHW result
 /// (n, o, oh, ow); a 1×1 kernel needs no unrolling. `kernel` (O, C·kh·kw), `bias` (O).
 ///
-/// A batch of at least as many images as threads (the CFG pair on two threads) runs one image per task, each
-/// unrolled and multiplied on its thread: one fork-join per layer instead of one per im2col and per GEMM of
-/// every image, which on the small feature maps of the emoji models cost more than the split GEMMs saved.
+/// A batch of at least as many images as threads (the CFG pair on two threads) runs one image per thread
+/// (`one_image_per_thread`); otherwise each image's im2col and GEMM are spread over the threads.
 pub(super) fn conv2d(x: &[f32], kernel: &[f32], bias: Option<&[f32]>, g: &Conv2d) -> Result<Vec<f32>> {
-    let Conv2d { n, c, h, w, o, oh, ow, .. } = *g;
+    let Conv2d { n, c, h, w, o, kh, kw, pad, oh, ow } = *g;
+    let ck = c * kh * kw;
     // the GEMMs add onto the bias
     let mut y = vec![0f32; n * o * oh * ow];
     if let Some(bias) = bias {
@@ -21,70 +21,54 @@ pub(super) fn conv2d(x: &[f32], kernel: &[f32], bias: Option<&[f32]>, g: &Conv2d
             v.fill(bias[row % o]);
         }
     }
-    let threads = if THREADED { rayon::current_num_threads() } else { 1 };
-    let image = |img: usize| &x[img * c * h * w..][..c * h * w];
-    if threads > 1 && n >= threads {
-        use rayon::prelude::*;
-        y.par_chunks_mut(o * oh * ow).enumerate().try_for_each(|(img, out)| conv_image(image(img), kernel, out, g, false))
-    } else {
-        y.chunks_mut(o * oh * ow).enumerate().try_for_each(|(img, out)| conv_image(image(img), kernel, out, g, true))?;
-        Ok(())
+    if THREADED && rayon::current_num_threads() > 1 && n >= rayon::current_num_threads() {
+        one_image_per_thread(x, kernel, &mut y, g)?;
+        return Ok(y);
     }
-    .map(|()| y)
-}
-
-/// One CHW image's convolution added onto `out` (O, oh·ow); `parallel`: spread each step over the threads.
-fn conv_image(image: &[f32], kernel: &[f32], out: &mut [f32], g: &Conv2d, parallel: bool) -> Result<()> {
-    let Conv2d { c, kh, kw, pad, oh, ow, .. } = *g;
-    let ck = c * kh * kw;
-    if kh == 1 && kw == 1 && pad == 0 {
-        return conv_block(kernel, image, out, ck, 0, oh * ow, oh * ow, parallel);
-    }
-    let band = (IM2COL_MAX_ELEMS / (ck * ow).max(1)).clamp(1, oh.max(1));
-    for y0 in (0..oh).step_by(band) {
-        let y1 = (y0 + band).min(oh);
-        let cols = im2col(image, g, y0, y1, parallel);
-        conv_block(kernel, &cols, out, ck, y0 * ow, (y1 - y0) * ow, oh * ow, parallel)?;
-    }
-    Ok(())
-}
-
-/// Most im2col floats held at once (16 MB): large images are unrolled in bands of output rows.
-const IM2COL_MAX_ELEMS: usize = 4 << 20;
-
-/// Unrolls output rows y0..y1 of one CHW image into (C·kh·kw, (y1−y0)·ow) columns, zero-padded.
-fn im2col(x: &[f32], g: &Conv2d, y0: usize, y1: usize, parallel: bool) -> Vec<f32> {
-    let Conv2d { c, h, w, kh, kw, pad, ow, .. } = *g;
-    let n_cols = (y1 - y0) * ow;
-    let mut cols = vec![0f32; c * kh * kw * n_cols];
-    let unroll_row = |row: usize, out: &mut [f32]| {
-        let (ch, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
-        let plane = &x[ch * h * w..][..h * w];
-        // output column ox reads input column ox + kx − pad; keep the in-range span
-        let x0 = pad.saturating_sub(kx);
-        let x1 = (w + pad).saturating_sub(kx).min(ow);
-        for oy in y0..y1 {
-            let iy = oy + ky;
-            if iy < pad || iy - pad >= h || x0 >= x1 {
-                continue; // a padding row stays zero
-            }
-            let src = &plane[(iy - pad) * w..][..w];
-            let dst = (oy - y0) * ow;
-            out[dst + x0..dst + x1].copy_from_slice(&src[x0 + kx - pad..x1 + kx - pad]);
+    // This loop and `one_image_per_thread`'s differ only in the GEMM's threading, and stay written out twice:
+    // with both calling one per-image function (a runtime or a const flag), the single-threaded wasm module's
+    // `full` UNet step took 1.3-2.2x as long in Chromium until V8 had run it for seconds (its baseline tier:
+    // `--js-flags=--no-liftoff` ran every layout at the same speed); bisected with bench/browser_unet_step.mjs.
+    for (img, out) in y.chunks_mut(o * oh * ow).enumerate() {
+        let image = &x[img * c * h * w..][..c * h * w];
+        if kh == 1 && kw == 1 && pad == 0 {
+            conv_block(kernel, image, out, ck, 0, oh * ow, oh * ow)?;
+            continue;
         }
-    };
-    if parallel {
-        par_chunks(&mut cols, n_cols, unroll_row);
-    } else {
-        cols.chunks_mut(n_cols.max(1)).enumerate().for_each(|(row, out)| unroll_row(row, out));
+        let band = (IM2COL_MAX_ELEMS / (ck * ow).max(1)).clamp(1, oh.max(1));
+        for y0 in (0..oh).step_by(band) {
+            let y1 = (y0 + band).min(oh);
+            let cols = im2col(image, g, y0, y1);
+            conv_block(kernel, &cols, out, ck, y0 * ow, (y1 - y0) * ow, oh * ow)?;
+        }
     }
-    cols
+    Ok(y)
 }
 
-/// out[:, col0..col0+n] (O rows of length hw) += kernel (O, ck) · cols (ck, n), as one GEMM (spread over the
-/// threads when `parallel`).
-#[allow(clippy::too_many_arguments)]
-fn conv_block(
+/// Each image of the batch on a thread of its own, its im2col and GEMM unsplit: one fork-join per layer instead
+/// of one per im2col and per GEMM of every image, which on the emoji models' small feature maps cost more than
+/// the split GEMMs saved (docs/benchmarks.md, browser threads).
+fn one_image_per_thread(x: &[f32], kernel: &[f32], y: &mut [f32], g: &Conv2d) -> Result<()> {
+    use rayon::prelude::*;
+    let Conv2d { c, h, w, o, kh, kw, pad, oh, ow, .. } = *g;
+    let ck = c * kh * kw;
+    y.par_chunks_mut(o * oh * ow).enumerate().try_for_each(|(img, out)| {
+        let image = &x[img * c * h * w..][..c * h * w];
+        if kh == 1 && kw == 1 && pad == 0 {
+            return conv_block_on_this_thread(kernel, image, out, ck, 0, oh * ow, oh * ow);
+        }
+        let band = (IM2COL_MAX_ELEMS / (ck * ow).max(1)).clamp(1, oh.max(1));
+        for y0 in (0..oh).step_by(band) {
+            let y1 = (y0 + band).min(oh);
+            let cols = im2col(image, g, y0, y1);
+            conv_block_on_this_thread(kernel, &cols, out, ck, y0 * ow, (y1 - y0) * ow, oh * ow)?;
+        }
+        Ok(())
+    })
+}
+
+/// `conv_block` as one single-threaded GEMM (inside a task that already runs in parallel).
+fn conv_block_on_this_thread(
     kernel: &[f32],
     cols: &[f32],
     out: &mut [f32],
@@ -92,7 +76,6 @@ fn conv_block(
     col0: usize,
     n: usize,
     hw: usize,
-    parallel: bool,
 ) -> Result<()> {
     let o = kernel.len() / ck.max(1);
     let gemm = Gemm {
@@ -108,7 +91,64 @@ fn conv_block(
         c_rs: hw,
         scale: 1.0,
         accumulate: true,
-        parallel,
+        parallel: false,
+    };
+    sgemm(gemm, &mut out[col0..])
+}
+
+/// Most im2col floats held at once (16 MB): large images are unrolled in bands of output rows.
+const IM2COL_MAX_ELEMS: usize = 4 << 20;
+
+/// Unrolls output rows y0..y1 of one CHW image into (C·kh·kw, (y1−y0)·ow) columns, zero-padded.
+fn im2col(x: &[f32], g: &Conv2d, y0: usize, y1: usize) -> Vec<f32> {
+    let Conv2d { c, h, w, kh, kw, pad, ow, .. } = *g;
+    let n_cols = (y1 - y0) * ow;
+    let mut cols = vec![0f32; c * kh * kw * n_cols];
+    par_chunks(&mut cols, n_cols, |row, out| {
+        let (ch, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
+        let plane = &x[ch * h * w..][..h * w];
+        // output column ox reads input column ox + kx − pad; keep the in-range span
+        let x0 = pad.saturating_sub(kx);
+        let x1 = (w + pad).saturating_sub(kx).min(ow);
+        for oy in y0..y1 {
+            let iy = oy + ky;
+            if iy < pad || iy - pad >= h || x0 >= x1 {
+                continue; // a padding row stays zero
+            }
+            let src = &plane[(iy - pad) * w..][..w];
+            let dst = (oy - y0) * ow;
+            out[dst + x0..dst + x1].copy_from_slice(&src[x0 + kx - pad..x1 + kx - pad]);
+        }
+    });
+    cols
+}
+
+/// out[:, col0..col0+n] (O rows of length hw) += kernel (O, ck) · cols (ck, n), as one GEMM that the
+/// kernel spreads over the threads.
+fn conv_block(
+    kernel: &[f32],
+    cols: &[f32],
+    out: &mut [f32],
+    ck: usize,
+    col0: usize,
+    n: usize,
+    hw: usize,
+) -> Result<()> {
+    let o = kernel.len() / ck.max(1);
+    let gemm = Gemm {
+        m: o,
+        n,
+        k: ck,
+        a: kernel,
+        a_rs: ck,
+        a_cs: 1,
+        b: cols,
+        b_rs: n,
+        b_cs: 1,
+        c_rs: hw,
+        scale: 1.0,
+        accumulate: true,
+        parallel: true,
     };
     sgemm(gemm, &mut out[col0..])
 }
