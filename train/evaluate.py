@@ -643,7 +643,12 @@ def write_card(m, path, out_dir):
     w("```sh")
     w("bash train/train_cpu.sh                 # preset cpu; other presets: train/README.md" if m["preset"] == "cpu"
       else f"# train the {m['preset']} preset as train/README.md says")
-    w(f".venv/bin/python train/export.py --preset {m['preset']} --out {m['export']}")
+    version = m["model"].get("version") or "0.1.0"
+    if m.get("tuning"):
+        w(f".venv/bin/python train/export.py --preset {m['preset']} --out /tmp/tune-export --version {version}")
+        w(".venv/bin/python train/tune.py --export /tmp/tune-export --model /tmp/tune-model --out docs/tuning.json")
+    w(f".venv/bin/python train/export.py --preset {m['preset']} --out {m['export']} --version {version}"
+      + (" --recommended docs/tuning.json" if m.get("tuning") else ""))
     w(f".venv/bin/python train/evaluate.py {m['command']}")
     w("```")
     w("")

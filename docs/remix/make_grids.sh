@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The example strips of docs/remix.md, made with the CLI from a converted model directory.
 #   docs/remix/make_grids.sh MODEL_DIR      (e.g. models/unclip-emoji, or a fresh `unclip convert` of an export)
-# Every strip uses the CLI defaults (25/25/7 steps, guidance 4/8) and seed 0.
+# Every strip uses the CLI defaults (the model's recommended settings where model.json has them, else diffusers') and seed 0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 model="${1:?usage: docs/remix/make_grids.sh MODEL_DIR}"
