@@ -12,6 +12,8 @@ import struct
 import numpy as np
 import torch
 
+import q8
+
 F32, F16, Q4_0, Q8_0 = 0, 1, 2, 8
 SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
@@ -42,7 +44,13 @@ class Reader:
 
 def read(path):
     """{state-dict key: f32 tensor in PyTorch order} and the metadata dict of a component GGUF."""
-    data = open(path, "rb").read()
+    try:
+        return parse(path, open(path, "rb").read())
+    except (struct.error, ValueError, UnicodeDecodeError) as e:  # a header or data that runs past the end
+        raise SystemExit(f"{path} is not a complete GGUF file ({e}): convert the model again with `unclip convert`")
+
+
+def parse(path, data):
     r = Reader(data)
     if data[:4] != b"GGUF":
         raise SystemExit(f"{path} is not a GGUF file (no GGUF magic)")
@@ -72,13 +80,13 @@ def read(path):
         elif kind in (Q8_0, Q4_0):
             size = 34 if kind == Q8_0 else 18
             blocks = np.frombuffer(data, np.uint8, n // 32 * size, at).reshape(-1, size)
-            scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+            scale = torch.from_numpy(blocks[:, :2].copy().view(np.float16).reshape(-1))
             if kind == Q8_0:
-                q = blocks[:, 2:].copy().view(np.int8).astype(np.float32)
+                q = torch.from_numpy(blocks[:, 2:].copy().view(np.int8))
             else:
                 packed = blocks[:, 2:]
-                q = np.concatenate([packed & 0x0F, packed >> 4], axis=1).astype(np.float32) - 8
-            x = (q * scale).reshape(-1)
+                q = torch.from_numpy(np.concatenate([packed & 0x0F, packed >> 4], axis=1).astype(np.int8) - 8)
+            x = q8.decode(q, scale, [n]).numpy()  # value = q * scale, as the committed state's blocks
         else:
             raise SystemExit(f"{path}: tensor {name} has GGUF type {kind}, which this reader does not know")
         out[name] = torch.from_numpy(np.array(x, np.float32).reshape(shape))

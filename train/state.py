@@ -18,6 +18,7 @@ would pay for them twice. `link` writes a state that holds no weights, only the 
 each component file of MODEL_DIR (models/unclip-emoji) it takes them from, after checking that those files are this
 run's EMA at this step (every tensor within q8_0's rounding); trainer.py `load` reads them back (gguf_weights.py).
 """
+import hashlib
 import json
 import os
 import shutil
@@ -61,7 +62,6 @@ def compact(src_file, dst_file, run, codec="q8"):
 
 
 def sha256(path):
-    import hashlib
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
@@ -97,7 +97,8 @@ def link(model_dir, run):
     os.replace(tmp, os.path.join(STATE, run, "state.safetensors"))
     for f in FILES[1:]:
         if os.path.exists(os.path.join(RUNS, run, f)):
-            shutil.copy2(os.path.join(RUNS, run, f), os.path.join(STATE, run, f))
+            shutil.copy2(os.path.join(RUNS, run, f), tmp)
+            os.replace(tmp, os.path.join(STATE, run, f))
     print(f"{run}: step {meta['step']}, {meta.get('samples')} samples -> {os.path.join(STATE, run)}, weights from "
           + ", ".join(x["file"] for x in files.values()))
 

@@ -13,6 +13,7 @@ import json
 import argparse
 import copy
 import csv
+import hashlib
 import os
 import signal
 import time
@@ -22,6 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+import gguf_weights
 import q8
 from diffusion import PREDICTIONS, SAMPLE_SNR_GAMMA
 
@@ -67,8 +69,6 @@ def add_prediction_args(p, default):
 
 def shipped_weights(w):
     """The weights of a linked state's component file (state.py link), checked against the sha256 it recorded."""
-    import hashlib
-    import gguf_weights
     path = os.path.join(os.path.dirname(os.path.dirname(RUNS)), w["file"])
     if not os.path.exists(path):
         raise SystemExit(f"the training state takes its weights from {w['file']}, which is missing: check it out again")

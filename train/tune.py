@@ -56,6 +56,13 @@ def parse_args():
     return args
 
 
+def write_json(path, value, indent):
+    """`path` replaced whole or not at all."""
+    with open(path + ".partial", "w") as f:
+        json.dump(value, f, indent=indent)
+    os.replace(path + ".partial", path)
+
+
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -107,16 +114,14 @@ def main():
            "trained_steps": {c: x["steps"] for c, x in trained.items()},
            "steps": [25, 25, 7], "margin": margin, "defaults": DEFAULTS, "results": results,
            "best": best, "recommended": chosen, "seconds": round(time.time() - t0)}
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
+    write_json(args.out, out, indent=1)
     print(f"best {best['settings']} (top-5 {best['top5']:.3f}, FD {best['fd']:.3f}); recommended {chosen}; "
           f"wrote {args.out}", flush=True)
     if args.write:
         path = os.path.join(args.export, "unclip.json")
         meta = evaluate.read_json(path)
         meta["recommended"] = chosen
-        with open(path, "w") as f:
-            json.dump(meta, f, indent=2)
+        write_json(path, meta, indent=2)
         print(f"wrote recommended into {path}: convert the export again to carry it into model.json", flush=True)
 
 

@@ -7,6 +7,9 @@ use crate::error::{Error, Result};
 use super::ops::{NoiseScale, StepCoefficients};
 use super::Activation;
 
+/// A learned-range step given no variance channels (checked here; the CPU step says it again if ever reached).
+pub(crate) const LEARNED_RANGE_WITHOUT_VARIANCE: &str = "a learned-range scheduler needs the model's variance channels";
+
 fn error<T>(message: String) -> Result<T> {
     Err(Error::Model(message))
 }
@@ -404,7 +407,7 @@ pub fn denoising_step(
     }
     let learned_range = matches!(c.noise, Some(NoiseScale::LearnedRange { .. }));
     if learned_range && noise.is_some() && log_variance_frac.is_none() {
-        return error("a learned-range scheduler needs the model's variance channels".into());
+        return error(LEARNED_RANGE_WITHOUT_VARIANCE.into());
     }
     Ok(n)
 }

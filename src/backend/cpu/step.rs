@@ -1,6 +1,7 @@
 //! The CPU backend's fused denoising step (`docs/math.md §11.3`).
 
 use crate::backend::ops::{NoiseScale, StepCoefficients};
+use crate::backend::shape::LEARNED_RANGE_WITHOUT_VARIANCE;
 use crate::error::{Error, Result};
 
 /// The σ of the step's noise term σ·z, per element.
@@ -38,7 +39,7 @@ pub(super) fn denoising_step(
             Some((Sigma::LearnedRange { log_min: *log_min, log_max: *log_max, v }, z))
         }
         (Some(NoiseScale::LearnedRange { .. }), Some(_), None) => {
-            return Err(Error::Model("a learned-range scheduler needs the model's variance channels".into()))
+            return Err(Error::Model(LEARNED_RANGE_WITHOUT_VARIANCE.into()))
         }
     };
     let mut x0 = vec![0f32; sample.len()];
