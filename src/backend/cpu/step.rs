@@ -8,7 +8,11 @@ use crate::error::{Error, Result};
 enum Sigma<'a> {
     Fixed(f32),
     /// Interpolated in log space by the model's variance channel v ∈ [-1, 1].
-    LearnedRange { log_min: f32, log_max: f32, v: &'a [f32] },
+    LearnedRange {
+        log_min: f32,
+        log_max: f32,
+        v: &'a [f32],
+    },
 }
 
 impl Sigma<'_> {
