@@ -88,10 +88,28 @@ pub(super) fn attention(q: &[f32], k: &[f32], v: &[f32], bias: Option<&[f32]>, g
     Ok(out)
 }
 
-/// softmax(row) in place, max-subtracted. Eight running maxima and sums, so the loops vectorize (a
-/// single running sum or `f32::max` keeps them scalar; in wasm `f32::max` is a libm call).
+/// softmax(row) in place, on AVX-512 where the CPU has it (the crate is built for baseline x86-64, SSE2).
 fn softmax_in_place(row: &mut [f32]) {
-    const LANES: usize = 8;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        return unsafe { softmax_avx512(row) };
+    }
+    softmax(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_avx512(row: &mut [f32]) {
+    softmax(row)
+}
+
+/// softmax(row) in place, max-subtracted. Running maxima and sums in lanes (one AVX-512 vector natively, two
+/// simd128 ones in wasm), so the loops vectorize (a single running sum or `f32::max` keeps them scalar; in wasm
+/// `f32::max` is a libm call).
+#[inline(always)]
+fn softmax(row: &mut [f32]) {
+    const LANES: usize = if cfg!(target_arch = "wasm32") { 8 } else { 16 };
     let split = row.len() - row.len() % LANES;
     let mut lanes = [f32::NEG_INFINITY; LANES];
     for chunk in row[..split].chunks_exact(LANES) {

@@ -1,9 +1,19 @@
-//! The CPU backend's convolution: implicit GEMM over im2col bands.
+//! The CPU backend's convolution: read straight from the padded image where this CPU has a kernel for it
+//! (`direct_conv.rs`), else a GEMM over im2col bands.
 
+use super::direct_conv::{self, Isa};
 use super::gemm::{sgemm, Gemm};
 use super::{par_chunks, THREADED};
 use crate::backend::shape::Conv2d;
 use crate::error::Result;
+
+/// y (N, O, OH, OW) = conv(x (N, C, H, W), kernel (O, C, kh, kw)) + bias.
+pub(super) fn conv2d(x: &[f32], kernel: &[f32], bias: Option<&[f32]>, g: &Conv2d) -> Result<Vec<f32>> {
+    match Isa::detect() {
+        Some(isa) if direct_conv::applies(isa, g) => Ok(direct_conv::conv2d(isa, x, kernel, bias, g)),
+        _ => im2col_conv2d(x, kernel, bias, g),
+    }
+}
 
 /// Implicit GEMM: a k×k kernel unrolls bands of output rows into (C·k·k, rows·W') columns (im2col, bounded
 /// to 16 MB however large the image), and (O, C·k·k) · columns fills those output columns of the NCHW result
@@ -11,7 +21,7 @@ use crate::error::Result;
 ///
 /// A batch of at least as many images as threads (the CFG pair on two threads) runs one image per thread
 /// (`one_image_per_thread`); otherwise each image's im2col and GEMM are spread over the threads.
-pub(super) fn conv2d(x: &[f32], kernel: &[f32], bias: Option<&[f32]>, g: &Conv2d) -> Result<Vec<f32>> {
+pub(super) fn im2col_conv2d(x: &[f32], kernel: &[f32], bias: Option<&[f32]>, g: &Conv2d) -> Result<Vec<f32>> {
     let Conv2d { n, c, h, w, o, kh, kw, pad, oh, ow } = *g;
     let ck = c * kh * kw;
     // the GEMMs add onto the bias

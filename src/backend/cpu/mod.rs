@@ -14,6 +14,9 @@ use crate::gguf::TensorView;
 
 mod attention;
 mod conv;
+mod direct_conv;
+#[cfg(test)]
+mod direct_conv_tests;
 mod elementwise;
 mod exp;
 mod gemm;
@@ -166,9 +169,9 @@ impl Ops for CpuTensor {
         let modulation =
             a.modulation.map(|(scale, shift)| Ok::<_, Error>((scale.host()?, shift.host()?))).transpose()?;
         let modulation = modulation.as_ref().map(|(scale, shift)| (&scale[..], &shift[..]));
-        let mut x = self.host()?;
-        norm::group_norm(&mut x, &a.gamma.host()?, &a.beta.host()?, a.eps, modulation, g);
-        Self::from_host(x, self.dims())
+        let (gamma, beta) = (a.gamma.host()?, a.beta.host()?);
+        let y = self.with_data(|x| Ok(norm::group_norm(x, &gamma, &beta, a.eps, modulation, g)))?;
+        Self::from_host(y, self.dims())
     }
 
     fn layer_norm(&self, a: Affine<'_, Self>, _: &Rows) -> Result<Self> {
