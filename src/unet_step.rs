@@ -51,7 +51,7 @@ pub async fn time_on<B: Backend>(be: B, file: &GgufFile, call: &Call, runs: u32)
             encoder_hidden_states: be.tensor(call.encoder_hidden_states.clone(), &[n, len, cross])?,
             additive_time_emb: be.tensor(call.class_labels.clone(), &[n, n_time])?,
         };
-        unet.forward(&sample, call.timestep, &cond, &call.mask)?.to_vec().await
+        be.on_pool(|| unet.forward(&sample, call.timestep, &cond, &call.mask))?.to_vec().await
     };
     let mut out = once().await?;
     let mut ms = Vec::with_capacity(runs as usize);

@@ -2,7 +2,7 @@
 // new deployment is picked up at once; the cached copy answers when the network does not. Model files
 // are not handled here: js/weights.js streams, verifies and caches them itself.
 // It also makes the page cross-origin isolated on hosts that cannot send headers (the coi-serviceworker
-// technique): every response it serves carries COOP + COEP, so after one reload (js/isolation.js) the page has
+// technique): every response it serves carries COOP + COEP, so after one reload (js/threads.js) the page has
 // SharedArrayBuffer and the threaded wasm module (issue 16). `./build.sh serve` sends the headers itself.
 const SHELL = "unclip-shell-v5";
 const FILES = ["./", "index.html", "css/app.css", "js/app.js", "js/protocol.js", "js/worker.js", "js/weights.js", "js/canvas.js", "js/remix.js", "js/remix-worker.js", "css/remix.css", "js/edit.js", "css/edit.css", "js/models.js", "js/history.js", "manifest.webmanifest", "icons/icon.svg", "icons/icon-192.png", "icons/icon-512.png", "pkg/unclip.js",

@@ -58,6 +58,14 @@ pub trait Backend: Clone + 'static {
     /// A weight used by `linear` or `conv2d`, of logical `shape` (a conv kernel may be stored as its
     /// (out, in·kh·kw) matrix); a backend may keep it in its stored (quantized) type.
     fn matrix(&self, view: &TensorView<'_>, shape: &[usize]) -> Result<<Self::Tensor as Tensor>::Matrix>;
+
+    /// Runs `model_call` (one call of a model, tensors and weights of this backend only) where its ops run best:
+    /// the CPU backend runs it on its thread pool, so that each parallel op inside forks and joins among the
+    /// pool's threads instead of waking the pool from outside and waiting to be woken (issue 16). Elsewhere
+    /// it is just the call.
+    fn on_pool<R>(&self, model_call: impl FnOnce() -> R) -> R {
+        model_call()
+    }
 }
 
 /// The ops models are written against. Every op returns a new tensor; shapes are checked once, in

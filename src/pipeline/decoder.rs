@@ -108,7 +108,8 @@ impl<B: Backend> UnCLIPPipeline<B> {
             .denoise(&d, d.start(draw)?, rng, obs, |x, t| {
                 // the model for the schedule's last step, also when strength cuts the schedule
                 let unet = if t == last { &self.super_res_last } else { &self.super_res_first };
-                let eps = unet.forward(&B::Tensor::cat(&[x, &upscaled], 1)?, t)?; // (1, 2C, S', S') → (1, C, S', S')
+                let input = B::Tensor::cat(&[x, &upscaled], 1)?;
+                let eps = self.be.on_pool(|| unet.forward(&input, t))?; // (1, 2C, S', S') → (1, C, S', S')
                 Ok(Prediction { output: eps, variance: None, guidance: None })
             })
             .await?;
@@ -153,7 +154,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
     ) -> Result<DecoderEps<B::Tensor>> {
         let (b, ch) = (x.dim(0), x.dim(1));
         let input = if cond.do_cfg { B::Tensor::cat(&[x, x], 0)? } else { x.clone() };
-        let out = self.decoder.forward(&input, t, &cond.tp, &cond.mask)?;
+        let out = self.be.on_pool(|| self.decoder.forward(&input, t, &cond.tp, &cond.mask))?;
         Ok(if cond.do_cfg {
             let var = out.narrow(0, b, b)?.narrow(1, ch, out.dim(1) - ch)?; // the cond half's v
             let guided = Self::guide(&out, b, ch, guidance)?;

@@ -55,7 +55,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
         let x = self
             .denoise(&d, x, rng, obs, |x, t| {
                 let input = if do_cfg { B::Tensor::cat(&[x, x], 0)? } else { x.clone() };
-                let out = prior.forward(&input, t, &embeds, &hidden, &mask)?; // x̂0: (2n or n, E)
+                let out = self.be.on_pool(|| prior.forward(&input, t, &embeds, &hidden, &mask))?; // x̂0: (2n or n, E)
                 Ok(if do_cfg {
                     let guided = Self::guide(&out, n, e, p.prior_guidance)?;
                     Prediction { output: guided.guided.clone(), variance: None, guidance: Some(guided) }

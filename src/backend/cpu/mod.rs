@@ -54,6 +54,25 @@ impl Backend for Cpu {
     fn matrix(&self, view: &TensorView<'_>, shape: &[usize]) -> Result<CpuTensor> {
         self.tensor(view.to_f32()?, shape)
     }
+
+    fn on_pool<R>(&self, model_call: impl FnOnce() -> R) -> R {
+        if !THREADED {
+            return model_call();
+        }
+        /// What crosses to the pool's thread and back: the call and its result.
+        struct CpuOnly<T>(T);
+        // SAFETY: `on_pool`'s contract: the call holds and returns only this backend's tensors and weights (candle
+        // CPU tensors, Send + Sync) and plain data; nothing tied to the calling thread (no JS value) crosses.
+        unsafe impl<T> Send for CpuOnly<T> {}
+        let call = CpuOnly(model_call);
+        let mut result = None;
+        let slot = CpuOnly(&mut result);
+        rayon::scope(move |_| {
+            let (call, slot) = (call, slot);
+            *slot.0 = Some(CpuOnly((call.0)()));
+        });
+        result.expect("rayon::scope returns after its body has run").0
+    }
 }
 
 impl CpuTensor {
