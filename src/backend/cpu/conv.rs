@@ -42,14 +42,14 @@ pub(super) fn im2col_conv2d(x: &[f32], kernel: &[f32], bias: Option<&[f32]>, g: 
     for (img, out) in y.chunks_mut(o * oh * ow).enumerate() {
         let image = &x[img * c * h * w..][..c * h * w];
         if kh == 1 && kw == 1 && pad == 0 {
-            conv_block(kernel, image, out, ck, 0, oh * ow, oh * ow)?;
+            conv_block(kernel, image, out, ck, oh * ow, oh * ow, true)?;
             continue;
         }
         let band = (IM2COL_MAX_ELEMS / (ck * ow).max(1)).clamp(1, oh.max(1));
         for y0 in (0..oh).step_by(band) {
             let y1 = (y0 + band).min(oh);
             let cols = im2col(image, g, y0, y1);
-            conv_block(kernel, &cols, out, ck, y0 * ow, (y1 - y0) * ow, oh * ow)?;
+            conv_block(kernel, &cols, &mut out[y0 * ow..], ck, (y1 - y0) * ow, oh * ow, true)?;
         }
     }
     Ok(y)
@@ -65,45 +65,16 @@ fn one_image_per_thread(x: &[f32], kernel: &[f32], y: &mut [f32], g: &Conv2d) ->
     y.par_chunks_mut(o * oh * ow).enumerate().try_for_each(|(img, out)| {
         let image = &x[img * c * h * w..][..c * h * w];
         if kh == 1 && kw == 1 && pad == 0 {
-            return conv_block_on_this_thread(kernel, image, out, ck, 0, oh * ow, oh * ow);
+            return conv_block(kernel, image, out, ck, oh * ow, oh * ow, false);
         }
         let band = (IM2COL_MAX_ELEMS / (ck * ow).max(1)).clamp(1, oh.max(1));
         for y0 in (0..oh).step_by(band) {
             let y1 = (y0 + band).min(oh);
             let cols = im2col(image, g, y0, y1);
-            conv_block_on_this_thread(kernel, &cols, out, ck, y0 * ow, (y1 - y0) * ow, oh * ow)?;
+            conv_block(kernel, &cols, &mut out[y0 * ow..], ck, (y1 - y0) * ow, oh * ow, false)?;
         }
         Ok(())
     })
-}
-
-/// `conv_block` as one single-threaded GEMM (inside a task that already runs in parallel).
-fn conv_block_on_this_thread(
-    kernel: &[f32],
-    cols: &[f32],
-    out: &mut [f32],
-    ck: usize,
-    col0: usize,
-    n: usize,
-    hw: usize,
-) -> Result<()> {
-    let o = kernel.len() / ck.max(1);
-    let gemm = Gemm {
-        m: o,
-        n,
-        k: ck,
-        a: kernel,
-        a_rs: ck,
-        a_cs: 1,
-        b: cols,
-        b_rs: n,
-        b_cs: 1,
-        c_rs: hw,
-        scale: 1.0,
-        accumulate: true,
-        parallel: false,
-    };
-    sgemm(gemm, &mut out[col0..])
 }
 
 /// Most im2col floats held at once (16 MB): large images are unrolled in bands of output rows.
@@ -133,16 +104,16 @@ fn im2col(x: &[f32], g: &Conv2d, y0: usize, y1: usize) -> Vec<f32> {
     cols
 }
 
-/// out[:, col0..col0+n] (O rows of length hw) += kernel (O, ck) · cols (ck, n), as one GEMM that the
-/// kernel spreads over the threads.
+/// out[:, ..n] (O rows, `hw` apart) += kernel (O, ck) · cols (ck, n), as one GEMM that `sgemm` spreads over
+/// the threads if `parallel` (else on this thread, inside a task that already runs in parallel).
 fn conv_block(
     kernel: &[f32],
     cols: &[f32],
     out: &mut [f32],
     ck: usize,
-    col0: usize,
     n: usize,
     hw: usize,
+    parallel: bool,
 ) -> Result<()> {
     let o = kernel.len() / ck.max(1);
     let gemm = Gemm {
@@ -158,7 +129,7 @@ fn conv_block(
         c_rs: hw,
         scale: 1.0,
         accumulate: true,
-        parallel: true,
+        parallel,
     };
-    sgemm(gemm, &mut out[col0..])
+    sgemm(gemm, out)
 }

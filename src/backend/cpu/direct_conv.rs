@@ -11,7 +11,7 @@
 //! Each output is one sum over the taps in the kernel's order whatever the tiling and the number of threads, so
 //! the result does not depend on the thread count.
 
-use super::THREADED;
+use super::{SharedOut, THREADED};
 use crate::backend::shape::Conv2d;
 
 /// What the microkernel needs of an instruction set: LANES f32 per vector.
@@ -231,18 +231,6 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
         }
     }
     acc
-}
-
-/// C's base pointer, handed to the tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: only `conv2d` creates it, for tasks that write disjoint elements while it holds the `&mut` borrow.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-impl SharedOut {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -1,7 +1,7 @@
 //! The CPU backend's matrix products: one bounds-checked GEMM (the `gemm` crate's kernel, split over rayon's pool
 //! one part per thread), and the products of `linear`.
 
-use super::THREADED;
+use super::{SharedOut, THREADED};
 use crate::error::{Error, Result};
 
 /// C (m×n, row stride c_rs) = scale · A (m×k) · B (k×n), or C += … when `accumulate` (C holds a bias),
@@ -68,18 +68,6 @@ pub(super) fn sgemm(g: Gemm<'_>, c: &mut [f32]) -> Result<()> {
         unsafe { gemm_part(&g, out.get(), rows, cols) };
     });
     Ok(())
-}
-
-/// C's base pointer, handed to the threads that write disjoint blocks of it.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: only `sgemm` creates it, for parts that write disjoint elements while it holds the `&mut` borrow.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-impl SharedOut {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// The block C[rows, cols] of `g`'s product, by one single-threaded call of the `gemm` crate.

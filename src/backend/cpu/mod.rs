@@ -243,3 +243,17 @@ fn par_chunks(x: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync +
         x.chunks_mut(size.max(1)).enumerate().for_each(|(i, c)| f(i, c));
     }
 }
+
+/// An output buffer's base pointer, handed to parallel tasks that each write a disjoint part of it (the blocks of a
+/// GEMM's C, a convolution's output tiles).
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: created only by a function holding the buffer's `&mut` borrow until every task has joined, for tasks that
+// write disjoint elements.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+impl SharedOut {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
