@@ -26,6 +26,9 @@ pub(super) fn im2col_conv2d(x: &[f32], kernel: &[f32], bias: Option<&[f32]>, g: 
     let ck = c * kh * kw;
     // the GEMMs add onto the bias
     let mut y = vec![0f32; n * o * oh * ow];
+    if y.is_empty() {
+        return Ok(y); // an empty batch, no output channels, or an image smaller than the kernel
+    }
     if let Some(bias) = bias {
         for (row, v) in y.chunks_mut(oh * ow).enumerate() {
             v.fill(bias[row % o]);

@@ -68,9 +68,11 @@ impl Isa {
 }
 
 /// Whether `conv2d` takes this convolution: a kernel larger than 1 × 1 (a 1 × 1 one is a plain GEMM) over rows
-/// whose output width is a whole number of vectors.
+/// whose output width is a whole number of vectors, with something to compute (an empty batch or an image smaller
+/// than the kernel is left to the im2col path, which returns the empty answer).
 pub(super) fn applies(isa: Isa, g: &Conv2d) -> bool {
-    g.kh * g.kw > 1 && g.ow.is_multiple_of(isa.lanes()) && g.oh > 0 && g.c > 0
+    let nothing = g.n == 0 || g.c == 0 || g.o == 0 || g.oh == 0 || g.ow == 0;
+    g.kh * g.kw > 1 && g.ow.is_multiple_of(isa.lanes()) && !nothing
 }
 
 /// y (N, O, OH, OW) = conv(x (N, C, H, W), kernel (O, C, kh, kw)) + bias, on `isa` (which this CPU must have:

@@ -1,21 +1,15 @@
 //! Tests of the CPU backend's two convolutions against an f64 sum over the taps: the direct one (`direct_conv.rs`,
-//! on the instruction set this CPU has, and in wasm simd128's tiles on plain arrays) and the im2col one (`conv.rs`), which convolutions the direct one does not
-//! take, and CPUs without AVX-512, still run.
+//! on the instruction set this CPU has, and in wasm simd128's tiles on plain arrays) and the im2col one
+//! (`conv.rs`), which the convolutions the direct one does not take, and CPUs without AVX-512, still run.
 
 use super::conv::im2col_conv2d;
 use super::direct_conv::{applies, conv2d, Isa};
+use super::sgemm_tests::Rng;
 use crate::backend::shape::Conv2d;
 
+/// `n` values in [−1, 1) from `seed` (`sgemm_tests`' generator).
 fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
+    Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).values(n)
 }
 
 fn shape(n: usize, c: usize, h: usize, w: usize, o: usize, k: usize, pad: usize) -> Conv2d {
@@ -85,6 +79,25 @@ fn both_convolutions_match_an_f64_sum() {
                 let off = worst(&conv2d(isa, &x, &kernel, bias, g), &want);
                 assert!(off < 1e-4, "direct {isa:?} {g:?} bias {}: off by {off}", bias.is_some());
             }
+        }
+    }
+}
+
+/// Shapes with nothing to compute (an empty batch, no output channels, an image narrower or shorter than the
+/// kernel) give the empty or zero-sized answer on every path, not a division by zero.
+#[test]
+fn empty_shapes_give_empty_outputs() {
+    let narrow = Conv2d { n: 1, c: 2, h: 8, w: 1, o: 3, kh: 3, kw: 3, pad: 0, oh: 6, ow: 0 };
+    let short = Conv2d { n: 1, c: 2, h: 1, w: 8, o: 3, kh: 3, kw: 3, pad: 0, oh: 0, ow: 6 };
+    for g in [shape(0, 3, 16, 16, 7, 3, 1), shape(1, 3, 16, 16, 0, 3, 1), narrow, short] {
+        let x = values(1, g.n * g.c * g.h * g.w);
+        let kernel = values(2, g.o * g.c * g.kh * g.kw);
+        let bias = values(3, g.o);
+        let want = g.n * g.o * g.oh * g.ow;
+        assert_eq!(super::conv::conv2d(&x, &kernel, Some(&bias), &g).unwrap().len(), want, "{g:?}");
+        assert_eq!(im2col_conv2d(&x, &kernel, Some(&bias), &g).unwrap().len(), want, "{g:?}");
+        for isa in Isa::detect().into_iter().chain([Isa::Arrays4]).filter(|isa| applies(*isa, &g)) {
+            assert_eq!(conv2d(isa, &x, &kernel, Some(&bias), &g).len(), want, "direct {isa:?} {g:?}");
         }
     }
 }

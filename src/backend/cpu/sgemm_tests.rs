@@ -9,8 +9,9 @@ fn sgemm_ok(g: &Gemm<'_>, c: &mut [f32]) {
     sgemm(g, c).expect("operands fit");
 }
 
-/// A small deterministic generator (xorshift), values in [−1, 1).
-struct Rng(u64);
+/// A small deterministic generator (xorshift, from a nonzero state), values in [−1, 1); the convolution tests
+/// use it too.
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -22,7 +23,7 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-    fn values(&mut self, n: usize) -> Vec<f32> {
+    pub(super) fn values(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect()
     }
 }
