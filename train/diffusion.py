@@ -12,6 +12,7 @@ import torch
 from diffusers import UnCLIPScheduler
 
 NUM_TIMESTEPS = 1000
+T_RANGES = ((0, 300), (300, 700), (700, 1000))  # the validation loss is also reported per range of t
 VLB_WEIGHT = 0.001  # lambda of L_hybrid (Improved DDPM §3.1)
 
 
@@ -106,14 +107,14 @@ def simple_loss(schedule, pred, x0, t, noise, prediction, snr_gamma=None):
     return weight * mse, mse
 
 
-def hybrid_loss(schedule, model_out, x0, x_t, t, noise, prediction="epsilon", snr_gamma=None):
+def hybrid_loss(schedule, model_out, x0, x_t, t, noise, prediction="epsilon", snr_gamma=None, reduce=True):
     """Improved-DDPM L_hybrid for a 6-channel output [eps or x0, v].
 
     L_simple as `simple_loss` (the reported `mse` stays unweighted, comparable across runs of one prediction type);
     L_vlb term L_t in bits/dim, computed with the predicted mean frozen (stop-gradient on the prediction) so it
     trains only the variance. improved-diffusion scales the per-sample L_t by num_timesteps / 1000
     ("rescale_learned_sigmas"), which equals lambda * T with lambda = 0.001: the paper's L_vlb = sum_t L_t =
-    T * E_t[L_t]. Returns (loss, mse, vlb) averaged over the batch.
+    T * E_t[L_t]. Returns (loss, mse, vlb) averaged over the batch, or per sample (B,) with reduce=False.
     """
     pred, v = model_out.float().chunk(2, dim=1)
     weighted, mse = simple_loss(schedule, pred, x0, t, noise, prediction, snr_gamma)
@@ -127,4 +128,4 @@ def hybrid_loss(schedule, model_out, x0, x_t, t, noise, prediction="epsilon", sn
     nll = -discretized_gaussian_log_likelihood(x0, mean_pred, 0.5 * log_var).mean(dim=(1, 2, 3)) / math.log(2.0)
     vlb = torch.where(t == 0, nll, kl)
     loss = weighted + VLB_WEIGHT * NUM_TIMESTEPS * vlb
-    return loss.mean(), mse.mean(), vlb.mean()
+    return (loss.mean(), mse.mean(), vlb.mean()) if reduce else (loss, mse, vlb)

@@ -17,9 +17,16 @@ common=(--preset tiny --device cpu --steps 1 --batch 4 --limit-images 16 --ckpt-
 "$PY" train/train_prior.py "${common[@]}" --run smoke-prior --clip-run smoke-clip
 "$PY" train/train_decoder.py "${common[@]}" --run smoke-decoder --clip-run smoke-clip
 "$PY" train/train_superres.py "${common[@]}" --run smoke-superres
+# --anneal 1: the learning rate falls by a cosine over the whole run (after a one-step warm-up): 1, 0.85, 0.5, 0.15
+"$PY" train/train_decoder.py "${common[@]}" --run smoke-anneal --clip-run smoke-clip --steps 4 --warmup 1 --anneal 1
+"$PY" - <<'PY'
+import csv
+lr = [float(r["lr"]) for r in csv.DictReader(open("train/runs/smoke-anneal/log.csv"))]
+assert len(lr) == 4 and all(a > b for a, b in zip(lr, lr[1:])) and lr[-1] < 0.2 * lr[0], lr
+PY
 "$PY" train/export.py --preset tiny --out train/runs/smoke-export --clip-run smoke-clip --prior-run smoke-prior \
     --decoder-run smoke-decoder --superres-run smoke-superres
-"$PY" train/stage_metrics.py --preset tiny --images 4 --prompts 3 --clip-run smoke-clip --prior-run smoke-prior \
+"$PY" train/stage_metrics.py --preset tiny --images 4 --decoder-images 4 --prompts 3 --clip-run smoke-clip --prior-run smoke-prior \
     --decoder-run smoke-decoder --superres-run smoke-superres --curve train/runs/smoke-curve.csv
 "$PY" train/generate_reference.py train/runs/smoke-export --prompt "a happy dog" --seed 0 --steps 2 2 2
 # a state linked to the converted model (state.py link: no weights of its own) resumes from the model's GGUF files

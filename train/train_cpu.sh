@@ -2,9 +2,10 @@
 # The CPU-trained unclip-emoji (preset `cpu`), resumable on any machine: run it again and every component continues
 # from its state (train/state/ is restored first where it is further along). Usage:
 #   bash train/train_cpu.sh [THREADS] [CYCLES] [PRIOR_MIN DECODER_MIN SUPERRES_MIN]
-# Defaults: 1 thread (leaves a core for other work), 1000 cycles (until stopped), 5 / 50 / 10 minutes (the learning
-# curve: the prior is at label top-5 96-100 %, x0-predicting super-res near bicubic after 11 minutes, the decoder
-# far behind).
+# Defaults: 1 thread (leaves a core for other work), 1000 cycles (until stopped), 0 / 60 / 0 minutes: decoder-only
+# cycles, because the learning curve shows the prior (label top-5 ~100 %) and the x0-predicting super-res (2.8 dB
+# above bicubic) on their plateaus while the decoder is far behind; a stage given 0 minutes is skipped, and so is its
+# measurement. DECODER_FLAGS (default `--anneal 0.2`, train/README.md's pilot) are passed to train_decoder.py.
 #
 # The image tower trains first, to a fixed CLIP_STEPS, and is then frozen: the prior and the decoder learn in its
 # embedding space, so training it further would throw their training away (issue 13). Then cycles of prior,
@@ -15,7 +16,8 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 THREADS=${1:-1}
 CYCLES=${2:-1000}
-MIN=(${3:-5} ${4:-50} ${5:-10})
+MIN=(${3:-0} ${4:-60} ${5:-0})
+read -ra DECODER_FLAGS <<<"${DECODER_FLAGS---anneal 0.2}"
 CLIP_STEPS=${CLIP_STEPS:-4000}
 
 "$PY" train/state.py restore || true  # the committed state (train/state/) where it is further along
@@ -26,11 +28,15 @@ train() {  # component, extra flags...
 }
 train clip --steps "$CLIP_STEPS"
 for ((cycle = 1; cycle <= CYCLES; cycle++)); do
-  i=0
+  i=0 measured=(chain)
   for c in prior decoder superres; do
-    train "$c" --steps 10000000 --max-minutes "${MIN[$i]}"
+    if [[ ${MIN[$i]} != 0 ]]; then
+      extra=(); [[ $c == decoder ]] && extra=("${DECODER_FLAGS[@]}")
+      train "$c" --steps 10000000 --max-minutes "${MIN[$i]}" "${extra[@]}"
+      measured+=("$c")
+    fi
     i=$((i + 1))
   done
-  "$PY" train/stage_metrics.py --preset cpu --threads "$THREADS"
+  "$PY" train/stage_metrics.py --preset cpu --threads "$THREADS" --only "${measured[@]}"
   "$PY" train/state.py save
 done

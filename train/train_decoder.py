@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import models
 import trainer
 from data import EmojiData, image_embeddings, to_signed
-from diffusion import Schedule, hybrid_loss
+from diffusion import T_RANGES, Schedule, hybrid_loss
 
 DEFAULTS = {"batch": {"tiny": 32, "cpu": 32, "full": 128}, "lr": {"tiny": 1e-3, "cpu": 1e-3, "full": 2e-4}}
 IMAGE_DROP = 0.1
@@ -39,7 +39,7 @@ def main():
                       extra_state={"data_rng": (data.rng_state, data.set_rng_state)})
     sched = Schedule(run.device)
 
-    def losses(proj, unet, idx, caption_ids, image_drop, t, noise):
+    def losses(proj, unet, idx, caption_ids, image_drop, t, noise, reduce=True):
         pooled, hidden, mask = data.text_embeddings(caption_ids)
         image_emb = torch.where(image_drop[:, None], proj.learned_classifier_free_guidance_embeddings[None], emb[idx])
         x0 = to_signed(data.images32[idx])
@@ -49,7 +49,7 @@ def main():
                                  do_classifier_free_guidance=False)
             out = unet(x_t, t, encoder_hidden_states=enc, class_labels=add_temb,
                        attention_mask=F.pad(mask, (proj.clip_extra_context_tokens, 0), value=True)).sample
-        return hybrid_loss(sched, out, x0, x_t, t, noise, args.prediction, args.snr_gamma)
+        return hybrid_loss(sched, out, x0, x_t, t, noise, args.prediction, args.snr_gamma, reduce)
 
     def step(_):
         idx = data.batch_indices(args.batch)
@@ -69,8 +69,13 @@ def main():
     @torch.no_grad()
     def evaluate(r):
         e = r.ema.models
-        loss, mse, vlb = losses(e["text_proj"], e["decoder"], val_idx, data.label_captions(val_idx), keep, val_t, val_noise)
-        return {"val_loss": float(loss), "val_mse": float(mse), "val_vlb": float(vlb)}
+        loss, mse, vlb = losses(e["text_proj"], e["decoder"], val_idx, data.label_captions(val_idx), keep, val_t, val_noise,
+                                reduce=False)
+        out = {"val_loss": float(loss.mean()), "val_mse": float(mse.mean()), "val_vlb": float(vlb.mean())}
+        for lo, hi in T_RANGES:  # where in t the loss is (the mean hides it): train/README.md's pilot
+            at = (val_t >= lo) & (val_t < hi)
+            out[f"val_mse_t{lo}_{hi}"] = float(mse[at].mean())
+        return out
 
     run.train(step, on_checkpoint=evaluate)
 

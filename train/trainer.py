@@ -11,6 +11,7 @@ fresh machine resumes where the last one stopped.
 """
 import json
 import argparse
+import math
 import copy
 import csv
 import hashlib
@@ -40,6 +41,9 @@ def parser(description, defaults):
     p.add_argument("--batch", type=int, help=f"batch size (default {defaults['batch']})")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {defaults['lr']})")
     p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
+    p.add_argument("--anneal", type=float, default=0.0, metavar="FRACTION",
+                   help="cosine-decay the learning rate to zero over the last FRACTION of this invocation (of its "
+                   "--steps or its --max-minutes, whichever ends first); 0: constant after the warm-up")
     p.add_argument("--weight-decay", type=float, default=defaults.get("weight_decay", 0.0))
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -174,8 +178,14 @@ class Run:
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.args.bf16 == "on")
 
-    def lr_at(self, step):
-        return self.args.lr * min(1.0, (step - self.warm_from + 1) / max(1, self.args.warmup))
+    def lr_at(self, step, progress=0.0):
+        """Linear warm-up from `warm_from`, then constant, or a cosine to zero over the last `--anneal` share of the
+        invocation (`progress` in [0, 1]: train/README.md's pilot chose it)."""
+        lr = self.args.lr * min(1.0, (step - self.warm_from + 1) / max(1, self.args.warmup))
+        f = self.args.anneal
+        if f > 0 and progress > 1.0 - f:
+            lr *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - (1.0 - f)) / f)))
+        return lr
 
     def checkpoint(self):
         """state.safetensors: tensors (weights and AdamW moments in bf16, EMA in f32) + JSON metadata."""
@@ -294,6 +304,14 @@ class Run:
         window_t, window = t0, []
         stop = []  # SIGTERM (kill, the end of a session): finish the step, checkpoint, exit 0
         signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+        start_step = self.step
+
+        def progress():  # share of this invocation done, by steps or by wall clock, whichever is further
+            p = (self.step - start_step) / max(1, a.steps - start_step)
+            if a.max_minutes:
+                p = max(p, (time.time() - t0) / (a.max_minutes * 60))
+            return min(1.0, p)
+
         while self.step < a.steps:
             if a.max_minutes is not None and time.time() - t0 > a.max_minutes * 60:
                 print(f"time limit reached at step {self.step}")
@@ -301,8 +319,9 @@ class Run:
             if stop:
                 print(f"stopped by SIGTERM at step {self.step}")
                 break
+            lr = self.lr_at(self.step, progress())
             for g in self.opt.param_groups:
-                g["lr"] = self.lr_at(self.step)
+                g["lr"] = lr
             loss, metrics = step_fn(self.step)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -315,7 +334,7 @@ class Run:
             if self.step % a.log_every == 0 or self.step == a.steps:
                 now = time.time()
                 row = {"step": self.step, "time_s": round(elapsed0 + now - t0, 1), "samples": self.samples,
-                       "s_per_step": round((now - window_t) / len(window), 4), "lr": self.lr_at(self.step - 1)}
+                       "s_per_step": round((now - window_t) / len(window), 4), "lr": lr}
                 row.update({k: float(np.mean([w[k] for w in window])) for k in window[0]})
                 self.log(row)
                 window_t, window = now, []
