@@ -67,17 +67,20 @@ impl EditParams {
         if let Some(mask) = &self.mask {
             mask.check().map_err(|e| Error::Settings(format!("the mask: {e}")))?;
         }
-        ensure_in(self.strength, 0.0..=1.0, |s| {
+        Self::check_settings(self.strength, self.resample, self.mask.is_some())
+    }
+
+    /// The checks of an edit's settings without its pictures (a PNG's settings record, [`crate::image_settings`]).
+    pub fn check_settings(strength: f32, resample: usize, masked: bool) -> Result<()> {
+        ensure_in(strength, 0.0..=1.0, |s| {
             format!("strength must be a number from 0 (keep the image) to 1 (a new picture), got {s}")
         })?;
-        ensure_in(self.resample, 1..=MAX_RESAMPLE, |r| {
+        ensure_in(resample, 1..=MAX_RESAMPLE, |r| {
             format!(
                 "RePaint's resampling count must be between 1 (none) and {MAX_RESAMPLE} (got {r}); the paper uses 10"
             )
         })?;
-        ensure_setting(self.resample == 1 || self.mask.is_some(), || {
-            "resampling is part of inpainting: give a mask too".into()
-        })
+        ensure_setting(resample == 1 || masked, || "resampling is part of inpainting: give a mask too".into())
     }
 }
 

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-mod apng;
 mod bench;
 mod bench_karlo;
 #[cfg(feature = "bench")]
@@ -22,7 +21,8 @@ use unclip::convert::{convert, open_model_dir, parse_dtype};
 use unclip::edit::{EditParams, IMG2IMG_STRENGTH};
 use unclip::gguf::GgufFile;
 use unclip::image_processor::{chw_to_hwc01, hwc_to_rgba8};
-use unclip::manifest::Recommended;
+use unclip::image_settings::{pixels_sha256, ImageSettings, ModelIdentity};
+use unclip::manifest::{Manifest, Recommended};
 use unclip::pipeline::{Event, Flow, GenerateParams, Observer, Sampler, Stage, UnCLIPPipeline};
 use unclip::{Error, Result};
 
@@ -46,13 +46,6 @@ enum SamplerChoice {
 }
 
 impl SamplerChoice {
-    fn of(sampler: Sampler) -> Self {
-        match sampler {
-            Sampler::Ddpm => SamplerChoice::Ddpm,
-            Sampler::Ddim => SamplerChoice::Ddim,
-        }
-    }
-
     fn sampler(self) -> Sampler {
         match self {
             SamplerChoice::Ddpm => Sampler::Ddpm,
@@ -67,11 +60,13 @@ impl SamplerChoice {
 pub struct GenerationArgs {
     #[arg(long)]
     model: PathBuf,
-    #[arg(long, default_value_t = GenerateParams::default().seed)]
-    seed: u64,
-    /// The caption guidance steers away from (the unconditional half of CFG, prior and decoder); "" = diffusers.
-    #[arg(long, default_value_t = GenerateParams::default().negative_prompt)]
-    negative_prompt: String,
+    /// [default: 0]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The caption guidance steers away from (the unconditional half of CFG, prior and decoder) [default: "",
+    /// diffusers' behaviour].
+    #[arg(long)]
+    negative_prompt: Option<String>,
     /// Prior steps (remix: for endpoints given as text) [default: the model's recommended value, else 25].
     #[arg(long)]
     prior_steps: Option<usize>,
@@ -91,17 +86,18 @@ pub struct GenerationArgs {
     /// [default: the model's recommended value, else 1].
     #[arg(long)]
     prior_best_of: Option<usize>,
-    /// ddpm (diffusers' ancestral unCLIP step) or ddim (η = 0, deterministic after the initial noise).
-    #[arg(long, value_enum, default_value_t = SamplerChoice::of(GenerateParams::default().sampler))]
-    sampler: SamplerChoice,
+    /// ddpm (diffusers' ancestral unCLIP step) or ddim (η = 0, deterministic after the initial noise) [default: ddpm].
+    #[arg(long, value_enum)]
+    sampler: Option<SamplerChoice>,
     #[arg(long, value_enum, default_value = "cpu")]
     backend: BackendChoice,
 }
 
 impl GenerationArgs {
-    /// The pipeline's settings for `prompt` (not yet validated): the flags given, then the model's recommended
-    /// settings (model.json), then diffusers' defaults. Says on stderr which recommended settings it used.
-    fn params(&self, prompt: String) -> Result<GenerateParams> {
+    /// The pipeline's settings for `prompt` (not yet validated): the flags given, then the settings of the picture
+    /// `from` (`--from-png`) or else the model's recommended ones (model.json), then diffusers' defaults. Says on
+    /// stderr which recommended settings it used, and when `from` was drawn by another model.
+    fn params(&self, prompt: Option<String>, from: Option<&FromRecord>) -> Result<GenerateParams> {
         let (manifest, _) = open_model_dir(&self.model)?;
         let given = Recommended {
             prior_steps: self.prior_steps,
@@ -111,6 +107,25 @@ impl GenerationArgs {
             decoder_guidance: self.decoder_guidance,
             prior_best_of: self.prior_best_of,
         };
+        if let Some(from) = from {
+            let model = model_identity(&self.model, &manifest)?;
+            if model != from.record.model {
+                eprintln!(
+                    "warning: {} was drawn by {}, and --model is {}: the picture will differ",
+                    from.file,
+                    from.record.model.describe(),
+                    model.describe()
+                );
+            }
+            let p = from.record.params();
+            return Ok(GenerateParams {
+                prompt: prompt.unwrap_or(p.prompt.clone()),
+                negative_prompt: self.negative_prompt.clone().unwrap_or(p.negative_prompt.clone()),
+                seed: self.seed.unwrap_or(p.seed),
+                sampler: self.sampler.map_or(p.sampler, SamplerChoice::sampler),
+                ..p.with(&given)
+            });
+        }
         let used = manifest.recommended.unless(&given);
         if !used.is_empty() {
             eprintln!(
@@ -120,14 +135,97 @@ impl GenerationArgs {
                 used.describe()
             );
         }
+        let defaults = GenerateParams::default();
         Ok(GenerateParams {
-            prompt,
-            negative_prompt: self.negative_prompt.clone(),
-            seed: self.seed,
-            sampler: self.sampler.sampler(),
-            ..GenerateParams::default().with(&used).with(&given)
+            prompt: prompt.unwrap_or_default(),
+            negative_prompt: self.negative_prompt.clone().unwrap_or(defaults.negative_prompt.clone()),
+            seed: self.seed.unwrap_or(defaults.seed),
+            sampler: self.sampler.map_or(defaults.sampler, SamplerChoice::sampler),
+            ..defaults.with(&used).with(&given)
         })
     }
+}
+
+/// The identity of the model in `dir` whose model.json is `manifest` (the SHA-256 of model.json's bytes).
+pub fn model_identity(dir: &Path, manifest: &Manifest) -> Result<ModelIdentity> {
+    let path = dir.join("model.json");
+    Ok(ModelIdentity::of(manifest, &std::fs::read(&path).map_err(|e| Error::io(&path, e))?))
+}
+
+/// `--from-png FILE`: a picture whose settings a run starts from.
+#[derive(Args)]
+struct FromPng {
+    /// Take every setting from this PNG's `unclip` settings chunk (a picture unclip wrote); flags given as well
+    /// override them. With nothing overridden, the file written is the same, byte for byte.
+    #[arg(long)]
+    from_png: Option<PathBuf>,
+}
+
+/// A picture's checked settings record, and the file it came from.
+pub struct FromRecord {
+    file: String,
+    record: ImageSettings,
+}
+
+impl FromPng {
+    /// The record of `--from-png`, if given, for a run of `kind` ("generation" or "edit").
+    fn read(&self, edit: bool) -> Result<Option<FromRecord>> {
+        let Some(path) = &self.from_png else { return Ok(None) };
+        let record = read_png_settings(path)?;
+        let file = path.display().to_string();
+        if record.remix.is_some() || record.step.is_some() {
+            return Err(Error::Settings(format!(
+                "{file} is {}: --from-png redraws generations and edits; `unclip info {file}` shows its settings",
+                record.kind()
+            )));
+        }
+        if let (Some(e), false) = (&record.edit, edit) {
+            let command = if e.mask_sha256.is_some() { "inpaint --mask MASK.png" } else { "img2img" };
+            return Err(Error::Settings(format!(
+                "{file} is {} of a picture whose pixels' SHA-256 is {}…: redo it with `unclip {command} --from-png {file} --image SOURCE.png`",
+                record.kind(),
+                &e.source_sha256[..12]
+            )));
+        }
+        Ok(Some(FromRecord { file, record }))
+    }
+}
+
+/// The settings record of the PNG at `path`, or one sentence saying why there is none to use.
+fn read_png_settings(path: &Path) -> Result<ImageSettings> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let name = path.display().to_string();
+    unclip::png_file::read_settings(std::io::BufReader::new(file), &name)?.ok_or_else(|| {
+        Error::Settings(format!(
+            "{name} carries no unclip settings (no `unclip` text chunk): it was not written by unclip, or a program that rewrote it dropped them, so give the settings as flags instead"
+        ))
+    })
+}
+
+/// An edit's strength and resampling: the flags given, else the picture's (`--from-png`), else `defaults`; warns
+/// when the source picture is not the one the picture was edited from.
+fn edit_settings(
+    image: &unclip::image_processor::RgbaImage,
+    strength: Option<f32>,
+    resample: Option<usize>,
+    from: Option<&FromRecord>,
+    defaults: (f32, usize),
+) -> (f32, usize) {
+    let recorded = from.and_then(|f| f.record.edit.as_ref().map(|e| (f, e)));
+    if let Some((f, e)) = recorded {
+        if e.source_sha256 != pixels_sha256(image) {
+            eprintln!(
+                "warning: {} was edited from a picture whose pixels' SHA-256 is {}…, and --image's is {}…: the result will differ",
+                f.file,
+                &e.source_sha256[..12],
+                &pixels_sha256(image)[..12]
+            );
+        }
+    }
+    (
+        strength.or(recorded.map(|(_, e)| e.strength)).unwrap_or(defaults.0),
+        resample.or(recorded.map(|(_, e)| e.resample)).unwrap_or(defaults.1),
+    )
 }
 
 /// Where `generate`, `img2img` and `inpaint` write their result.
@@ -156,8 +254,10 @@ enum Command {
     },
     /// Generate an image from a prompt.
     Generate {
-        #[arg(long)]
-        prompt: String,
+        #[arg(long, required_unless_present = "from_png")]
+        prompt: Option<String>,
+        #[command(flatten)]
+        from: FromPng,
         #[command(flatten)]
         args: GenerationArgs,
         #[command(flatten)]
@@ -169,11 +269,14 @@ enum Command {
         /// The image to start from (PNG, any size: the middle square is used).
         #[arg(long)]
         image: PathBuf,
-        #[arg(long, default_value = "")]
-        prompt: String,
-        /// 0 keeps the image, 1 draws a new one.
-        #[arg(long, default_value_t = IMG2IMG_STRENGTH)]
-        strength: f32,
+        /// [default: ""]
+        #[arg(long)]
+        prompt: Option<String>,
+        /// 0 keeps the image, 1 draws a new one [default: 0.6].
+        #[arg(long)]
+        strength: Option<f32>,
+        #[command(flatten)]
+        from: FromPng,
         #[command(flatten)]
         args: GenerationArgs,
         #[command(flatten)]
@@ -186,14 +289,17 @@ enum Command {
         /// White = repaint, black = keep (PNG, any size: stretched over the image).
         #[arg(long)]
         mask: PathBuf,
-        #[arg(long, default_value = "")]
-        prompt: String,
-        /// Below 1, the repainted part starts from the image noised to strength·T instead of from noise.
-        #[arg(long, default_value_t = EditParams::default().strength)]
-        strength: f32,
-        /// RePaint's resampling: run each step this many times (1 = none; the paper uses 10).
-        #[arg(long, default_value_t = EditParams::default().resample)]
-        resample: usize,
+        /// [default: ""]
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Below 1, the repainted part starts from the image noised to strength·T instead of from noise [default: 1].
+        #[arg(long)]
+        strength: Option<f32>,
+        /// RePaint's resampling: run each step this many times (1 = none; the paper uses 10) [default: 1].
+        #[arg(long)]
+        resample: Option<usize>,
+        #[command(flatten)]
+        from: FromPng,
         #[command(flatten)]
         args: GenerationArgs,
         #[command(flatten)]
@@ -201,7 +307,7 @@ enum Command {
     },
     #[command(flatten)]
     Remix(remix::RemixCommand),
-    /// Show a model directory's components or a GGUF file's tensors.
+    /// Show a model directory's components, a GGUF file's tensors, or the settings a PNG unclip wrote carries.
     Info { path: PathBuf },
     /// Time the pipeline on the CPU against diffusers/PyTorch on the same weights; writes docs/benchmarks.md.
     Bench {
@@ -271,15 +377,26 @@ fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Generate { prompt, args, outputs } => run_job(&args, args.params(prompt)?, None, outputs),
-        Command::Img2img { image, prompt, strength, args, outputs } => {
-            let edit = EditParams { image: remix::read_image(&image)?, mask: None, strength, resample: 1 };
-            run_job(&args, args.params(prompt)?, Some(edit), outputs)
+        Command::Generate { prompt, from, args, outputs } => {
+            let from = from.read(false)?;
+            run_job(&args, args.params(prompt, from.as_ref())?, None, outputs)
         }
-        Command::Inpaint { image, mask, prompt, strength, resample, args, outputs } => {
+        Command::Img2img { image, prompt, strength, from, args, outputs } => {
+            let from = from.read(true)?;
+            let image = remix::read_image(&image)?;
+            let (strength, _) = edit_settings(&image, strength, None, from.as_ref(), (IMG2IMG_STRENGTH, 1));
+            let edit = EditParams { image, mask: None, strength, resample: 1 };
+            run_job(&args, args.params(prompt, from.as_ref())?, Some(edit), outputs)
+        }
+        Command::Inpaint { image, mask, prompt, strength, resample, from, args, outputs } => {
+            let from = from.read(true)?;
             let mask = Some(remix::read_image(&mask)?);
-            let edit = EditParams { image: remix::read_image(&image)?, mask, strength, resample };
-            run_job(&args, args.params(prompt)?, Some(edit), outputs)
+            let image = remix::read_image(&image)?;
+            let d = EditParams::default();
+            let (strength, resample) =
+                edit_settings(&image, strength, resample, from.as_ref(), (d.strength, d.resample));
+            let edit = EditParams { image, mask, strength, resample };
+            run_job(&args, args.params(prompt, from.as_ref())?, Some(edit), outputs)
         }
         Command::Remix(command) => remix::run(command),
         Command::Info { path } => info(&path),
@@ -336,11 +453,14 @@ fn generate<B: Backend>(
     Outputs { out, out_npy, steps_dir }: Outputs,
 ) -> Result<()> {
     let (manifest, open) = open_model_dir(model)?;
+    let identity = model_identity(model, &manifest)?;
     let pipeline = UnCLIPPipeline::load(be, manifest, open)?;
     if let Some(dir) = &steps_dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let mut progress = ProgressBar { steps_dir, error: None };
+    let (h, w) = pipeline.output_size();
+    let record = ImageSettings::new(params, edit, &identity, w, h);
+    let mut progress = ProgressBar { steps_dir: steps_dir.map(|dir| (dir, record.clone())), error: None };
     let result = pollster::block_on(async {
         match edit {
             Some(e) => pipeline.edit(params, e, &mut progress).await,
@@ -352,7 +472,8 @@ fn generate<B: Backend>(
     }
     let output = result?;
     if let Some(path) = out {
-        write_png(&path, &hwc_to_rgba8(&output.image), output.width, output.height)?;
+        let record = ImageSettings { width: output.width, height: output.height, ..record };
+        write_png(&path, &hwc_to_rgba8(&output.image), output.width, output.height, &record)?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = out_npy {
@@ -362,16 +483,16 @@ fn generate<B: Backend>(
     Ok(())
 }
 
-/// A one-line progress bar per stage on stderr; optionally writes each step's images.
+/// A one-line progress bar per stage on stderr; optionally writes each step's images, with the run's settings.
 struct ProgressBar {
-    steps_dir: Option<PathBuf>,
+    steps_dir: Option<(PathBuf, ImageSettings)>,
     error: Option<Error>,
 }
 
 impl ProgressBar {
     async fn write_step<T: Tensor>(
         &self,
-        dir: &Path,
+        (dir, record): &(PathBuf, ImageSettings),
         stage: Stage,
         i: usize,
         t: usize,
@@ -381,7 +502,7 @@ impl ProgressBar {
             let (c, h, w) = (x.dim(1), x.dim(2), x.dim(3));
             let hwc = chw_to_hwc01(&x.to_vec().await?[..c * h * w], c, h, w);
             let name = format!("{}_{i:03}_t{t:03}_{what}.png", stage.name());
-            write_png(&dir.join(name), &hwc_to_rgba8(&hwc), w, h)?;
+            write_png(&dir.join(name), &hwc_to_rgba8(&hwc), w, h, &record.at_step(stage, i, t, what, w, h))?;
         }
         Ok(())
     }
@@ -421,9 +542,10 @@ impl<T: Tensor> Observer<T> for ProgressBar {
     }
 }
 
-fn write_png(path: &Path, rgba: &[u8], w: usize, h: usize) -> Result<()> {
-    image::save_buffer(path, rgba, w as u32, h as u32, image::ExtendedColorType::Rgba8)
-        .map_err(|e| Error::Settings(format!("could not write {}: {e}", path.display())))
+/// A PNG with `settings` in its chunks (docs/formats.md, "Pictures").
+fn write_png(path: &Path, rgba: &[u8], w: usize, h: usize, settings: &ImageSettings) -> Result<()> {
+    let bytes = unclip::png_file::encode_png(rgba, w, h, settings)?;
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 /// NumPy .npy v1.0, little-endian float32, C order.
@@ -476,6 +598,11 @@ fn info(path: &Path) -> Result<()> {
             println!("{name:<16} {} {}", s.class, s.config);
         }
         println!("total download {:.2} MB", m.total_bytes() as f64 / 1e6);
+    } else if is_png(path)? {
+        let record = read_png_settings(path)?;
+        println!("{}: {} by {} with {}", path.display(), record.kind(), record.engine, record.model.describe());
+        println!("{}", record.to_parameters());
+        println!("{}", serde_json::to_string_pretty(&record).expect("a record serialises"));
     } else {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let file = GgufFile::from_bytes(bytes)?;
@@ -494,6 +621,14 @@ fn info(path: &Path) -> Result<()> {
         println!("{} tensors, {}", file.header().tensors.len(), type_summary(&file));
     }
     Ok(())
+}
+
+/// Whether the file at `path` starts with PNG's signature.
+fn is_png(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(f.read_exact(&mut head).is_ok() && head == *b"\x89PNG\r\n\x1a\n")
 }
 
 fn type_summary(file: &GgufFile) -> String {

@@ -12,13 +12,13 @@ use unclip::backend::webgpu::WebGpu;
 use unclip::backend::Backend;
 use unclip::convert::open_model_dir;
 use unclip::image_processor::RgbaImage;
+use unclip::image_settings::{pixels_sha256, ImageSettings, ModelIdentity, RemixInput, RemixOp, RemixRecord};
 use unclip::latent;
 use unclip::pipeline::{GenerateOutput, GenerateParams, UnCLIPPipeline};
 use unclip::remix::{frame_params, variation_params};
 use unclip::{Error, Result};
 
-use crate::apng::write_apng;
-use crate::{write_png, BackendChoice, GenerationArgs, ProgressBar};
+use crate::{model_identity, write_png, BackendChoice, GenerationArgs, ProgressBar};
 
 /// Where the frames go.
 #[derive(Args)]
@@ -136,7 +136,7 @@ pub fn run(command: RemixCommand) -> Result<()> {
 }
 
 fn base_params(c: &GenerationArgs) -> Result<GenerateParams> {
-    let p = c.params(String::new())?;
+    let p = c.params(None, None)?;
     check(&p)?;
     Ok(p)
 }
@@ -195,9 +195,18 @@ fn settle<T>(progress: ProgressBar, result: Result<T>) -> Result<T> {
 
 struct Cli<B: Backend> {
     pipeline: UnCLIPPipeline<B>,
+    model: ModelIdentity,
 }
 
 impl<B: Backend> Cli<B> {
+    /// How a remix's record names `source`: its prompt, or its pixels' SHA-256.
+    fn input(source: &Source) -> Result<RemixInput> {
+        Ok(match source {
+            Source::Image(path) => RemixInput::ImageSha256(pixels_sha256(&read_image(path)?)),
+            Source::Text(text) => RemixInput::Prompt(text.to_string()),
+        })
+    }
+
     fn embed(&self, source: &Source, base: &GenerateParams) -> Result<Vec<f32>> {
         match source {
             Source::Image(path) => pollster::block_on(self.pipeline.embed_image(&read_image(path)?)),
@@ -210,8 +219,9 @@ impl<B: Backend> Cli<B> {
         }
     }
 
-    /// Decodes each frame's settings, reporting progress, and writes the outputs.
-    fn frames(&self, params: Vec<GenerateParams>, outputs: &Outputs, bounce: bool) -> Result<()> {
+    /// Decodes each frame's settings, reporting progress, and writes the outputs, each with its settings and
+    /// `remix` (whose `frame` this fills in).
+    fn frames(&self, params: Vec<GenerateParams>, remix: RemixRecord, outputs: &Outputs, bounce: bool) -> Result<()> {
         let n = params.len();
         let mut images: Vec<GenerateOutput> = Vec::with_capacity(n);
         for (k, p) in params.iter().enumerate() {
@@ -220,33 +230,47 @@ impl<B: Backend> Cli<B> {
             let result = pollster::block_on(self.pipeline.generate(p, &mut progress));
             images.push(settle(progress, result)?);
         }
-        write_frames(&images, outputs, bounce)
+        let (w, h) = (images[0].width, images[0].height);
+        let record = |k: Option<usize>, width| ImageSettings {
+            remix: Some(RemixRecord { frame: k, ..remix.clone() }),
+            ..ImageSettings::new(&params[k.unwrap_or(0)], None, &self.model, width, h)
+        };
+        let rgba: Vec<Vec<u8>> = images.iter().map(GenerateOutput::to_rgba8).collect();
+        write_frames(&rgba, w, h, outputs, bounce, record)
     }
 }
 
-fn write_frames(images: &[GenerateOutput], o: &Outputs, bounce: bool) -> Result<()> {
-    let (w, h) = (images[0].width, images[0].height);
-    let rgba: Vec<Vec<u8>> = images.iter().map(GenerateOutput::to_rgba8).collect();
+/// The strip, the frames and the animation of `rgba` (each `w`×`h`); `record(frame, width)` gives each file's
+/// settings (frame None: all of them).
+fn write_frames(
+    rgba: &[Vec<u8>],
+    w: usize,
+    h: usize,
+    o: &Outputs,
+    bounce: bool,
+    record: impl Fn(Option<usize>, usize) -> ImageSettings,
+) -> Result<()> {
     if let Some(path) = &o.out {
         // (h, n·w): row y of the strip is row y of every frame in turn
         let strip: Vec<u8> =
             (0..h).flat_map(|y| rgba.iter().flat_map(move |f| f[y * w * 4..(y + 1) * w * 4].iter().copied())).collect();
-        write_png(path, &strip, w * rgba.len(), h)?;
+        write_png(path, &strip, w * rgba.len(), h, &record(None, w * rgba.len()))?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(dir) = &o.frames_dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         for (k, f) in rgba.iter().enumerate() {
-            write_png(&dir.join(format!("frame_{k:02}.png")), f, w, h)?;
+            write_png(&dir.join(format!("frame_{k:02}.png")), f, w, h, &record(Some(k), w))?;
         }
         eprintln!("wrote {} frames to {}", rgba.len(), dir.display());
     }
     if let Some(path) = &o.animation {
-        let mut order: Vec<&Vec<u8>> = rgba.iter().collect();
+        let mut order: Vec<Vec<u8>> = rgba.to_vec();
         if bounce && rgba.len() > 2 {
-            order.extend(rgba[1..rgba.len() - 1].iter().rev());
+            order.extend(rgba[1..rgba.len() - 1].iter().rev().cloned());
         }
-        write_apng(path, &order.into_iter().cloned().collect::<Vec<_>>(), w, h, o.frame_ms.max(1))?;
+        let bytes = unclip::png_file::encode_apng(&order, w, h, o.frame_ms.max(1), &record(None, w))?;
+        std::fs::write(path, bytes).map_err(|e| Error::io(path, e))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -260,8 +284,10 @@ fn run_on<B: Backend>(be: &B, command: RemixCommand) -> Result<()> {
     {
         needs_output(outputs)?;
     }
-    let (manifest, open) = open_model_dir(&command.common().model)?;
-    let cli = Cli { pipeline: UnCLIPPipeline::load(be, manifest, open)? };
+    let dir = &command.common().model;
+    let (manifest, open) = open_model_dir(dir)?;
+    let model = model_identity(dir, &manifest)?;
+    let cli = Cli { pipeline: UnCLIPPipeline::load(be, manifest, open)?, model };
     match command {
         RemixCommand::Variations { image, count, invert, eta, outputs, .. } => {
             if !(1..=64).contains(&count) {
@@ -285,24 +311,50 @@ fn run_on<B: Backend>(be: &B, command: RemixCommand) -> Result<()> {
                 None
             };
             let params = (0..count).map(|k| variation_params(&base, &embedding, inverted.as_deref(), k)).collect();
-            cli.frames(params, &outputs, false)
+            let inputs = vec![RemixInput::ImageSha256(pixels_sha256(&picture))];
+            let remix =
+                RemixRecord { op: RemixOp::Variations, frame: None, frames: count, inputs, invert, max_theta: None };
+            cli.frames(params, remix, &outputs, false)
         }
         RemixCommand::Interpolate { from_image, from_text, to_image, to_text, frames, outputs, .. } => {
             let from = one_source("start", &from_image, &from_text, ["--from-image", "--from-text"])?;
             let to = one_source("end", &to_image, &to_text, ["--to-image", "--to-text"])?;
             let (a, b) = (cli.embed(&from, &base)?, cli.embed(&to, &base)?);
             let embeddings = latent::interpolation(&a, &b, frames)?;
-            cli.frames(embeddings.into_iter().map(|z| frame_params(&base, z, base.seed)).collect(), &outputs, true)
+            let inputs = vec![Cli::<B>::input(&from)?, Cli::<B>::input(&to)?];
+            let remix =
+                RemixRecord { op: RemixOp::Interpolate, frame: None, frames, inputs, invert: false, max_theta: None };
+            cli.frames(
+                embeddings.into_iter().map(|z| frame_params(&base, z, base.seed)).collect(),
+                remix,
+                &outputs,
+                true,
+            )
         }
         RemixCommand::TextDiff { image, prompt, from, to, frames, max_theta, outputs, .. } => {
             if !(0.0..=1.0).contains(&max_theta) {
                 return Err(Error::Settings(format!("--max-theta must be between 0 and 1 (got {max_theta})")));
             }
-            let z_i = cli.embed(&one_source("picture", &image, &prompt, ["--image", "--prompt"])?, &base)?;
+            let source = one_source("picture", &image, &prompt, ["--image", "--prompt"])?;
+            let z_i = cli.embed(&source, &base)?;
             let current = pollster::block_on(cli.pipeline.text_embedding(&from))?;
             let target = pollster::block_on(cli.pipeline.text_embedding(&to))?;
             let embeddings = latent::text_diff_frames(&z_i, &current, &target, frames, max_theta)?;
-            cli.frames(embeddings.into_iter().map(|z| frame_params(&base, z, base.seed)).collect(), &outputs, true)
+            let inputs = vec![Cli::<B>::input(&source)?, RemixInput::Prompt(from), RemixInput::Prompt(to)];
+            let remix = RemixRecord {
+                op: RemixOp::TextDiff,
+                frame: None,
+                frames,
+                inputs,
+                invert: false,
+                max_theta: Some(max_theta),
+            };
+            cli.frames(
+                embeddings.into_iter().map(|z| frame_params(&base, z, base.seed)).collect(),
+                remix,
+                &outputs,
+                true,
+            )
         }
         RemixCommand::Embed { text, image, .. } => {
             let json = match one_source("input", &image, &text, ["--image", "--text"])? {
