@@ -67,14 +67,17 @@ def text_proj(block_out_channels, cross_attention_dim, **_):
     )
 
 
-def decoder(block_out_channels, layers_per_block, attention_head_dim, cross_attention_dim, attention_levels=None):
+def decoder(block_out_channels, layers_per_block, attention_head_dim, cross_attention_dim, attention_levels=None,
+            sample_size=DECODER_SIZE):
     """Karlo-style UNet2DConditionModel (docs/math.md §8): resnet-only top level, SimpleCrossAttn below (only the lowest
     `attention_levels` levels when given), scale-shift norm, class_embed_type identity (receives text_proj's
-    additive time embedding), 6 output channels (epsilon + learned-range variance)."""
+    additive time embedding), 6 output channels (epsilon + learned-range variance). `sample_size` is the base
+    resolution (32, or 16: train/README.md's decoder pilot); no weight depends on it, so one set of weights runs at
+    either, and UnCLIPPipeline upsamples from it to the super-res size."""
     n = len(block_out_channels)
     attn = n - 1 if attention_levels is None else attention_levels
     return UNet2DConditionModel(
-        sample_size=DECODER_SIZE, in_channels=3, out_channels=6,
+        sample_size=sample_size, in_channels=3, out_channels=6,
         down_block_types=("ResnetDownsampleBlock2D",) * (n - attn) + ("SimpleCrossAttnDownBlock2D",) * attn,
         mid_block_type="UNetMidBlock2DSimpleCrossAttn",
         up_block_types=("SimpleCrossAttnUpBlock2D",) * attn + ("ResnetUpsampleBlock2D",) * (n - attn),

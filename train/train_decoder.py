@@ -1,4 +1,4 @@
-"""Train the decoder: UnCLIPTextProjModel + UNet2DConditionModel generating 32x32 images from the image
+"""Train the decoder: UnCLIPTextProjModel + UNet2DConditionModel generating 32x32 (or 16x16) images from the image
 embedding and the text (docs/math.md §7-8).
 
 unCLIP §2.1 / Karlo: the image embedding is projected into the timestep embedding and into 4 extra context
@@ -29,12 +29,18 @@ def main():
     p = trainer.parser(__doc__.splitlines()[0], DEFAULTS)
     p.add_argument("--clip-run", help="image tower run (default clip-<preset>)")
     trainer.add_prediction_args(p, "epsilon")  # train/README.md: x0 was piloted and lost
+    p.add_argument("--size", type=int, choices=[16, 32], default=models.DECODER_SIZE,
+                   help="base resolution: 32, or 16 (the 64 px images area-averaged; train/README.md's pilot)")
     args = trainer.resolve(p.parse_args(), "decoder")
     data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
     emb = image_embeddings(data, args.clip_run or f"clip-{args.preset}")
 
     cfg = models.PRESETS[args.preset]["decoder"]
-    proj, unet = models.text_proj(**cfg), models.decoder(**cfg)
+    proj, unet = models.text_proj(**cfg), models.decoder(**cfg, sample_size=args.size)
+    size = args.size
+
+    def base_images(idx):  # (B, 3, size, size) in [-1, 1]
+        return to_signed(data.images32[idx]) if size == 32 else F.avg_pool2d(to_signed(data.images64[idx]), 64 // size)
     run = trainer.Run(args, {"text_proj": proj, "decoder": unet},
                       extra_state={"data_rng": (data.rng_state, data.set_rng_state)})
     sched = Schedule(run.device)
@@ -42,7 +48,7 @@ def main():
     def losses(proj, unet, idx, caption_ids, image_drop, t, noise, reduce=True):
         pooled, hidden, mask = data.text_embeddings(caption_ids)
         image_emb = torch.where(image_drop[:, None], proj.learned_classifier_free_guidance_embeddings[None], emb[idx])
-        x0 = to_signed(data.images32[idx])
+        x0 = base_images(idx)
         x_t = sched.q_sample(x0, t, noise)
         with run.autocast():
             enc, add_temb = proj(image_embeddings=image_emb, prompt_embeds=pooled, text_encoder_hidden_states=hidden,
@@ -56,13 +62,13 @@ def main():
         captions = data.captions_for(idx, drop=TEXT_DROP)
         image_drop = torch.from_numpy(data.rng.random(len(idx)) < IMAGE_DROP).to(run.device)
         t = sched.sample_t(len(idx), run.device)
-        noise = torch.randn(len(idx), 3, models.DECODER_SIZE, models.DECODER_SIZE, device=run.device)
+        noise = torch.randn(len(idx), 3, size, size, device=run.device)
         loss, mse, vlb = losses(proj, unet, idx, captions, image_drop, t, noise)
         return loss, {"mse": mse.detach(), "vlb": vlb.detach()}
 
     val_idx = data.validation_indices()
     val_t = torch.linspace(0, 999, len(val_idx), device=run.device).long()
-    val_noise = torch.randn(len(val_idx), 3, models.DECODER_SIZE, models.DECODER_SIZE,
+    val_noise = torch.randn(len(val_idx), 3, size, size,
                             generator=torch.Generator().manual_seed(0)).to(run.device)
     keep = torch.zeros(len(val_idx), dtype=torch.bool, device=run.device)
 
