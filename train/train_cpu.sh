@@ -5,7 +5,8 @@
 # Defaults: 1 thread (leaves a core for other work), 1000 cycles (until stopped), 0 / 60 / 0 minutes: decoder-only
 # cycles, because the learning curve shows the prior (label top-5 ~100 %) and the x0-predicting super-res (2.8 dB
 # above bicubic) on their plateaus while the decoder is far behind; a stage given 0 minutes is skipped, and so is its
-# measurement. DECODER_FLAGS (default `--anneal 0.2`, train/README.md's pilot) are passed to train_decoder.py.
+# measurement. DECODER_FLAGS (e.g. `--snr-gamma 5` or `--anneal 0.2`: train/README.md's
+# pilot) are passed to train_decoder.py; none by default, since the pilot has not yet shown one to win.
 #
 # The image tower trains first, to a fixed CLIP_STEPS, and is then frozen: the prior and the decoder learn in its
 # embedding space, so training it further would throw their training away (issue 13). Then cycles of prior,
@@ -17,7 +18,7 @@ PY=${PY:-.venv/bin/python}
 THREADS=${1:-1}
 CYCLES=${2:-1000}
 MIN=(${3:-0} ${4:-60} ${5:-0})
-read -ra DECODER_FLAGS <<<"${DECODER_FLAGS---anneal 0.2}"
+read -ra DECODER_FLAGS <<<"${DECODER_FLAGS-}"
 CLIP_STEPS=${CLIP_STEPS:-4000}
 
 "$PY" train/state.py restore || true  # the committed state (train/state/) where it is further along
