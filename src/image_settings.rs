@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::edit::EditParams;
 use crate::error::{ensure_setting, Error, Result};
-use crate::image_processor::{RgbaImage, MAX_IMAGE_PIXELS};
+use crate::image_processor::MAX_IMAGE_PIXELS;
 use crate::manifest::{sha256_hex, Manifest};
 use crate::pipeline::{GenerateParams, Sampler, Stage};
 use crate::tokenizer::MAX_PROMPT_CHARS;
@@ -76,12 +76,14 @@ pub enum RemixOp {
     TextDiff,
 }
 
-/// An input of a remix: a prompt, or a picture by the SHA-256 of its RGBA8 pixels.
+/// An input of a remix: a prompt, a picture by the SHA-256 of its RGBA8 pixels, or an image embedding (the page's
+/// History result) by the SHA-256 of its f32 values, little-endian.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RemixInput {
     Prompt(String),
     ImageSha256(String),
+    EmbeddingSha256(String),
 }
 
 /// A remix frame, or a strip / animation of all of them: the settings' prompt is then empty (frames decode image
@@ -147,12 +149,18 @@ pub struct ImageSettings {
 
 /// SHA-256 of an image's RGBA8 pixels, row-major (what an edit's or a remix's source is known by: the same in the
 /// CLI, which decodes a file, and the page, which reads a canvas).
-pub fn pixels_sha256(image: &RgbaImage) -> String {
-    sha256_hex(&image.rgba)
+pub fn pixels_sha256(rgba: &[u8]) -> String {
+    sha256_hex(rgba)
+}
+
+/// SHA-256 of an image embedding's f32 values, little-endian (a remix input given as an embedding).
+pub fn embedding_sha256(embedding: &[f32]) -> String {
+    sha256_hex(&embedding.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
 }
 
 impl ImageSettings {
-    /// The record of a `width`×`height` picture that `model` drew with `p` (an edit with `edit`).
+    /// The record of a `width`×`height` picture that `model` drew with `p` (an edit with `edit`; a remix frame: set
+    /// `remix`).
     pub fn new(
         p: &GenerateParams,
         edit: Option<&EditParams>,
@@ -181,10 +189,10 @@ impl ImageSettings {
             edit: edit.map(|e| EditRecord {
                 strength: e.strength,
                 resample: e.resample,
-                source_sha256: pixels_sha256(&e.image),
+                source_sha256: pixels_sha256(&e.image.rgba),
                 source_width: e.image.width,
                 source_height: e.image.height,
-                mask_sha256: e.mask.as_ref().map(pixels_sha256),
+                mask_sha256: e.mask.as_ref().map(|m| pixels_sha256(&m.rgba)),
             }),
             remix: None,
             step: None,
@@ -286,7 +294,9 @@ impl ImageSettings {
                     RemixInput::Prompt(p) => ensure_setting(p.chars().count() <= MAX_PROMPT_CHARS, || {
                         format!("a remix prompt is longer than {MAX_PROMPT_CHARS} characters")
                     })?,
-                    RemixInput::ImageSha256(h) => check_sha256("a remix picture's SHA-256", h)?,
+                    RemixInput::ImageSha256(h) | RemixInput::EmbeddingSha256(h) => {
+                        check_sha256("a remix input's SHA-256", h)?
+                    }
                 }
             }
         }

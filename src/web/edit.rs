@@ -1,5 +1,5 @@
 //! The editing half of the wasm API ([`crate::edit`]): img2img and inpainting of a canvas' pixels, streaming the
-//! same events as `Engine.generate` and resolving to the same {rgba, width, height, image_embedding}.
+//! same events as `Engine.generate` and resolving to the same {rgba, width, height, image_embedding, png}.
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
@@ -34,6 +34,6 @@ impl Engine {
                 if mask_rgba.is_empty() { None } else { Some(RgbaImage::new(mask_width, mask_height, mask_rgba)?) };
             Ok(EditParams { image, mask, strength, resample })
         })();
-        on_backend!(self, i => future_to_promise(generate_on(i.clone(), params, on_event, Some(edit))))
+        on_backend!(self, i => future_to_promise(generate_on(i.clone(), params, on_event, Some(edit), JsValue::UNDEFINED)))
     }
 }

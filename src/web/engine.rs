@@ -15,6 +15,7 @@ use crate::backend::cpu::Cpu;
 use crate::backend::webgpu::{AdapterSummary, WebGpu};
 use crate::backend::Backend;
 use crate::edit::EditParams;
+use crate::image_settings::{ImageSettings, ModelIdentity, RemixRecord};
 use crate::manifest::{FileEntry, Manifest};
 use crate::pipeline::{GenerateParams, TextEncoder, UnCLIPPipeline};
 use crate::Error;
@@ -22,6 +23,8 @@ use crate::Error;
 pub(super) struct Inner<B: Backend> {
     pub pipeline: UnCLIPPipeline<B>,
     pub cancel: Cell<bool>,
+    /// Which model this is, for the settings a picture carries.
+    pub model: ModelIdentity,
 }
 
 /// The pipeline on the backend the page chose.
@@ -47,7 +50,7 @@ pub struct Engine {
     pub(super) loaded: Loaded,
 }
 
-fn inner<B: Backend>(be: &B, manifest: Manifest, files: &Map) -> crate::Result<Rc<Inner<B>>> {
+fn inner<B: Backend>(be: &B, manifest: Manifest, model: ModelIdentity, files: &Map) -> crate::Result<Rc<Inner<B>>> {
     let open = |f: &FileEntry| -> crate::Result<Vec<u8>> {
         let bytes = files.get(&JsValue::from_str(&f.file));
         if bytes.is_undefined() {
@@ -58,7 +61,7 @@ fn inner<B: Backend>(be: &B, manifest: Manifest, files: &Map) -> crate::Result<R
         Ok(bytes)
     };
     let pipeline = UnCLIPPipeline::load(be, manifest, open)?;
-    Ok(Rc::new(Inner { pipeline, cancel: Cell::new(false) }))
+    Ok(Rc::new(Inner { pipeline, cancel: Cell::new(false), model }))
 }
 
 #[wasm_bindgen]
@@ -68,9 +71,10 @@ impl Engine {
     pub async fn load(manifest_json: String, files: Map, backend: String) -> JsResult<Engine> {
         let load = async {
             let manifest = Manifest::from_json(manifest_json.as_bytes())?;
+            let model = ModelIdentity::of(&manifest, manifest_json.as_bytes());
             Ok(match backend.as_str() {
-                "cpu" => Loaded::Cpu(inner(&Cpu, manifest, &files)?),
-                "webgpu" => Loaded::WebGpu(inner(&WebGpu::new().await?, manifest, &files)?),
+                "cpu" => Loaded::Cpu(inner(&Cpu, manifest, model, &files)?),
+                "webgpu" => Loaded::WebGpu(inner(&WebGpu::new().await?, manifest, model, &files)?),
                 other => return Err(Error::Settings(format!("unknown backend `{other}` (expected cpu or webgpu)"))),
             })
         };
@@ -91,11 +95,19 @@ impl Engine {
         on_backend!(self, i => i.cancel.set(true))
     }
 
+    /// {name, version, sha256}: the loaded model's identity (model.json's SHA-256), as a picture's settings name it.
+    #[wasm_bindgen(js_name = modelIdentity)]
+    pub fn model_identity(&self) -> JsResult<JsValue> {
+        on_backend!(self, i => to_js(&i.model))
+    }
+
     /// params: {prompt, seed, prior_steps, …} (missing fields take diffusers' defaults).
     /// `on_event` receives {type: "stage_start"|"step"|"stage_end"|"warning", …} ([`super::events`]); steps of
-    /// the decoder and super-res carry `xt` and `x0` as RGBA. Resolves to {rgba, width, height, image_embedding}.
-    pub fn generate(&self, params: JsValue, on_event: Function) -> Promise {
-        on_backend!(self, i => future_to_promise(generate_on(i.clone(), params, on_event, None)))
+    /// the decoder and super-res carry `xt` and `x0` as RGBA. Resolves to {rgba, width, height, image_embedding,
+    /// png}: png is the picture as a PNG file carrying its settings (docs/formats.md, "Pictures"); `remix` (a remix
+    /// frame: {op, frame, frames, inputs, invert, max_theta?}, `RemixRecord`) goes into them, undefined for a generation.
+    pub fn generate(&self, params: JsValue, on_event: Function, remix: JsValue) -> Promise {
+        on_backend!(self, i => future_to_promise(generate_on(i.clone(), params, on_event, None, remix)))
     }
 }
 
@@ -182,6 +194,8 @@ struct Generated {
     height: u32,
     #[serde(with = "serde_wasm_bindgen::preserve")]
     image_embedding: Float32Array,
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    png: Uint8Array,
 }
 
 /// A generation, or with `edit` an img2img / inpainting ([`crate::edit`]), reporting to `on_event`.
@@ -190,8 +204,10 @@ pub(super) async fn generate_on<B: Backend>(
     params: JsValue,
     on_event: Function,
     edit: Option<crate::Result<EditParams>>,
+    remix: JsValue,
 ) -> JsResult<JsValue> {
     let params: GenerateParams = from_js(params)?;
+    let remix: Option<RemixRecord> = from_js(remix)?;
     let edit = edit.transpose().map_err(js_error)?;
     inner.cancel.set(false);
     let mut sink = JsObserver::new(on_event, &inner.cancel);
@@ -203,8 +219,13 @@ pub(super) async fn generate_on<B: Backend>(
         None => inner.pipeline.generate(&params, &mut sink).await,
     };
     let out = sink.outcome(result)?;
+    let rgba = out.to_rgba8();
+    let record =
+        ImageSettings { remix, ..ImageSettings::new(&params, edit.as_ref(), &inner.model, out.width, out.height) };
+    let png = crate::png_file::encode_png(&rgba, out.width, out.height, &record).map_err(js_error)?;
     to_js(&Generated {
-        rgba: Uint8ClampedArray::from(&out.to_rgba8()[..]),
+        png: Uint8Array::from(&png[..]),
+        rgba: Uint8ClampedArray::from(&rgba[..]),
         width: out.width as u32,
         height: out.height as u32,
         image_embedding: Float32Array::from(&out.image_embedding[..]),

@@ -4,8 +4,9 @@
 //! ([`events`]) and yields to the event loop between steps so a `cancel()` message can land.
 //!
 //! verify: downloads and model.json · engine: a loaded model and its runs · events: what a run tells the page ·
-//! edit, remix: the engine's other runs · teach: the teaching page's exports · crash: panics and out-of-memory ·
-//! bench: timing hooks for the benchmark pages (the `bench` feature).
+//! edit, remix: the engine's other runs · picture: the settings a PNG carries, read back · teach: the teaching
+//! page's exports · crash: panics and out-of-memory · bench: timing hooks for the benchmark pages (the `bench`
+//! feature).
 //!
 //! Values go to JS through serde ([`to_js`]): structs as plain objects, typed arrays as they are. Errors go as a
 //! JS `Error` with the message and a stable `code` ([`crate::Error::code`]), which the worker switches on.
@@ -24,6 +25,7 @@ mod crash;
 mod edit;
 mod engine;
 mod events;
+mod picture;
 mod remix;
 mod teach;
 mod verify;

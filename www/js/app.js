@@ -1,7 +1,7 @@
 // The generate page: DOM only. The model lives in a worker (worker.js); this module sends it
 // messages (protocol.js) and draws what comes back.
 
-import { paintRgba } from "./canvas.js";
+import { paintRgba, pngDataUrl } from "./canvas.js";
 import { DEFAULTS, GENERATE_STAGES } from "./protocol.js";
 import { initEdit } from "./edit.js";
 import { initHistory } from "./history.js";
@@ -122,6 +122,7 @@ const handlers = {
     $("load-text").textContent = `${m.file}: ${mb(m.fileLoaded)} of ${mb(m.fileBytes)}${header} — total ${mb(m.loaded)} of ${mb(m.total)} (${how})`;
   },
   ready(m) {
+    model = m.identity;
     $("load-bar").value = 1;
     $("load-text").textContent = `${m.model.name} ${m.model.version} ready (${m.info.width}×${m.info.height})`;
     $("backend-status").textContent = `Backend: ${m.info.backend} — ${m.reason}${threadsText(m)}`;
@@ -163,10 +164,8 @@ const handlers = {
     $("warning").append(line);
     $("warning").hidden = false;
   },
-  done(m) {
-    const canvas = document.createElement("canvas");
-    paintRgba(canvas, m.rgba, m.width, m.height);
-    const url = canvas.toDataURL("image/png");
+  async done(m) {
+    const url = await pngDataUrl(m.png); // the PNG the engine wrote, its settings in it (docs/formats.md, "Pictures")
     const p = runSettings;
     showResult(url, p);
     document.body.dataset.ms = Math.round(m.ms); // the whole generation in the worker (benchmarks read it)
@@ -176,6 +175,7 @@ const handlers = {
     finish("done");
   },
   cancelled() { finish("ready"); },
+  png_settings(m) { restorePicture(m); },
   error(m) {
     showError(m.message);
     if (m.crashed) { // a new engine, the same model: the page stays usable, and says what happened
@@ -220,6 +220,64 @@ $("form").addEventListener("submit", (e) => {
   worker.postMessage({ type: "generate", params: p, edit: e2 }, e2 ? [e2.image.rgba.buffer, ...(e2.mask ? [e2.mask.rgba.buffer] : [])] : []);
 });
 $("cancel").onclick = () => worker.postMessage({ type: "cancel" });
+// keys (listed in #keys): Ctrl/⌘+Enter generates from any field of the form, Esc cancels a run (here or in Remix)
+$("form").addEventListener("keydown", (e) => {
+  if (e.key !== "Enter" || !(e.ctrlKey || e.metaKey)) return;
+  e.preventDefault();
+  if (!$("generate").disabled) $("form").requestSubmit();
+});
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape") return;
+  for (const id of ["cancel", "remix-cancel"]) if (!$(id).disabled) $(id).click();
+});
+
+/// A picture dropped on, pasted into or opened from the prompt area: the worker reads its settings
+/// (src/web/picture.rs) and `restorePicture` puts them in the form.
+function readPicture(file) {
+  if (!file) return;
+  const name = file.name || "the pasted picture";
+  file.arrayBuffer().then((bytes) => worker.postMessage({ type: "read_png", bytes, file: name }, [bytes]));
+}
+const area = $("prompt-area");
+area.addEventListener("dragover", (e) => { if (e.dataTransfer?.types.includes("Files")) { e.preventDefault(); area.classList.add("dropping"); } });
+area.addEventListener("dragleave", () => area.classList.remove("dropping"));
+area.addEventListener("drop", (e) => {
+  area.classList.remove("dropping");
+  const file = e.dataTransfer?.files[0];
+  if (!file) return;
+  e.preventDefault();
+  readPicture(file);
+});
+area.addEventListener("paste", (e) => {
+  const file = [...(e.clipboardData?.files ?? [])].find((f) => f.type.startsWith("image/"));
+  if (!file) return; // text pastes as text
+  e.preventDefault();
+  readPicture(file);
+});
+$("open-png").addEventListener("change", (e) => { readPicture(e.target.files[0]); e.target.value = ""; });
+
+/// The loaded model's identity ({name, version, sha256}: `ready`), to say when a picture was drawn by another.
+let model = null;
+const RESTORED = ["prompt", "negative_prompt", "seed", "prior_steps", "decoder_steps", "sr_steps", "prior_guidance", "decoder_guidance", "prior_best_of"];
+
+/// The answer to a `read_png`: the form takes the picture's settings ({settings}: an ImageSettings record, checked
+/// by the engine), and #restored says in one line what it restored, and what the page cannot redo.
+function restorePicture({ file, settings: s, error }) {
+  const say = (text) => { $("restored").textContent = text; $("restored").hidden = false; };
+  if (error) return say(error);
+  if (!s) return say(`${file} carries no unclip settings: it is just a picture (open it in Edit or Remix to use it).`);
+  for (const f of RESTORED) { $(f).value = s[f]; touched.add(f); }
+  if (s.edit) { $("strength").value = s.edit.strength; $("resample").value = s.edit.resample; $("strength-value").value = s.edit.strength; }
+  writeUrl(readSettings());
+  const notes = [];
+  if (model && s.model.sha256 !== model.sha256) notes.push(`it was drawn by ${s.model.name} ${s.model.version} and this page runs ${model.name} ${model.version}, so the picture will differ`);
+  if (s.sampler !== "ddpm") notes.push(`it was sampled with ${s.sampler.toUpperCase()}, which this page does not offer`);
+  if (s.edit) notes.push(`it was ${s.edit.mask_sha256 ? "an inpainting" : "an img2img"} at strength ${s.edit.strength} of a picture the file does not hold`);
+  if (s.remix || s.step) notes.push("it was a remix frame or a step, which Generate does not redo");
+  const prompt = s.prompt.trim() ? `“${s.prompt}”` : "no prompt";
+  say(`Restored from ${file}: ${prompt}${s.negative_prompt ? `, not “${s.negative_prompt}”` : ""}, seed ${s.seed}, steps ${s.prior_steps}/${s.decoder_steps}/${s.sr_steps}, guidance ${s.prior_guidance}/${s.decoder_guidance}, best of ${s.prior_best_of}${notes.length ? `; ${notes.join("; ")}` : ""}.`);
+}
+
 $("dice").onclick = () => { $("seed").value = Math.floor(Math.random() * 2 ** 32); };
 $("about-open").onclick = () => $("about").showModal();
 $("storage").addEventListener("toggle", () => { if ($("storage").open) worker.postMessage({ type: "storage" }); });

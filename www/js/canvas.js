@@ -6,6 +6,16 @@ export function paintRgba(canvas, rgba, w, h) {
   canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
 }
 
+/// A data: URL of PNG bytes (the engine's file, its settings in it: History keeps it, Download saves these bytes).
+export function pngDataUrl(png) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(new Blob([png], { type: "image/png" }));
+  });
+}
+
 /// A CHW float image (3 channels) as RGBA: v·scale + offset in [0, 1], clipped. The defaults show
 /// images in [-1, 1]; `scale = 1/6` shows noise with ±3σ spanning black to white.
 export function chwToRgba(chw, w, h, scale = 0.5, offset = 0.5) {

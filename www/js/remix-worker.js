@@ -15,6 +15,21 @@ async function embed(engine, source, params, onEvent) {
   throw new Error("each end of a blend needs an image, a result or a prompt");
 }
 
+/// How a frame's settings record names a source (docs/formats.md, "Pictures": a remix's inputs).
+function input(source) {
+  if (source.embedding) return { embedding_sha256: wasm.embeddingSha256(new Float32Array(source.embedding)) };
+  if (source.image) return { image_sha256: wasm.pixelsSha256(source.image.rgba) };
+  return { prompt: source.prompt };
+}
+
+/// What the frames' settings records say of the op (src/image_settings.rs `RemixRecord`, less the frame).
+function remixRecord(req, frames) {
+  const record = { op: req.op, frames, invert: false };
+  if (req.op === "variations") return { ...record, inputs: [input({ image: req.image })], invert: !!req.invert };
+  if (req.op === "interpolate") return { ...record, inputs: [input(req.a), input(req.b)] };
+  return { ...record, inputs: [input(req.source), { prompt: req.from }, { prompt: req.to }], max_theta: req.max_theta };
+}
+
 /// The generate params of every frame of the op.
 async function plan(engine, req, onEvent) {
   const p = req.params;
@@ -50,9 +65,10 @@ export async function runRemix(engine, req, post) {
   try {
     const frames = await plan(engine, req, onEvent);
     send({ type: "remix_plan", op: req.op, frames: frames.length });
+    const record = remixRecord(req, frames.length);
     for (const [k, params] of frames.entries()) {
-      const out = await engine.generate(params, onEvent(k, frames.length));
-      send({ type: "remix_frame", k, n: frames.length, seed: params.seed, rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding }, [out.rgba.buffer, out.image_embedding.buffer]);
+      const out = await engine.generate(params, onEvent(k, frames.length), { ...record, frame: k });
+      send({ type: "remix_frame", k, n: frames.length, seed: params.seed, rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, png: out.png }, [out.rgba.buffer, out.image_embedding.buffer, out.png.buffer]);
     }
     send({ type: "remix_done", op: req.op, ms: performance.now() - start });
   } catch (e) {

@@ -2,7 +2,7 @@
 // two ticked pictures or prompts, and text diffs. DOM only: the worker runs the ops (remix-worker.js)
 // and streams the same step events as a generation, tagged job: "remix".
 
-import { drawPicture, paintRgba } from "./canvas.js";
+import { drawPicture, paintRgba, pngDataUrl } from "./canvas.js";
 import { STAGES } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
@@ -140,12 +140,13 @@ export function initRemix(worker, readSettings, addToHistory) {
     }, 200);
   }
 
-  /// Adds a finished frame to the strip and to History (tickable like any result).
-  function addFrame(m) {
-    const canvas = document.createElement("canvas");
-    paintRgba(canvas, m.rgba, m.width, m.height);
+  /// Adds a finished frame to the strip and to History (tickable like any result), in order: `added` settles when
+  /// every frame so far is in.
+  let added = Promise.resolve();
+  const addFrame = (m) => { added = added.then(() => showFrame(m)); };
+  async function showFrame(m) {
     frames.push(new ImageData(new Uint8ClampedArray(m.rgba), m.width, m.height));
-    const url = canvas.toDataURL("image/png");
+    const url = await pngDataUrl(m.png); // the engine's PNG, the frame's settings and remix in it
     const li = document.createElement("li");
     const img = document.createElement("img");
     img.src = url; img.alt = `frame ${m.k + 1} of ${m.n} (seed ${m.seed})`;
@@ -170,7 +171,7 @@ export function initRemix(worker, readSettings, addToHistory) {
     stage_end(m) { row(m.stage).querySelector("progress").value = 1; row(m.stage).querySelector("small").textContent = `done in ${(m.ms / 1000).toFixed(2)} s`; },
     warning(m) { $("remix-status").textContent = m.message; },
     remix_frame(m) { addFrame(m); },
-    remix_done(m) { $("remix-status").textContent = `${frames.length} frames in ${(m.ms / 1000).toFixed(1)} s`; play(); setState("done"); },
+    remix_done(m) { added.then(() => { $("remix-status").textContent = `${frames.length} frames in ${(m.ms / 1000).toFixed(1)} s`; play(); setState("done"); }); },
     cancelled() { $("remix-status").textContent = "cancelled"; setState("idle"); },
     error(m) { showError(m.message); },
   };

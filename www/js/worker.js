@@ -66,7 +66,7 @@ async function startEngine(backend, reason) {
     return startEngine("cpu", `WebGPU could not start (${e.message}), so this runs on the CPU (wasm simd128)`);
   }
   const m = model.manifest;
-  post({ type: "ready", model: { name: m.name, version: m.version, license: m.license, attribution: m.attribution, recommended: m.recommended ?? {}, local: model.local }, info: engine.info(), reason, threading });
+  post({ type: "ready", model: { name: m.name, version: m.version, license: m.license, attribution: m.attribution, recommended: m.recommended ?? {}, local: model.local }, identity: engine.modelIdentity(), info: engine.info(), reason, threading });
 }
 
 /// Loads a model from `source` (weights.js: a served URL, a picked folder, or a folder picked before).
@@ -114,8 +114,8 @@ async function generate(params, edit) {
       ? engine.edit(params, edit.image.rgba, edit.image.width, edit.image.height, mask.rgba, mask.width, mask.height,
         params.strength ?? 1, params.resample ?? 1, onEvent)
       : engine.generate(params, onEvent)));
-    const done = { type: "done", rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, ms: performance.now() - start };
-    post(done, [out.rgba.buffer, out.image_embedding.buffer]);
+    const done = { type: "done", rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, png: out.png, ms: performance.now() - start };
+    post(done, [out.rgba.buffer, out.image_embedding.buffer, out.png.buffer]);
   } catch (e) {
     if (e.code === "cancelled") return post({ type: "cancelled" });
     throw e;
@@ -157,6 +157,12 @@ self.onmessage = async ({ data }) => {
         return await run(() => generate(data.params, data.edit), undefined);
       case "cancel":
         return engine?.cancel();
+      case "read_png": // the settings a picture carries (src/web/picture.rs); needs no model
+        try {
+          return post({ type: "png_settings", file: data.file, settings: wasm.readPngSettings(new Uint8Array(data.bytes), data.file) });
+        } catch (e) {
+          return post({ type: "png_settings", file: data.file, error: e.message ?? String(e) });
+        }
       case "storage":
         return post({ type: "storage", ...(await storageReport()) });
       case "clear_cache":

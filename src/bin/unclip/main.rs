@@ -213,12 +213,12 @@ fn edit_settings(
 ) -> (f32, usize) {
     let recorded = from.and_then(|f| f.record.edit.as_ref().map(|e| (f, e)));
     if let Some((f, e)) = recorded {
-        if e.source_sha256 != pixels_sha256(image) {
+        if e.source_sha256 != pixels_sha256(&image.rgba) {
             eprintln!(
                 "warning: {} was edited from a picture whose pixels' SHA-256 is {}…, and --image's is {}…: the result will differ",
                 f.file,
                 &e.source_sha256[..12],
-                &pixels_sha256(image)[..12]
+                &pixels_sha256(&image.rgba)[..12]
             );
         }
     }

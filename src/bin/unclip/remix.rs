@@ -202,7 +202,7 @@ impl<B: Backend> Cli<B> {
     /// How a remix's record names `source`: its prompt, or its pixels' SHA-256.
     fn input(source: &Source) -> Result<RemixInput> {
         Ok(match source {
-            Source::Image(path) => RemixInput::ImageSha256(pixels_sha256(&read_image(path)?)),
+            Source::Image(path) => RemixInput::ImageSha256(pixels_sha256(&read_image(path)?.rgba)),
             Source::Text(text) => RemixInput::Prompt(text.to_string()),
         })
     }
@@ -311,7 +311,7 @@ fn run_on<B: Backend>(be: &B, command: RemixCommand) -> Result<()> {
                 None
             };
             let params = (0..count).map(|k| variation_params(&base, &embedding, inverted.as_deref(), k)).collect();
-            let inputs = vec![RemixInput::ImageSha256(pixels_sha256(&picture))];
+            let inputs = vec![RemixInput::ImageSha256(pixels_sha256(&picture.rgba))];
             let remix =
                 RemixRecord { op: RemixOp::Variations, frame: None, frames: count, inputs, invert, max_theta: None };
             cli.frames(params, remix, &outputs, false)
