@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, GgufWriter, MetadataValue};
 use crate::image_processor::ClipImageProcessorConfig;
 use crate::manifest::{
-    Attribution, Component, FileEntry, ImageProcessorEntry, Manifest, Recommended, SchedulerEntry, TokenizerEntry,
-    FORMAT, FORMAT_VERSION,
+    open_model_dir, Attribution, Component, FileEntry, ImageProcessorEntry, Manifest, Recommended, SchedulerEntry,
+    TokenizerEntry, FORMAT, FORMAT_VERSION,
 };
 
 /// The components of an unCLIP pipeline folder, in pipeline order; `image_encoder` is optional, and so is
@@ -434,23 +434,4 @@ fn image_processor(
     serde_json::from_value::<ClipImageProcessorConfig>(config.clone())
         .map_err(|e| Error::Model(format!("{} is not a CLIPImageProcessor config: {e}", path.display())))?;
     Ok(ImageProcessorEntry { class, config, normalize_embeddings })
-}
-
-/// Reads a model directory: its manifest, and every listed file verified against its size and hash.
-#[allow(clippy::type_complexity)] // an `impl FnMut` cannot be named by a type alias
-pub fn open_model_dir(dir: &Path) -> Result<(Manifest, impl FnMut(&FileEntry) -> Result<Vec<u8>>)> {
-    let manifest_path = dir.join("model.json");
-    if !manifest_path.exists() {
-        return Err(Error::Model(format!(
-            "{} has no model.json: point --model at a directory made by `unclip convert`",
-            dir.display()
-        )));
-    }
-    let manifest = Manifest::from_json(&read(&manifest_path)?)?;
-    let dir = dir.to_path_buf();
-    Ok((manifest, move |f: &FileEntry| {
-        let bytes = read(&dir.join(&f.file))?;
-        f.verify(&bytes)?;
-        Ok(bytes)
-    }))
 }

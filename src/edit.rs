@@ -25,9 +25,10 @@
 use crate::backend::{Backend, Tensor};
 use crate::error::{ensure_in, ensure_setting, Error, Result};
 use crate::image_processor::{shortest_edge_size, RgbImage, RgbaImage, Window};
-use crate::pipeline::{GenerateOutput, GenerateParams, Observer, UnCLIPPipeline};
+use crate::pipeline::{GenerateOutput, Observer, UnCLIPPipeline};
 use crate::rng::TorchGenerator;
 use crate::schedulers::UnCLIPScheduler;
+use crate::settings::GenerateParams;
 
 /// img2img's strength where a person has not chosen one (the page's and `unclip img2img`'s): a redraw that keeps
 /// the picture's layout. Inpainting's is [`EditParams::default`]'s, 1.

@@ -11,7 +11,8 @@ use crate::edit::EditParams;
 use crate::error::{ensure_setting, Error, Result};
 use crate::image_processor::MAX_IMAGE_PIXELS;
 use crate::manifest::{sha256_hex, Manifest};
-use crate::pipeline::{GenerateParams, Sampler, Stage};
+use crate::pipeline::Stage;
+use crate::settings::{GenerateParams, Sampler};
 use crate::tokenizer::MAX_PROMPT_CHARS;
 
 /// `format` of the record.
@@ -25,6 +26,11 @@ pub const PARAMETERS_KEYWORD: &str = "parameters";
 pub const MAX_SETTINGS_BYTES: usize = 1 << 20;
 /// What wrote the picture: this crate's name and version.
 pub const ENGINE: &str = concat!("unclip ", env!("CARGO_PKG_VERSION"));
+
+pub mod grid;
+pub mod step_frames;
+pub use grid::{grid_cells, GridAxis, GridRecord};
+pub use step_frames::StepFramesRecord;
 
 /// Which model drew the picture: model.json's name, version and the SHA-256 of its bytes (which pins every weight
 /// file by its own hash).
@@ -145,6 +151,12 @@ pub struct ImageSettings {
     pub remix: Option<RemixRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<StepRecord>,
+    /// An X/Y grid: the record's settings are its base, each cell varies two of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<GridRecord>,
+    /// Every step of one stage of the run, as an animation or a contact sheet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_frames: Option<StepFramesRecord>,
 }
 
 /// SHA-256 of an image's RGBA8 pixels, row-major (what an edit's or a remix's source is known by: the same in the
@@ -196,6 +208,8 @@ impl ImageSettings {
             }),
             remix: None,
             step: None,
+            grid: None,
+            step_frames: None,
         }
     }
 
@@ -303,6 +317,12 @@ impl ImageSettings {
         if let Some(s) = &self.step {
             ensure_setting(s.stage.len() <= 16 && s.image.len() <= 4, || "the step record names no stage".into())?;
         }
+        if let Some(g) = &self.grid {
+            g.check(&self.params(), self.width, self.height)?;
+        }
+        if let Some(f) = &self.step_frames {
+            f.check(self.width, self.height)?;
+        }
         Ok(())
     }
 
@@ -343,6 +363,12 @@ impl ImageSettings {
         if let Some(s) = &self.step {
             pairs.push(format!("Step: {} {} t={} {}", s.stage, s.i, s.t, s.image));
         }
+        if let Some(g) = &self.grid {
+            pairs.push(g.parameters());
+        }
+        if let Some(f) = &self.step_frames {
+            pairs.push(format!("Steps: {}", f.describe()));
+        }
         pairs.push(format!("Version: {}", self.engine));
         let negative = if self.negative_prompt.is_empty() {
             String::new()
@@ -354,6 +380,12 @@ impl ImageSettings {
 
     /// What kind of picture this is, for a sentence: "a generation", "an img2img at strength 0.6", …
     pub fn kind(&self) -> String {
+        if let Some(g) = &self.grid {
+            return g.kind();
+        }
+        if let Some(f) = &self.step_frames {
+            return format!("the {} steps of a run, {}", f.stage, f.describe());
+        }
         match (&self.edit, &self.remix, &self.step) {
             (_, _, Some(s)) => format!("step {} of the {} stage ({}) of a run", s.i, s.stage, s.image),
             (_, Some(r), _) => {

@@ -19,6 +19,7 @@ pub mod png_file;
 pub mod remix;
 pub mod rng;
 pub mod schedulers;
+pub mod settings;
 pub mod time;
 pub mod tokenizer;
 #[cfg(feature = "bench")]

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::settings::GenerateParams;
+pub use crate::settings::Recommended;
 
 pub const FORMAT: &str = "unclip-model";
 pub const FORMAT_VERSION: u32 = 1;
@@ -63,57 +65,6 @@ pub struct TokenizerEntry {
     pub file: FileEntry,
     /// Every prompt is padded/truncated to this many tokens (= the prior's `num_embeddings`).
     pub max_length: usize,
-}
-
-/// The settings a model recommends in place of diffusers' defaults (tuned on its own metric, issue 13), each
-/// optional. The CLI and the page use one where the user set nothing, and say so; flags and the URL override it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Recommended {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prior_steps: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decoder_steps: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sr_steps: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prior_guidance: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decoder_guidance: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prior_best_of: Option<usize>,
-}
-
-impl Recommended {
-    pub fn is_empty(&self) -> bool {
-        *self == Recommended::default()
-    }
-
-    /// These settings, less those `given` sets.
-    pub fn unless(&self, given: &Recommended) -> Recommended {
-        Recommended {
-            prior_steps: self.prior_steps.filter(|_| given.prior_steps.is_none()),
-            decoder_steps: self.decoder_steps.filter(|_| given.decoder_steps.is_none()),
-            sr_steps: self.sr_steps.filter(|_| given.sr_steps.is_none()),
-            prior_guidance: self.prior_guidance.filter(|_| given.prior_guidance.is_none()),
-            decoder_guidance: self.decoder_guidance.filter(|_| given.decoder_guidance.is_none()),
-            prior_best_of: self.prior_best_of.filter(|_| given.prior_best_of.is_none()),
-        }
-    }
-
-    /// "prior steps 10, decoder guidance 4": the settings present, in field order, worded as the page's note
-    /// words them (app.js `applyRecommended`).
-    pub fn describe(&self) -> String {
-        let fields = [
-            ("prior steps", self.prior_steps.map(|v| v.to_string())),
-            ("decoder steps", self.decoder_steps.map(|v| v.to_string())),
-            ("sr steps", self.sr_steps.map(|v| v.to_string())),
-            ("prior guidance", self.prior_guidance.map(|v| v.to_string())),
-            ("decoder guidance", self.decoder_guidance.map(|v| v.to_string())),
-            ("prior best of", self.prior_best_of.map(|v| v.to_string())),
-        ];
-        fields.iter().filter_map(|(k, v)| Some(format!("{k} {}", v.as_ref()?))).collect::<Vec<_>>().join(", ")
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -212,11 +163,37 @@ impl Manifest {
                 self.tokenizer.max_length
             )));
         }
-        crate::pipeline::GenerateParams::default()
+        GenerateParams::default()
             .with(&self.recommended)
             .validate()
             .map_err(|e| Error::Model(format!("model.json's recommended settings: {e}")))
     }
+}
+
+/// Reads a model directory on disk (what `unclip convert` writes): its manifest, and a reader of each file it lists,
+/// which verifies the bytes against the listed size and hash.
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::type_complexity)] // an `impl FnMut` cannot be named by a type alias
+pub fn open_model_dir(dir: &std::path::Path) -> Result<(Manifest, impl FnMut(&FileEntry) -> Result<Vec<u8>>)> {
+    let manifest_path = dir.join("model.json");
+    if !manifest_path.exists() {
+        return Err(Error::Model(format!(
+            "{} has no model.json: point --model at a directory made by `unclip convert`",
+            dir.display()
+        )));
+    }
+    let manifest = Manifest::from_json(&read_file(&manifest_path)?)?;
+    let dir = dir.to_path_buf();
+    Ok((manifest, move |f: &FileEntry| {
+        let bytes = read_file(&dir.join(&f.file))?;
+        f.verify(&bytes)?;
+        Ok(bytes)
+    }))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 impl FileEntry {

@@ -138,7 +138,7 @@ mod tests {
 
     use super::*;
     use crate::image_settings::ModelIdentity;
-    use crate::pipeline::GenerateParams;
+    use crate::settings::GenerateParams;
 
     fn settings() -> ImageSettings {
         let model = ModelIdentity { name: "m".into(), version: "1".into(), sha256: "0".repeat(64) };

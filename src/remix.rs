@@ -9,7 +9,7 @@
 
 #[cfg(doc)]
 use crate::pipeline::UnCLIPPipeline;
-use crate::pipeline::{GenerateParams, Sampler};
+use crate::settings::{GenerateParams, Sampler};
 
 /// The settings of one remix frame: `base`'s steps, guidance and sampler, decoding `embedding` from
 /// `seed` with the empty caption and no prior.

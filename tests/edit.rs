@@ -10,10 +10,10 @@ use std::path::Path;
 use common::*;
 use unclip::backend::webgpu::WebGpu;
 use unclip::backend::Backend;
-use unclip::convert::open_model_dir;
 use unclip::edit::EditParams;
 use unclip::gguf::GgmlType;
 use unclip::image_processor::RgbaImage;
+use unclip::manifest::open_model_dir;
 use unclip::pipeline::{GenerateOutput, GenerateParams, Silent};
 use unclip::UnCLIPPipeline;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::*;
 use unclip::backend::cpu::Cpu;
-use unclip::convert::open_model_dir;
+use unclip::manifest::open_model_dir;
 use unclip::pipeline::{GenerateParams, Silent};
 use unclip::UnCLIPPipeline;
 

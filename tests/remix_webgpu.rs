@@ -5,9 +5,9 @@ mod common;
 
 use common::*;
 use unclip::backend::webgpu::WebGpu;
-use unclip::convert::open_model_dir;
 use unclip::gguf::GgmlType;
 use unclip::image_processor::RgbaImage;
+use unclip::manifest::open_model_dir;
 use unclip::pipeline::{GenerateParams, Silent};
 use unclip::remix::{frame_params, variation_params};
 use unclip::UnCLIPPipeline;

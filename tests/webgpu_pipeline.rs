@@ -8,8 +8,8 @@ use std::process::Command;
 use common::*;
 use unclip::backend::cpu::Cpu;
 use unclip::backend::webgpu::WebGpu;
-use unclip::convert::open_model_dir;
 use unclip::gguf::GgmlType;
+use unclip::manifest::open_model_dir;
 use unclip::pipeline::{GenerateParams, Sampler, Silent};
 use unclip::UnCLIPPipeline;
 

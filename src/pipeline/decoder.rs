@@ -2,10 +2,7 @@
 //! docs/math.md §7–§8), super-res (the bicubic-AA upsample as its condition; §10) and the post-processing
 //! to pixels (§12). With an edit, each stage starts from the image instead of noise ([`crate::edit`]).
 
-use super::{
-    emit, Denoising, Event, GenerateOutput, GenerateParams, Guided, Observer, Prediction, TextConditioning,
-    UnCLIPPipeline,
-};
+use super::{emit, Denoising, Event, GenerateOutput, Guided, Observer, Prediction, TextConditioning, UnCLIPPipeline};
 use crate::backend::{Backend, Tensor};
 use crate::edit::{EditParams, MaskCut, StageEdit};
 use crate::error::{Error, Result};
@@ -15,6 +12,7 @@ use crate::nn::resize::resize_bicubic_aa;
 use crate::pipeline::Stage;
 use crate::rng::TorchGenerator;
 use crate::schedulers::{PredictionType, VarianceType};
+use crate::settings::GenerateParams;
 
 /// Fewer super-res steps than this on an ε-predicting super-res model draw coloured noise: unclip-emoji 0.1 at 2 steps
 /// is noise, 3–4 noisy, 5 clean, 7 (diffusers' default) the picture (`unclip generate --prompt "a happy dog"

@@ -3,12 +3,13 @@
 //! Generator draws per step, in order: the sampler's noise (x's shape, when the step adds noise), then the edit's
 //! ([`crate::edit::settle`]).
 
-use super::{emit, Event, GenerateParams, Guided, Observer, Sampler, Stage, StepEvent, UnCLIPPipeline};
-use crate::backend::{Backend, StepOperands, Tensor};
+use super::{emit, Event, Guided, Observer, Stage, StepEvent, UnCLIPPipeline};
+use crate::backend::{Backend, StepCoefficients, StepOperands, Tensor};
 use crate::edit::{settle, Settled, StageEdit};
 use crate::error::Result;
 use crate::rng::TorchGenerator;
-use crate::schedulers::UnCLIPScheduler;
+use crate::schedulers::{ddim_step_coefficients, UnCLIPScheduler};
+use crate::settings::{GenerateParams, Sampler};
 use crate::time::now_ms;
 
 /// One stage's reverse process: what it reports as, its scheduler, sampler and timesteps, and what an edit keeps.
@@ -40,6 +41,22 @@ impl<'a, T: Tensor> Denoising<'a, T> {
             Some(e) => e.start(self.scheduler, draw),
             None => Ok(draw),
         }
+    }
+}
+
+impl Sampler {
+    /// The step coefficients from t to `prev` (None: the last step) on `s`; `ddim_eta` is DDIM's η.
+    pub(crate) fn coefficients(
+        self,
+        s: &UnCLIPScheduler,
+        t: usize,
+        prev: Option<usize>,
+        ddim_eta: f32,
+    ) -> Result<StepCoefficients> {
+        Ok(match self {
+            Sampler::Ddpm => s.step_coefficients(t, prev)?,
+            Sampler::Ddim => ddim_step_coefficients(s, t, prev, ddim_eta)?,
+        })
     }
 }
 

@@ -2,12 +2,13 @@
 //! and the prior, exactly the one `generate` decodes; an image's through the checkpoint's image processor and
 //! image tower.
 
-use super::{GenerateParams, Observer, UnCLIPPipeline};
+use super::{Observer, UnCLIPPipeline};
 use crate::backend::{Backend, Tensor};
 use crate::error::{Error, Result};
 use crate::image_processor::{ClipImageProcessorConfig, RgbaImage};
 use crate::latent;
 use crate::rng::TorchGenerator;
+use crate::settings::GenerateParams;
 
 impl<B: Backend> UnCLIPPipeline<B> {
     /// A prompt → an image embedding through the text encoder and the prior, exactly the one

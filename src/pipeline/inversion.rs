@@ -1,11 +1,12 @@
 //! DDIM inversion of the decoder (DALL·E 2 §3.1): an image → the noise x_T from which the deterministic DDIM
 //! sampler returns it, running the decoder's schedule backwards (t = 0 … 999).
 
-use super::{emit, DecoderEps, Event, GenerateParams, Observer, Stage, StepEvent, UnCLIPPipeline};
+use super::{emit, DecoderEps, Event, Observer, Stage, StepEvent, UnCLIPPipeline};
 use crate::backend::{Backend, Tensor};
 use crate::error::{Error, Result};
 use crate::image_processor::RgbaImage;
 use crate::schedulers::{ddim_inversion_coefficients, predicted_epsilon_coefficients, PredictionType};
+use crate::settings::GenerateParams;
 use crate::time::now_ms;
 
 impl<B: Backend> UnCLIPPipeline<B> {

@@ -6,9 +6,9 @@
 //! with the same RNG draw order as diffusers, so a seed reproduces `torch.Generator().manual_seed`.
 //! Every step reports x_t, the model's prediction and x̂0 to an [`Observer`], which may cancel.
 //!
-//! params: what to generate · load: components from a model directory · text, prior, decoder: the stages ·
-//! denoise: the reverse process they share · embed, inversion: embeddings and DDIM inversion (remix) ·
-//! events: what a run reports.
+//! load: components from a model directory · text, prior, decoder: the stages · denoise: the reverse process they
+//! share · embed, inversion: embeddings and DDIM inversion (remix) · events: what a run reports. What to generate
+//! is [`crate::settings`], re-exported here.
 
 use crate::backend::{Backend, Tensor};
 use crate::error::{Error, Result};
@@ -24,16 +24,15 @@ mod embed;
 mod events;
 mod inversion;
 mod load;
-mod params;
 mod prior;
 mod text;
 
+pub use crate::settings::{GenerateParams, Sampler, MAX_BEST_OF, MAX_GUIDANCE, MAX_STEPS};
 pub(crate) use decoder::DecoderEps;
 pub use decoder::{few_sr_steps_warning, MIN_EPSILON_SR_STEPS};
 pub(crate) use denoise::{Denoising, Prediction};
 pub(crate) use events::emit;
 pub use events::{Event, Flow, Guided, Observer, Silent, Stage, StepEvent};
-pub use params::{GenerateParams, Sampler, MAX_BEST_OF, MAX_GUIDANCE, MAX_STEPS};
 pub use prior::PriorSample;
 pub use text::{truncation_warning, TextConditioning, TextEncoder};
 

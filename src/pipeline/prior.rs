@@ -2,10 +2,11 @@
 //! step), then de-normalised; with `prior_best_of` = n > 1 the n samples run as one batch and the one whose
 //! embedding is most similar to the text embedding is kept (DALL·E 2 §2.2).
 
-use super::{Denoising, GenerateParams, Observer, Prediction, Sampler, Stage, TextConditioning, UnCLIPPipeline};
+use super::{Denoising, Observer, Prediction, Stage, TextConditioning, UnCLIPPipeline};
 use crate::backend::{Backend, Tensor};
 use crate::error::{Error, Result};
 use crate::rng::TorchGenerator;
+use crate::settings::{GenerateParams, Sampler};
 
 /// The prior's output: the embedding kept (1, E) and, under best-of-N, every candidate and which won.
 pub struct PriorSample<T> {

@@ -9,8 +9,9 @@ use std::sync::OnceLock;
 
 use unclip::backend::cpu::Cpu;
 use unclip::backend::{Backend, Tensor};
-use unclip::convert::{convert, open_model_dir};
+use unclip::convert::convert;
 use unclip::gguf::GgmlType;
+use unclip::manifest::open_model_dir;
 use unclip::UnCLIPPipeline;
 
 pub fn fixtures() -> PathBuf {

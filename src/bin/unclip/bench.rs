@@ -9,7 +9,7 @@ use std::process::Command;
 use unclip::backend::cpu::Cpu;
 use unclip::backend::webgpu::WebGpu;
 use unclip::backend::Backend;
-use unclip::convert::open_model_dir;
+use unclip::manifest::open_model_dir;
 use unclip::pipeline::{Event, Flow, GenerateParams, Observer, Stage, UnCLIPPipeline};
 use unclip::{Error, Result};
 

@@ -17,13 +17,14 @@ mod soak;
 use unclip::backend::cpu::Cpu;
 use unclip::backend::webgpu::WebGpu;
 use unclip::backend::{Backend, Tensor};
-use unclip::convert::{convert, open_model_dir, parse_dtype};
+use unclip::convert::{convert, parse_dtype};
 use unclip::edit::{EditParams, IMG2IMG_STRENGTH};
 use unclip::gguf::GgufFile;
 use unclip::image_processor::{chw_to_hwc01, hwc_to_rgba8};
 use unclip::image_settings::{pixels_sha256, ImageSettings, ModelIdentity};
-use unclip::manifest::{Manifest, Recommended};
+use unclip::manifest::{open_model_dir, Manifest};
 use unclip::pipeline::{Event, Flow, GenerateParams, Observer, Sampler, Stage, UnCLIPPipeline};
+use unclip::settings::Recommended;
 use unclip::{Error, Result};
 
 #[derive(Parser)]

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use unclip::backend::cpu::Cpu;
-use unclip::convert::open_model_dir;
+use unclip::manifest::open_model_dir;
 use unclip::pipeline::{GenerateParams, Silent, UnCLIPPipeline};
 use unclip::Result;
 

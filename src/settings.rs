@@ -1,12 +1,14 @@
 //! What to generate ([`GenerateParams`]): the settings, their defaults (diffusers' `UnCLIPPipeline.__call__`
-//! arguments; the page's form, the CLI's flags and www/js/protocol.js take theirs from here) and their limits.
+//! arguments; the page's form, the CLI's flags and www/js/protocol.js take theirs from here), their limits, and the
+//! ones a model may recommend in its model.json ([`Recommended`], docs/formats.md). Below both the manifest and the
+//! pipeline: it imports neither.
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_in, Result};
-use crate::manifest::Recommended;
-use crate::schedulers::{ddim_step_coefficients, StepCoefficients, UnCLIPScheduler};
 
 /// How each denoising step moves from x_t to x_{t-1}.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sampler {
     /// UnCLIPScheduler's ancestral step (DDPM with the model's variance), as diffusers runs unCLIP.
@@ -16,24 +18,8 @@ pub enum Sampler {
     Ddim,
 }
 
-impl Sampler {
-    /// The step coefficients from t to `prev` (None: the last step) on `s`; `ddim_eta` is DDIM's η.
-    pub(crate) fn coefficients(
-        self,
-        s: &UnCLIPScheduler,
-        t: usize,
-        prev: Option<usize>,
-        ddim_eta: f32,
-    ) -> Result<StepCoefficients> {
-        Ok(match self {
-            Sampler::Ddpm => s.step_coefficients(t, prev)?,
-            Sampler::Ddim => ddim_step_coefficients(s, t, prev, ddim_eta)?,
-        })
-    }
-}
-
 /// What to generate. Defaults are diffusers' (25/25/7 steps, guidance 4.0/8.0, seed 0, DDPM).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GenerateParams {
     pub prompt: String,
@@ -123,5 +109,56 @@ impl GenerateParams {
 
     pub fn do_classifier_free_guidance(&self) -> bool {
         self.prior_guidance > 1.0 || self.decoder_guidance > 1.0
+    }
+}
+
+/// The settings a model recommends in place of diffusers' defaults (tuned on its own metric: docs/model-card.md), each
+/// optional. The CLI and the page use one where the user set nothing, and say so; flags and the URL override it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Recommended {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder_steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sr_steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_guidance: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder_guidance: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_best_of: Option<usize>,
+}
+
+impl Recommended {
+    pub fn is_empty(&self) -> bool {
+        *self == Recommended::default()
+    }
+
+    /// These settings, less those `given` sets.
+    pub fn unless(&self, given: &Recommended) -> Recommended {
+        Recommended {
+            prior_steps: self.prior_steps.filter(|_| given.prior_steps.is_none()),
+            decoder_steps: self.decoder_steps.filter(|_| given.decoder_steps.is_none()),
+            sr_steps: self.sr_steps.filter(|_| given.sr_steps.is_none()),
+            prior_guidance: self.prior_guidance.filter(|_| given.prior_guidance.is_none()),
+            decoder_guidance: self.decoder_guidance.filter(|_| given.decoder_guidance.is_none()),
+            prior_best_of: self.prior_best_of.filter(|_| given.prior_best_of.is_none()),
+        }
+    }
+
+    /// "prior steps 10, decoder guidance 4": the settings present, in field order, worded as the page's note
+    /// words them (app.js `applyRecommended`).
+    pub fn describe(&self) -> String {
+        let fields = [
+            ("prior steps", self.prior_steps.map(|v| v.to_string())),
+            ("decoder steps", self.decoder_steps.map(|v| v.to_string())),
+            ("sr steps", self.sr_steps.map(|v| v.to_string())),
+            ("prior guidance", self.prior_guidance.map(|v| v.to_string())),
+            ("decoder guidance", self.decoder_guidance.map(|v| v.to_string())),
+            ("prior best of", self.prior_best_of.map(|v| v.to_string())),
+        ];
+        fields.iter().filter_map(|(k, v)| Some(format!("{k} {}", v.as_ref()?))).collect::<Vec<_>>().join(", ")
     }
 }
