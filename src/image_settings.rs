@@ -384,7 +384,7 @@ impl ImageSettings {
             return g.kind();
         }
         if let Some(f) = &self.step_frames {
-            return format!("the {} steps of a run, {}", f.stage, f.describe());
+            return format!("the {}", f.describe());
         }
         match (&self.edit, &self.remix, &self.step) {
             (_, _, Some(s)) => format!("step {} of the {} stage ({}) of a run", s.i, s.stage, s.image),

@@ -1,5 +1,5 @@
-//! The page and the engine agree: the stage names, the settings' defaults and limits and the error codes are
-//! defined once in Rust, and www/js/protocol.js carries them in a block this test writes
+//! The page and the engine agree: the stage names, the settings' defaults and limits, the error codes and what an
+//! X/Y grid varies are defined once in Rust, and www/js/protocol.js carries them in a block this test writes
 //! (`UPDATE_CONTRACT=1 cargo test --test contract` rewrites it; otherwise the test fails when it differs). The
 //! settings form of www/index.html must start at the same defaults and stop at the same limits.
 
@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use unclip::edit::{EditParams, IMG2IMG_STRENGTH, MAX_RESAMPLE};
+use unclip::image_settings::grid::MAX_GRID_VALUES;
+use unclip::image_settings::GridAxis;
 use unclip::pipeline::{GenerateParams, Stage, MAX_BEST_OF, MAX_GUIDANCE, MAX_STEPS};
 use unclip::Error;
 
@@ -54,6 +56,11 @@ fn block() -> String {
         line("GenerateParams::default(), with the edit's strength (img2img) and resample", "PARAMS", defaults()),
         line("pipeline::MAX_STEPS, MAX_GUIDANCE, MAX_BEST_OF; edit::MAX_RESAMPLE", "LIMITS", limits()),
         line("Error::CODES: an engine error's `code`", "ERROR_CODES", json!(Error::CODES)),
+        line(
+            "image_settings::GridAxis::SETTINGS, grid::MAX_GRID_VALUES: what an X/Y grid varies, and how many values an axis takes",
+            "GRID",
+            json!({"settings": GridAxis::SETTINGS, "max_values": MAX_GRID_VALUES}),
+        ),
         END.to_string(),
     ]
     .concat()

@@ -4,8 +4,9 @@
 //! ([`events`]) and yields to the event loop between steps so a `cancel()` message can land.
 //!
 //! verify: downloads and model.json · engine: a loaded model and its runs · events: what a run tells the page ·
-//! edit, remix: the engine's other runs · picture: the settings a PNG carries, read back · teach: the teaching
-//! page's exports · crash: panics and out-of-memory · bench: timing hooks for the benchmark pages (the `bench`
+//! edit, remix: the engine's other runs · picture: the settings a PNG carries, read back · grid: the X/Y grid's
+//! cells and picture · step_frames: a run's steps as an APNG or a contact sheet · teach: the teaching page's
+//! exports · crash: panics and out-of-memory · bench: timing hooks for the benchmark pages (the `bench`
 //! feature).
 //!
 //! Values go to JS through serde ([`to_js`]): structs as plain objects, typed arrays as they are. Errors go as a
@@ -25,8 +26,10 @@ mod crash;
 mod edit;
 mod engine;
 mod events;
+mod grid;
 mod picture;
 mod remix;
+mod step_frames;
 mod teach;
 mod verify;
 

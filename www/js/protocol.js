@@ -5,9 +5,16 @@
 //                                            backend "auto" | "webgpu" | "cpu" (again to switch); source:
 //                                            {kind: "url", base} | {kind: "folder", files: Map(name → File)} |
 //                                            {kind: "local", name} (weights.js); {modelUrl} = a url source
-//   {type: "generate", params, edit?}        params as in the URL: prompt, seed, prior_steps, …, edit_mode,
+//   {type: "generate", params, edit?, job?}  params as in the URL: prompt, seed, prior_steps, …, edit_mode,
 //                                            strength, resample; edit: {image: {rgba, width, height}, mask:
-//                                            {rgba, width, height} | null} (img2img without a mask, inpainting with)
+//                                            {rgba, width, height} | null} (img2img without a mask, inpainting with);
+//                                            job: "grid" for an X/Y grid's cell (every answer carries it)
+//   {type: "grid_cells", job, params, x, y}  an X/Y grid's cells: x, y: {setting, values} (GRID.settings)
+//   {type: "grid_png", job, params, grid, rgba, width, height}   the labelled grid as a PNG; grid: {x, y, left,
+//                                            top, cell_width, cell_height} (docs/formats.md "Pictures")
+//   {type: "steps_png", id, run_png, frames, rgba, sheet}   a run's steps as an APNG (or with sheet a contact
+//                                            sheet): frames {stage, image: "xt" | "x0", t: [..], frame_width,
+//                                            frame_height}, rgba every frame in turn, run_png the run's PNG
 //   {type: "cancel"}                         stop before the next step
 //   {type: "read_png", bytes, file}          the settings a picture carries (bytes: the file's ArrayBuffer)
 //   {type: "storage"}                        report what is cached
@@ -30,6 +37,8 @@
 //                                            png: the picture as a PNG file with its settings (Uint8Array)
 //   {type: "png_settings", file, settings | null, error?}   settings: the record of docs/formats.md "Pictures"
 //                                            (null: the PNG carries none); error: one sentence
+//   {type: "grid_cells", job, cells} / {type: "grid_png", job, png}   cells: each cell's params, row by row
+//   {type: "steps_png", id, png | error}
 //   {type: "cancelled"}
 //   {type: "error", phase: "load" | "generate", message, code?, crashed?}   code: the engine's error code
 //                                            (ERROR_CODES); crashed: the wasm engine panicked or ran out of
@@ -57,6 +66,8 @@ export const PARAMS = {"ddim_eta":0.0,"decoder_guidance":8.0,"decoder_steps":25,
 export const LIMITS = {"max_best_of":16,"max_guidance":100.0,"max_resample":20,"max_steps":1000};
 // Error::CODES: an engine error's `code`
 export const ERROR_CODES = ["gguf","scheduler","tensor","io","json","tokenizer","weights","model","bad_input","device","size_mismatch","hash_mismatch","cancelled"];
+// image_settings::GridAxis::SETTINGS, grid::MAX_GRID_VALUES: what an X/Y grid varies, and how many values an axis takes
+export const GRID = {"max_values":8,"settings":["seed","prior_guidance","decoder_guidance","prior_steps","decoder_steps","sr_steps","prior_best_of"]};
 // END generated
 
 // Settings as the page keeps them: the engine's (PARAMS) and the page's own, the edit mode and the backend choice.
