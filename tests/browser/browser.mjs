@@ -1,6 +1,6 @@
 // Headless Debian Chromium driven by playwright-core (never a downloaded browser).
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 
 export const ARTIFACTS = new URL("../../test-results/", import.meta.url).pathname;
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -59,4 +59,15 @@ export async function resultPixels(page) {
 
 export async function shot(page, name) {
   await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
+}
+
+/// The file a click on `selector` downloads: {name, bytes} (the context needs acceptDownloads).
+export async function download(page, selector = "#download") {
+  const [file] = await Promise.all([page.waitForEvent("download"), page.click(selector)]);
+  return { name: file.suggestedFilename(), bytes: readFileSync(await file.path()) };
+}
+
+/// A screenshot of one element, or of a page's viewport only: a small PNG in test-results/.
+export async function shotOf(target, name) {
+  await target.screenshot({ path: `${ARTIFACTS}${name}.png` });
 }

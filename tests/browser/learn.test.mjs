@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, serverAndBrowser } from "./setup.mjs";
 import { waitState, shot } from "./browser.mjs";
-import { STRINGS } from "../../www/js/learn/i18n.js";
+import { STRINGS } from "../../www/js/i18n.js";
 
 const env = serverAndBrowser();
 

@@ -8,55 +8,12 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { openPage, waitState, shot } from "./browser.mjs";
+import { download, openPage, waitState, shot } from "./browser.mjs";
+import { itxt, withSettings } from "./png.mjs";
 import { ROOT, serverAndBrowser } from "./setup.mjs";
 
 const env = serverAndBrowser();
 const STEPS = "model=tiny&prior_steps=2&decoder_steps=2&sr_steps=2";
-
-/// The PNG's chunks in order: [{type, data}].
-function chunks(bytes) {
-  const b = Buffer.from(bytes);
-  assert.deepEqual([...b.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10], "a PNG signature");
-  const out = [];
-  for (let at = 8; at < b.length; at += 12 + b.readUInt32BE(at)) {
-    out.push({ type: b.toString("latin1", at + 4, at + 8), data: b.subarray(at + 8, at + 8 + b.readUInt32BE(at)) });
-  }
-  return out;
-}
-
-/// keyword → text of the PNG's uncompressed iTXt chunks.
-function itxt(bytes) {
-  const texts = {};
-  for (const { type, data } of chunks(bytes)) {
-    if (type !== "iTXt") continue;
-    const k = data.indexOf(0);
-    assert.equal(data[k + 1], 0, "written uncompressed");
-    const afterLanguage = data.indexOf(0, k + 3) + 1;
-    texts[data.toString("latin1", 0, k)] = data.subarray(data.indexOf(0, afterLanguage) + 1).toString("utf8");
-  }
-  return texts;
-}
-
-const CRC = Array.from({ length: 256 }, (_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; return c >>> 0; });
-function crc32(buf) { let c = ~0; for (const b of buf) c = CRC[(c ^ b) & 0xff] ^ (c >>> 8); return ~c >>> 0; }
-
-/// The PNG with its `unclip` chunk's text replaced by `text` (a valid chunk, CRC and all).
-function withSettings(bytes, text) {
-  const parts = [Buffer.from(bytes.subarray(0, 8))];
-  for (const { type, data } of chunks(bytes)) {
-    const body = type === "iTXt" && data.toString("latin1", 0, 7) === "unclip\0" ? Buffer.concat([Buffer.from("unclip\0\0\0\0\0", "latin1"), Buffer.from(text)]) : data;
-    const head = Buffer.alloc(8); head.writeUInt32BE(body.length); head.write(type, 4, "latin1");
-    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), body])));
-    parts.push(head, body, crc);
-  }
-  return Buffer.concat(parts);
-}
-
-async function download(page) {
-  const [file] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
-  return { name: file.suggestedFilename(), bytes: readFileSync(await file.path()) };
-}
 
 /// Drops (or pastes) `bytes` as a file named `name` on the page's prompt area, as a person's drag or Ctrl+V does.
 async function give(page, how, bytes, name) {

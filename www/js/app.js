@@ -4,9 +4,12 @@
 import { paintRgba, pngDataUrl } from "./canvas.js";
 import { DEFAULTS, GENERATE_STAGES } from "./protocol.js";
 import { initEdit } from "./edit.js";
+import { initGrid } from "./grid.js";
 import { initHistory } from "./history.js";
+import { initLanguage, t } from "./i18n.js";
 import { initModels, MODEL_PARAMS } from "./models.js";
 import { initRemix } from "./remix.js";
+import { initStepSaver, RunFrames, stepsRequester } from "./step-frames.js";
 import { engineWorker, isolate, requestedThreads } from "./threads.js";
 
 const $ = (id) => document.getElementById(id);
@@ -24,12 +27,19 @@ function startWorker() {
   worker?.terminate();
   worker = engineWorker(threadPlan.threads);
   worker.onmessage = ({ data }) => {
-    if (data.job === "remix") remix.handle(data);
-    if (data.job !== "remix" || data.crashed) handlers[data.type]?.(data); // a crash restarts the engine for both
+    const panel = { remix, grid }[data.job];
+    panel?.handle(data);
+    if (!panel || data.crashed) handlers[data.type]?.(data); // a crash restarts the engine for all
   };
   worker.onerror = (e) => { showError(`the worker failed: ${e.message}`); state("error"); };
 }
+initLanguage();
 const remix = initRemix(port, readSettings, (entry) => results.add(entry));
+const grid = initGrid(port, readSettings);
+/// The last generation's steps, saved as an APNG or a contact sheet (step-frames.js).
+let runFrames = new RunFrames();
+const steps = stepsRequester((...args) => port.postMessage(...args));
+const refreshSteps = initStepSaver($("steps-save"), () => runFrames.sources(), steps.request);
 const edit = initEdit();
 /// History (history.js): a click shows the result and puts back the settings it ran with.
 const results = initHistory({
@@ -106,6 +116,11 @@ function showError(message) {
   $("error").hidden = false;
 }
 
+/// The model's line in words: set again in the other language when it switches.
+let loadWords = null;
+function loadLine(words) { loadWords = words; $("load-text").textContent = words(); }
+document.addEventListener("language", () => { if (loadWords) $("load-text").textContent = loadWords(); });
+
 function mb(bytes) { return `${(bytes / 1e6).toFixed(1)} MB`; }
 
 function stageRow(stage) { return document.querySelector(`.stage[data-stage="${stage}"]`); }
@@ -124,11 +139,12 @@ const handlers = {
   ready(m) {
     model = m.identity;
     $("load-bar").value = 1;
-    $("load-text").textContent = `${m.model.name} ${m.model.version} ready (${m.info.width}×${m.info.height})`;
+    loadLine(() => t("gen.ready", `${m.model.name} ${m.model.version}`, m.info.width, m.info.height));
     $("backend-status").textContent = `Backend: ${m.info.backend} — ${m.reason}${threadsText(m)}`;
     document.body.dataset.threads = m.info.threads;
     applyRecommended(m.model);
     remix.ready();
+    grid.ready();
     models.ready(m.model);
     worker.postMessage({ type: "storage" });
     $("about-title").textContent = `${m.model.name} ${m.model.version}`;
@@ -150,12 +166,13 @@ const handlers = {
     const rate = (m.i + 1) / Math.max(m.ms / 1000, 1e-3);
     row.querySelector("small").textContent = `${m.i + 1}/${m.n} · t=${m.t} · ${rate.toFixed(2)} steps/s · ${((m.n - m.i - 1) / rate).toFixed(1)} s left`;
     if (m.xt) { paintRgba($("xt"), m.xt, m.width, m.height); paintRgba($("x0"), m.x0, m.width, m.height); }
+    runFrames.add(m);
     document.body.dataset.steps = String(Number(document.body.dataset.steps || 0) + 1);
   },
   stage_end(m) {
     const row = stageRow(m.stage);
     row.querySelector("progress").value = 1;
-    row.querySelector("small").textContent = `done in ${(m.ms / 1000).toFixed(2)} s`;
+    row.querySelector("small").textContent = t("gen.stageDone", (m.ms / 1000).toFixed(2));
   },
   warning(m) { // one line each; a run's own warnings go when the next run starts, the load's stay
     const line = document.createElement("span");
@@ -168,6 +185,8 @@ const handlers = {
     const url = await pngDataUrl(m.png); // the PNG the engine wrote, its settings in it (docs/formats.md, "Pictures")
     const p = runSettings;
     showResult(url, p);
+    runFrames.png = m.png;
+    refreshSteps();
     document.body.dataset.ms = Math.round(m.ms); // the whole generation in the worker (benchmarks read it)
     const what = p.prompt.trim() ? p.prompt : p.edit_mode === "off" ? "(no prompt: unconditional)" : "(no prompt: toward the picture itself)";
     const how = { off: "", img2img: `, redrawn from ${runLabel} at strength ${p.strength}`, inpaint: `, repainted in ${runLabel}` }[p.edit_mode];
@@ -176,6 +195,7 @@ const handlers = {
   },
   cancelled() { finish("ready"); },
   png_settings(m) { restorePicture(m); },
+  steps_png(m) { steps.reply(m); },
   error(m) {
     showError(m.message);
     if (m.crashed) { // a new engine, the same model: the page stays usable, and says what happened
@@ -213,6 +233,8 @@ $("form").addEventListener("submit", (e) => {
   runLabel = request.label ?? "";
   writeUrl(p);
   resetStages();
+  runFrames = new RunFrames();
+  refreshSteps();
   document.body.dataset.steps = "0";
   $("cancel").disabled = false; $("generate").disabled = true;
   state("running");
@@ -220,7 +242,8 @@ $("form").addEventListener("submit", (e) => {
   worker.postMessage({ type: "generate", params: p, edit: e2 }, e2 ? [e2.image.rgba.buffer, ...(e2.mask ? [e2.mask.rgba.buffer] : [])] : []);
 });
 $("cancel").onclick = () => worker.postMessage({ type: "cancel" });
-// keys (listed in #keys): Ctrl/⌘+Enter generates from any field of the form, Esc cancels a run (here or in Remix)
+// keys (listed in #keys): Ctrl/⌘+Enter generates from any field of the form, Esc cancels a run (here, in the grid
+// or in Remix)
 $("form").addEventListener("keydown", (e) => {
   if (e.key !== "Enter" || !(e.ctrlKey || e.metaKey)) return;
   e.preventDefault();
@@ -228,7 +251,7 @@ $("form").addEventListener("keydown", (e) => {
 });
 document.addEventListener("keydown", (e) => {
   if (e.key !== "Escape") return;
-  for (const id of ["cancel", "remix-cancel"]) if (!$(id).disabled) $(id).click();
+  for (const id of ["cancel", "remix-cancel", "grid-cancel"]) if (!$(id).disabled) $(id).click();
 });
 
 /// A picture dropped on, pasted into or opened from the prompt area: the worker reads its settings
@@ -273,7 +296,9 @@ function restorePicture({ file, settings: s, error }) {
   if (model && s.model.sha256 !== model.sha256) notes.push(`it was drawn by ${s.model.name} ${s.model.version} and this page runs ${model.name} ${model.version}, so the picture will differ`);
   if (s.sampler !== "ddpm") notes.push(`it was sampled with ${s.sampler.toUpperCase()}, which this page does not offer`);
   if (s.edit) notes.push(`it was ${s.edit.mask_sha256 ? "an inpainting" : "an img2img"} at strength ${s.edit.strength} of a picture the file does not hold`);
-  if (s.remix || s.step) notes.push("it was a remix frame or a step, which Generate does not redo");
+  if (s.remix || s.step || s.step_frames) notes.push("it was a remix frame or a run's steps, which Generate does not redo");
+  if (s.grid) notes.push(`it was an X/Y grid of ${s.grid.x.setting.replaceAll("_", " ")} × ${s.grid.y.setting.replaceAll("_", " ")}, whose base settings the form takes (the grid's axes are in its X and Y fields)`);
+  if (s.grid) for (const [which, a] of [["x", s.grid.x], ["y", s.grid.y]]) { $(`grid-${which}`).value = a.setting; $(`grid-${which}-values`).value = a.values.join(", "); }
   const prompt = s.prompt.trim() ? `“${s.prompt}”` : "no prompt";
   say(`Restored from ${file}: ${prompt}${s.negative_prompt ? `, not “${s.negative_prompt}”` : ""}, seed ${s.seed}, steps ${s.prior_steps}/${s.decoder_steps}/${s.sr_steps}, guidance ${s.prior_guidance}/${s.decoder_guidance}, best of ${s.prior_best_of}${notes.length ? `; ${notes.join("; ")}` : ""}.`);
 }
@@ -288,7 +313,7 @@ function loadSource(source) {
   state("loading");
   $("error").hidden = true;
   $("generate").disabled = true;
-  $("load-text").textContent = "Loading the model…";
+  loadLine(() => t("gen.loading"));
   worker.postMessage({ type: "load", source, backend: $("backend").value });
 }
 const models = initModels(MODELS_URL, loadSource);

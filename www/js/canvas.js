@@ -48,3 +48,14 @@ export async function drawPicture(source, canvas, maxSide) {
   g.drawImage(bitmap, 0, 0, w, h);
   return { rgba: new Uint8Array(g.getImageData(0, 0, w, h).data.buffer), width: w, height: h };
 }
+
+/// Saves `bytes` as the file `name` (PNG), as a download link would.
+export function savePng(bytes, name) {
+  const url = URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
+  const a = document.createElement("a");
+  a.href = url; a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}

@@ -100,12 +100,14 @@ async function load(source, requested = "auto") {
   }
 }
 
-/// A generation, or with `edit` ({image, mask?}: RGBA pictures) an img2img or inpainting at params.strength.
-async function generate(params, edit) {
+/// A generation, or with `edit` ({image, mask?}: RGBA pictures) an img2img or inpainting at params.strength; every
+/// message of the run carries `job` where one is given (the X/Y grid's cells: grid.js).
+async function generate(params, edit, job) {
   if (!engine) throw new LoadError("the model is not loaded yet");
   const start = performance.now();
   const onEvent = (event) => {
     const transfer = ["xt", "x0", "eps", "eps_uncond", "eps_cond"].filter((k) => event[k]).map((k) => event[k].buffer);
+    if (job) event.job = job;
     post(event, transfer);
   };
   const mask = edit?.mask ?? { rgba: new Uint8Array(0), width: 0, height: 0 };
@@ -113,11 +115,11 @@ async function generate(params, edit) {
     const out = await withGpuFallback(() => (edit
       ? engine.edit(params, edit.image.rgba, edit.image.width, edit.image.height, mask.rgba, mask.width, mask.height,
         params.strength ?? 1, params.resample ?? 1, onEvent)
-      : engine.generate(params, onEvent)));
-    const done = { type: "done", rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, png: out.png, ms: performance.now() - start };
+      : engine.generate(params, onEvent)), job);
+    const done = { type: "done", job, rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, png: out.png, ms: performance.now() - start };
     post(done, [out.rgba.buffer, out.image_embedding.buffer, out.png.buffer]);
   } catch (e) {
-    if (e.code === "cancelled") return post({ type: "cancelled" });
+    if (e.code === "cancelled") return post({ type: "cancelled", job });
     throw e;
   }
 }
@@ -145,6 +147,7 @@ function crashMessage(e) {
 
 self.onmessage = async ({ data }) => {
   const phase = data.type === "load" ? "load" : "generate";
+  const job = data.type === "remix" ? "remix" : data.job; // which panel the answers go to
   try {
     await ready;
     switch (data.type) {
@@ -154,7 +157,18 @@ self.onmessage = async ({ data }) => {
         if (data.op === "caps") return await serial(() => runRemix(engine, data, post));
         return await run(() => withGpuFallback(() => runRemix(engine, data, post), "remix"), "remix");
       case "generate":
-        return await run(() => generate(data.params, data.edit), undefined);
+        return await run(() => generate(data.params, data.edit, job), job);
+      case "grid_cells": // the X/Y grid's cells (src/web/grid.rs); needs no model
+        return post({ type: "grid_cells", job, cells: wasm.gridCells(data.params, data.x, data.y) });
+      case "grid_png": // the labelled grid the page drew, as a PNG carrying the grid's settings
+        if (!engine) throw new LoadError("the model is not loaded yet");
+        return post({ type: "grid_png", job, png: engine.gridPng(data.params, data.grid, data.rgba, data.width, data.height) });
+      case "steps_png": // a run's steps as an APNG or a contact sheet (src/web/step_frames.rs); needs no model
+        try {
+          return post({ type: "steps_png", id: data.id, png: wasm.stepsPng(data.run_png, data.frames, data.rgba, data.sheet) });
+        } catch (e) {
+          return post({ type: "steps_png", id: data.id, error: e.message ?? String(e) });
+        }
       case "cancel":
         return engine?.cancel();
       case "read_png": // the settings a picture carries (src/web/picture.rs); needs no model
@@ -176,7 +190,7 @@ self.onmessage = async ({ data }) => {
     }
   } catch (e) {
     const crash = crashMessage(e);
-    if (crash) return post({ type: "error", phase, crashed: true, message: crash, ...(data.type === "remix" ? { job: "remix" } : {}) });
-    post({ type: "error", phase, message: e.message ?? String(e), ...(e.code ? { code: e.code } : {}) });
+    if (crash) return post({ type: "error", phase, crashed: true, message: crash, job });
+    post({ type: "error", phase, job, message: e.message ?? String(e), ...(e.code ? { code: e.code } : {}) });
   }
 };

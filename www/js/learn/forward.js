@@ -2,7 +2,7 @@
 // noising itself from the scheduler code the pipeline runs (wasm).
 import { addNoise, randn, scheduleTables } from "../../pkg/unclip.js";
 import { chwToRgba, NOISE_SCALE, paintRgba } from "../canvas.js";
-import { STRINGS } from "./i18n.js";
+import { t as text } from "../i18n.js";
 
 const SIZE = 64;
 const STRIP_T = [0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999];
@@ -114,7 +114,7 @@ export class ForwardPanel {
     plot($("plot-abar"), [{ values: lin.alphasCumprod, color: "#e67e22", name: "linear" }, { values: cos.alphasCumprod, color: "#4b6bfb", name: "cosine" }], { min: 0, max: 1, label: "ᾱ_t" });
     plot($("plot-logsnr"), [{ values: lin.logSnr, color: "#e67e22", name: "linear" }, { values: cos.logSnr, color: "#4b6bfb", name: "cosine" }], { min: -20, max: 10, label: "log SNR" });
     const destroyed = (logSnr) => logSnr.findIndex((v) => v < Math.log(0.01)); // SNR < 1%
-    $("destroyed").textContent = STRINGS[s.lang].destroyed(destroyed(lin.logSnr), destroyed(cos.logSnr));
+    $("destroyed").textContent = text("destroyed", destroyed(lin.logSnr), destroyed(cos.logSnr));
     document.dispatchEvent(new Event("learn-state"));
   }
 }

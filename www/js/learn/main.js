@@ -7,7 +7,7 @@ import { ModelWorker } from "./model.js";
 import { PriorPanel } from "./prior.js";
 import { ReversePanel } from "./reverse.js";
 import { SdeditPanel } from "./sdedit.js";
-import { applyLanguage } from "./i18n.js";
+import { initLanguage, LANGUAGES, storedLanguage } from "../i18n.js";
 import { isolate } from "../threads.js";
 
 // threads for the model's CPU path: on a host without COOP/COEP the service worker adds them (one reload)
@@ -34,7 +34,7 @@ const state = {
   t: wholeNumber("t", 250, 0, 999),
   schedule: oneOf("schedule", "cosine", ["cosine", "linear"]),
   seed: wholeNumber("seed", 0, 0, 2 ** 32 - 1),
-  lang: oneOf("lang", "en", ["en", "zh"]),
+  lang: oneOf("lang", storedLanguage(), LANGUAGES), // a lesson link may name one; else the remembered one
   prompt: q.get("prompt") ?? "a happy dog",
   rseed: wholeNumber("rseed", 0, 0, 2 ** 32 - 1),
   steps: Number(oneOf("steps", "10", ["5", "10", "25", "50"])),
@@ -74,12 +74,11 @@ if (problems.length) {
   throw new Error(problems.join("; ")); // stop here: nothing below runs on settings the page cannot use
 }
 const forward = new ForwardPanel(state);
-applyLanguage(state.lang);
-document.getElementById("lang").onclick = () => {
-  state.lang = state.lang === "en" ? "zh" : "en";
-  applyLanguage(state.lang);
+initLanguage(state.lang);
+document.addEventListener("language", ({ detail }) => { // the #lang button, or the other page in another tab
+  state.lang = detail;
   forward.update();
-};
+});
 document.addEventListener("learn-state", writeUrl);
 await forward.init(gallery);
 const model = new ModelWorker((text) => { document.getElementById("rev-status").textContent = text; }, modelUrl);

@@ -3,6 +3,7 @@
 
 import { DEFAULTS } from "../protocol.js";
 import { engineWorker, requestedThreads } from "../threads.js";
+import { stepsRequester } from "../step-frames.js";
 
 /// The loaded model's recommended settings (model.json `recommended`), which `unclip generate` uses too.
 let modelRecommends = {};
@@ -22,11 +23,14 @@ export class ModelWorker {
     this.onStatus = onStatus;
     this.queue = Promise.resolve();
     this.current = null;
+    /// a run's steps as an APNG or a contact sheet (step-frames.js)
+    this.steps = stepsRequester((msg, transfer) => this.worker.postMessage(msg, transfer));
     this.ready = new Promise((resolve, reject) => {
       this.worker.onmessage = ({ data: m }) => {
         if (m.type === "load_progress") onStatus(`${m.file}: ${(m.loaded / 1e6).toFixed(1)} / ${(m.total / 1e6).toFixed(1)} MB`);
         else if (m.type === "ready") { modelRecommends = m.model.recommended ?? {}; onStatus(`${m.model.name}: ${m.reason}`); resolve(m); }
         else if (m.type === "step") this.current?.onStep(m);
+        else if (m.type === "steps_png") this.steps.reply(m);
         else if (m.type === "done") { const c = this.current; this.current = null; c?.resolve(m); }
         else if (m.type === "error") {
           onStatus(m.message);

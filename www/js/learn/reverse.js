@@ -3,6 +3,7 @@
 
 import { chwToRgba, NOISE_SCALE, paintRgba } from "../canvas.js";
 import { recommended } from "./model.js";
+import { initStepSaver } from "../step-frames.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -11,6 +12,7 @@ export class ReversePanel {
     this.state = state;
     this.model = model;
     this.frames = { ddpm: [], ddim: [] };
+    this.pngs = {}; // each run's picture, whose settings its saved steps carry
     this.timer = null;
   }
 
@@ -25,12 +27,15 @@ export class ReversePanel {
     $("rev-prev").onclick = () => this.show(Math.max(0, this.index - 1));
     $("rev-next").onclick = () => this.show(Math.min(this.frames.ddpm.length - 1, this.index + 1));
     $("rev-play").onclick = () => this.togglePlay();
+    const sources = () => ["ddpm", "ddim"].map((k) => ({ key: k, label: k.toUpperCase(), frames: this.frames[k], png: this.pngs[k] }));
+    this.refreshSave = initStepSaver($("rev-save"), sources, this.model.steps.request, "unclip-reverse");
   }
 
   async generate(sampler) {
     const s = this.state;
     const params = { ...recommended(s), sampler };
     const done = await this.model.generate(params, (m) => { if (m.stage === "decoder") this.frames[sampler].push(m); });
+    this.pngs[sampler] = done.png;
     const detail = { embedding: done.embedding, decoder: this.frames[sampler].at(-1), done };
     document.dispatchEvent(new CustomEvent("learn-run", { detail })); // panel 5 shows the run's values
   }
@@ -42,6 +47,8 @@ export class ReversePanel {
     s.steps = Number($("rev-steps").value);
     document.dispatchEvent(new Event("learn-state"));
     this.frames = { ddpm: [], ddim: [] };
+    this.pngs = {};
+    this.refreshSave();
     $("rev-run").disabled = true;
     document.body.dataset.reverse = "running";
     try {
@@ -60,6 +67,7 @@ export class ReversePanel {
     $("rev-step").max = String(this.frames.ddpm.length - 1);
     $("rev-step").disabled = false;
     this.show(0);
+    this.refreshSave();
     document.body.dataset.reverse = "done";
   }
 

@@ -2,8 +2,9 @@
 // panel 2's prompt, seed and decoder steps; every decoder step's x_t and x̂0, then the picture after super-res.
 // The engine's img2img (src/edit.rs) does the work, with strength = t / 999.
 import { paintRgba } from "../canvas.js";
-import { STRINGS } from "./i18n.js";
+import { t } from "../i18n.js";
 import { recommended } from "./model.js";
+import { initStepSaver } from "../step-frames.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -28,6 +29,9 @@ export class SdeditPanel {
   init() {
     this.model.ready.then(() => { $("sdedit-run").disabled = false; });
     $("sdedit-run").onclick = () => this.run();
+    this.last = { frames: [], png: null }; // the last run's decoder steps and picture
+    const sources = () => [{ key: "decoder", label: t("steps.decoder"), ...this.last }];
+    this.refreshSave = initStepSaver($("sdedit-save"), sources, this.model.steps.request, "unclip-sdedit");
   }
 
   async run() {
@@ -36,6 +40,8 @@ export class SdeditPanel {
     const params = { ...recommended(s), sampler: $("sdedit-sampler").value, strength: s.t / 999 };
     const edit = { image: { rgba: chwToBytes(this.forward.x0, size), width: size, height: size }, mask: null };
     const frames = [];
+    this.last = { frames, png: null };
+    this.refreshSave();
     $("sdedit-run").disabled = true;
     document.body.dataset.sdedit = "running";
     $("sdedit-steps").replaceChildren();
@@ -51,9 +57,11 @@ export class SdeditPanel {
         }
       }, edit);
       paintRgba($("sdedit-result"), done.rgba, done.width, done.height);
+      this.last.png = done.png;
+      this.refreshSave();
       $("sdedit-status").textContent = frames.length
-        ? STRINGS[s.lang].sdeditStart(s.t, frames[0].t, frames.length, s.steps)
-        : STRINGS[s.lang].sdeditNothing;
+        ? t("sdeditStart", s.t, frames[0].t, frames.length, s.steps)
+        : t("sdeditNothing");
       document.body.dataset.sdedit = "done";
       document.body.dataset.sdeditSteps = String(frames.length);
     } catch (e) {
