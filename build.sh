@@ -34,15 +34,17 @@ WASM_OPT_FLAGS=(-O3 --enable-simd --enable-bulk-memory --enable-nontrapping-floa
 FEATURES=${FEATURES:-}
 wasm_module() {  # OUT_DIR TARGET_DIR THREADED(0|1)
   local out=$1 dir=$2 threaded=$3 opt=()
+  # the page's engine (src/web/) offers both backends: the lib's `webgpu` feature, not the CLI's (Cargo.toml)
+  local features="webgpu${FEATURES:+,$FEATURES}"
   if [[ $threaded == 1 ]]; then
     # the linker makes the memory shared and imported (each Web Worker instantiates the module on the same memory) and
     # exports what wasm-bindgen's glue needs to give every thread its own TLS block
     local link=(--shared-memory --import-memory --max-memory=4294967296 --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base)
     RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 --cfg getrandom_backend=\"wasm_js\" ${link[*]/#/-C link-arg=}" \
-      cargo build --locked --lib --release --target wasm32-unknown-unknown --target-dir "$dir" --features "threads${FEATURES:+,$FEATURES}" -Z build-std=panic_abort,std
+      cargo build --locked --lib --release --target wasm32-unknown-unknown --target-dir "$dir" --no-default-features --features "$features,threads" -Z build-std=panic_abort,std
     opt=(--enable-threads)
   else
-    cargo build --locked --lib --release --target wasm32-unknown-unknown --target-dir "$dir" ${FEATURES:+--features "$FEATURES"}
+    cargo build --locked --lib --release --target wasm32-unknown-unknown --target-dir "$dir" --no-default-features --features "$features"
   fi
   rm -rf "$out" && wasm_bindgen "$dir/wasm32-unknown-unknown/release/unclip.wasm" "$out"
   local raw; raw=$(stat -c %s "$out/unclip_bg.wasm")

@@ -247,7 +247,7 @@ fn head_dim_8() -> Option<usize> {
     Some(8)
 }
 
-/// The most elements one image's activation at the UNet's full resolution may have (block_out_channels[0] ×
+/// The most elements one image's activation at the UNet's full resolution may have (`block_out_channels[0]` ×
 /// sample_size²): 512 MiB of f32.
 pub const MAX_ACTIVATION_ELEMENTS: usize = 1 << 27;
 

@@ -47,7 +47,8 @@ pub fn check_image_size(width: usize, height: usize) -> Result<()> {
 
 /// Decodes a PNG (or another format the `image` crate was built with) from `reader`, refusing more than
 /// [`MAX_IMAGE_PIXELS`] from the header, before any pixel is decoded or allocated. `what` names the image in errors.
-#[cfg(not(target_arch = "wasm32"))]
+/// Natively, with the `cli` feature (the `image` crate); the page decodes pictures in the browser.
+#[cfg(all(not(target_arch = "wasm32"), feature = "cli"))]
 pub fn decode_image<R: std::io::BufRead + std::io::Seek>(reader: R, what: &str) -> Result<RgbaImage> {
     use image::ImageDecoder;
     let unreadable = |e: &dyn std::fmt::Display| {

@@ -102,7 +102,7 @@ pub struct RemixRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<usize>,
     pub frames: usize,
-    /// In the command's order: variations [image]; interpolate [from, to]; text diff [picture, from text, to text].
+    /// In the command's order: variations `[image]`; interpolate `[from, to]`; text diff `[picture, from text, to text]`.
     pub inputs: Vec<RemixInput>,
     /// Variations from the image's DDIM-inverted noise.
     #[serde(default)]

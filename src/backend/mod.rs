@@ -9,6 +9,7 @@ pub mod cpu;
 pub(crate) mod op_code;
 pub mod ops;
 pub mod shape;
+#[cfg(feature = "webgpu")]
 pub mod webgpu;
 
 use std::future::Future;

@@ -1,7 +1,8 @@
 //! Op codes: `#[repr(u32)]` enums a kernel switches on, whose variant names and values a shader generator
 //! reads ([`OpCode::VARIANTS`]), so the numbers are written nowhere by hand.
 
-/// An enum of op codes, declared with [`op_code!`].
+/// An enum of op codes, declared with [`op_code!`]. Only the WebGPU backend's shader generator reads them.
+#[cfg(feature = "webgpu")]
 pub trait OpCode: Copy {
     /// The prefix of the constants a shader sees (`BINARY` → `BINARY_ADD`, `BINARY_SUB`, …).
     const PREFIX: &'static str;
@@ -12,7 +13,7 @@ pub trait OpCode: Copy {
 }
 
 /// `op_code! { /// docs  pub enum Name as "PREFIX" { A, B, … } }`: a `#[repr(u32)]` enum numbered from 0, and its
-/// [`OpCode`] implementation.
+/// `OpCode` implementation (with the `webgpu` feature).
 macro_rules! op_code {
     ($(#[$meta:meta])* $vis:vis enum $name:ident as $prefix:literal { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
         $(#[$meta])*
@@ -22,6 +23,7 @@ macro_rules! op_code {
             $($(#[$vmeta])* $variant),+
         }
 
+        #[cfg(feature = "webgpu")]
         impl $crate::backend::op_code::OpCode for $name {
             const PREFIX: &'static str = $prefix;
             const VARIANTS: &'static [(&'static str, u32)] = &[$((stringify!($variant), $name::$variant as u32)),+];

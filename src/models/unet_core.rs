@@ -23,7 +23,7 @@ pub struct UNetCore<B: Backend> {
 }
 
 impl<B: Backend> UNetCore<B> {
-    /// `s.temb_channels` is the time embedding's width (4 × block_out_channels[0] in diffusers); `kernels` are
+    /// `s.temb_channels` is the time embedding's width (4 × `block_out_channels[0]` in diffusers); `kernels` are
     /// conv_in's and conv_out's sizes.
     pub fn new(
         w: &Weights<B>,
