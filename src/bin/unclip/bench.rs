@@ -193,7 +193,7 @@ pub fn write_section(path: &Path, key: &str, body: &str) -> Result<()> {
         (Some(s), Some(e)) if e > s => format!("{}{section}{}", &old[..s], &old[e + close.len()..]),
         _ => format!("{}\n{section}\n", old.trim_end()),
     };
-    std::fs::write(path, new).map_err(|e| Error::io(path, e))
+    crate::files::write_bytes(path, new.as_bytes())
 }
 
 /// A state-dict key list: one "name<TAB>(d0, d1, …)" per line.

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use unclip::backend::cpu::Cpu;
-use unclip::backend::webgpu::WebGpu;
 use unclip::backend::Backend;
-use unclip::image_processor::RgbaImage;
 use unclip::image_settings::{pixels_sha256, ImageSettings, ModelIdentity, RemixInput, RemixOp, RemixRecord};
 use unclip::latent;
 use unclip::manifest::open_model_dir;
@@ -18,7 +16,9 @@ use unclip::pipeline::{GenerateOutput, GenerateParams, UnCLIPPipeline};
 use unclip::remix::{frame_params, variation_params};
 use unclip::{Error, Result};
 
-use crate::{model_identity, write_png, BackendChoice, GenerationArgs, ProgressBar};
+use crate::files::{read_image, write_bytes, write_png};
+use crate::generation_args::{model_identity, webgpu, BackendChoice, GenerationArgs};
+use crate::progress::ProgressBar;
 
 /// Where the frames go.
 #[derive(Args)]
@@ -126,12 +126,7 @@ impl RemixCommand {
 pub fn run(command: RemixCommand) -> Result<()> {
     match command.common().backend {
         BackendChoice::Cpu => run_on(&Cpu, command),
-        BackendChoice::Webgpu => {
-            let gpu = pollster::block_on(WebGpu::new())?;
-            let a = gpu.adapter();
-            eprintln!("WebGPU adapter: {} ({}, {})", a.name, a.backend, a.device_type);
-            run_on(&gpu, command)
-        }
+        BackendChoice::Webgpu => run_on(&webgpu()?, command),
     }
 }
 
@@ -144,12 +139,6 @@ fn base_params(c: &GenerationArgs) -> Result<GenerateParams> {
 /// `generate`'s checks of the settings (the prompt may be empty: frames decode given embeddings).
 fn check(p: &GenerateParams) -> Result<()> {
     GenerateParams { image_embedding: Some(Vec::new()), ..p.clone() }.validate()
-}
-
-pub(crate) fn read_image(path: &Path) -> Result<RgbaImage> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::Settings(format!("could not read the image {}: {e}", path.display())))?;
-    unclip::image_processor::decode_image(std::io::BufReader::new(file), &path.display().to_string())
 }
 
 /// Exactly one of an image file and a prompt.
@@ -183,16 +172,6 @@ fn needs_output(o: &Outputs) -> Result<()> {
     Ok(())
 }
 
-/// A progress bar on stderr.
-fn progress() -> ProgressBar {
-    ProgressBar { steps_dir: None, error: None }
-}
-
-/// The observer's own error (which made it cancel) before the pipeline's.
-fn settle<T>(progress: ProgressBar, result: Result<T>) -> Result<T> {
-    progress.error.map_or(result, Err)
-}
-
 struct Cli<B: Backend> {
     pipeline: UnCLIPPipeline<B>,
     model: ModelIdentity,
@@ -212,9 +191,9 @@ impl<B: Backend> Cli<B> {
             Source::Image(path) => pollster::block_on(self.pipeline.embed_image(&read_image(path)?)),
             Source::Text(text) => {
                 let p = GenerateParams { prompt: text.to_string(), ..base.clone() };
-                let mut progress = progress();
+                let mut progress = ProgressBar::plain();
                 let result = pollster::block_on(self.pipeline.embed_prompt(&p, &mut progress));
-                settle(progress, result)
+                progress.settle(result)
             }
         }
     }
@@ -226,9 +205,9 @@ impl<B: Backend> Cli<B> {
         let mut images: Vec<GenerateOutput> = Vec::with_capacity(n);
         for (k, p) in params.iter().enumerate() {
             eprintln!("frame {}/{n} (seed {})", k + 1, p.seed);
-            let mut progress = progress();
+            let mut progress = ProgressBar::plain();
             let result = pollster::block_on(self.pipeline.generate(p, &mut progress));
-            images.push(settle(progress, result)?);
+            images.push(progress.settle(result)?);
         }
         let (w, h) = (images[0].width, images[0].height);
         let record = |k: Option<usize>, width| ImageSettings {
@@ -270,7 +249,7 @@ fn write_frames(
             order.extend(rgba[1..rgba.len() - 1].iter().rev().cloned());
         }
         let bytes = unclip::png_file::encode_apng(&order, w, h, o.frame_ms.max(1), &record(None, w))?;
-        std::fs::write(path, bytes).map_err(|e| Error::io(path, e))?;
+        write_bytes(path, &bytes)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -304,9 +283,9 @@ fn run_on<B: Backend>(be: &B, command: RemixCommand) -> Result<()> {
             let embedding = pollster::block_on(cli.pipeline.embed_image(&picture))?;
             let inverted = if invert {
                 let frame = frame_params(&base, embedding.clone(), base.seed);
-                let mut progress = progress();
+                let mut progress = ProgressBar::plain();
                 let result = pollster::block_on(cli.pipeline.invert(&picture, &embedding, &frame, &mut progress));
-                Some(settle(progress, result)?)
+                Some(progress.settle(result)?)
             } else {
                 None
             };
