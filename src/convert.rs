@@ -18,6 +18,7 @@ use crate::manifest::{
     open_model_dir, Attribution, Component, FileEntry, ImageProcessorEntry, Manifest, Recommended, SchedulerEntry,
     TokenizerEntry, FORMAT, FORMAT_VERSION,
 };
+use crate::settings::GenerateParams;
 
 /// The components of an unCLIP pipeline folder, in pipeline order; `image_encoder` is optional, and so is
 /// `prior` (with `prior_scheduler`) when there is an image encoder (an `UnCLIPImageVariationPipeline`).
@@ -241,10 +242,30 @@ fn component_weights(dir: &Path) -> Result<std::path::PathBuf> {
         })
 }
 
-/// Converts one component folder (config + safetensors) to GGUF bytes.
-pub fn convert_component(dir: &Path, name: &str, class: &str, config: &Value, dtype: GgmlType) -> Result<Vec<u8>> {
+/// The licence written where `unclip.json` names none.
+pub const UNKNOWN_LICENSE: &str = "see the licence of the source checkpoint";
+
+/// The model every GGUF file of a model directory names in ggml's `general.name` and `general.license` (the GGUF
+/// spec's keys; model.json's `name` and `license`).
+#[derive(Debug, Clone, Copy)]
+pub struct GgufModel<'a> {
+    pub name: &'a str,
+    pub license: &'a str,
+}
+
+/// Converts one component folder (config + safetensors) of `model` to GGUF bytes.
+pub fn convert_component(
+    dir: &Path,
+    model: GgufModel,
+    name: &str,
+    class: &str,
+    config: &Value,
+    dtype: GgmlType,
+) -> Result<Vec<u8>> {
     let mut w = GgufWriter::new();
     w.add_metadata("general.architecture", MetadataValue::String("unclip".into()))?;
+    w.add_metadata("general.name", MetadataValue::String(model.name.into()))?;
+    w.add_metadata("general.license", MetadataValue::String(model.license.into()))?;
     w.add_metadata("unclip.component", MetadataValue::String(name.into()))?;
     w.add_metadata("unclip.class", MetadataValue::String(class.into()))?;
     w.add_metadata("unclip.config", MetadataValue::String(config.to_string()))?;
@@ -320,10 +341,14 @@ fn convert_into(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMu
         })?,
         _ => ModelInfo::default(),
     };
-    crate::pipeline::GenerateParams::default()
+    GenerateParams::default()
         .with(&info.recommended)
         .validate()
         .map_err(|e| Error::Settings(format!("unclip.json's recommended settings: {e}")))?;
+    let dir_name = src.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "unclip-model".into());
+    let name = info.name.unwrap_or(dir_name);
+    let license = info.license.unwrap_or_else(|| UNKNOWN_LICENSE.into());
+    let model = GgufModel { name: &name, license: &license };
 
     let mut components = serde_json::Map::new();
     for name in COMPONENTS {
@@ -340,7 +365,7 @@ fn convert_into(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMu
         if let Value::Object(o) = &mut config {
             o.retain(|k, _| !k.starts_with('_') && k != "architectures" && k != "transformers_version");
         }
-        let bytes = convert_component(&dir, name, class, &config, dtype)?;
+        let bytes = convert_component(&dir, model, name, class, &config, dtype)?;
         let file = format!("{name}.gguf");
         write(&out.join(&file), &bytes)?;
         let entry = Component { class: class.to_string(), config, weights: FileEntry::describe(&file, &bytes) };
@@ -390,13 +415,12 @@ fn convert_into(src: &Path, out: &Path, dtype: GgmlType, mut progress: impl FnMu
     crate::tokenizer::Tokenizer::from_json(&tokenizer_json, max_length)?; // it must load
     write(&out.join("tokenizer.json"), &tokenizer_json)?;
 
-    let dir_name = src.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "unclip-model".into());
     let mut manifest = serde_json::json!({
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "name": info.name.unwrap_or(dir_name),
+        "name": name,
         "version": info.version.unwrap_or_else(|| "0".into()),
-        "license": info.license.unwrap_or_else(|| "see the licence of the source checkpoint".into()),
+        "license": license,
         "attribution": info.attribution,
         "recommended": info.recommended,
         "tokenizer": TokenizerEntry { file: FileEntry::describe("tokenizer.json", &tokenizer_json), max_length },

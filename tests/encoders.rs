@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use unclip::backend::cpu::Cpu;
-use unclip::convert::convert_component;
+use unclip::convert::{convert_component, GgufModel};
 use unclip::gguf::{GgmlType, GgufFile};
 use unclip::models::{BertModel, ClipVisionModelWithProjection};
 use unclip::nn::Weights;
@@ -14,7 +14,8 @@ use unclip::nn::Weights;
 fn load(name: &str, class: &str) -> (GgufFile, serde_json::Value, Golden) {
     let dir = fixtures().join("encoders").join(name);
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-    let bytes = convert_component(&dir, name, class, &config, GgmlType::F32).unwrap();
+    let model = GgufModel { name: "encoder fixtures", license: "Apache-2.0" };
+    let bytes = convert_component(&dir, model, name, class, &config, GgmlType::F32).unwrap();
     (GgufFile::from_bytes(bytes).unwrap(), config, Golden::open_at(&dir.join("io.safetensors")))
 }
 

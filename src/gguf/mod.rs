@@ -42,7 +42,7 @@ pub use header::{
 };
 pub use quant::{dequantize, quantize, GgmlType, QK};
 pub use stream::HeaderStream;
-pub use writer::GgufWriter;
+pub use writer::{GgufWriter, QUANTIZATION_VERSION, QUANTIZATION_VERSION_KEY};
 
 /// Everything that can go wrong reading or writing GGUF. Each message says
 /// what was expected and what was found.

@@ -38,6 +38,11 @@ impl GgmlType {
         self as u32
     }
 
+    /// Q8_0 and Q4_0: stored in blocks with a scale each (F32 and F16 are plain floats).
+    pub fn is_quantized(self) -> bool {
+        self.block_len() > 1
+    }
+
     /// Values per block: rows of a quantized tensor must be a multiple of it.
     pub fn block_len(self) -> usize {
         match self {

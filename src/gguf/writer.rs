@@ -1,4 +1,6 @@
-//! Writes GGUF v3 files with the default 32-byte alignment.
+//! Writes GGUF v3 files with the default 32-byte alignment. A file with a quantized tensor also gets
+//! `general.quantization_version` (ggml's GGML_QNT_VERSION, 2: the Q8_0/Q4_0 block layouts of quant.rs), which the GGUF
+//! spec requires of it; ggml-ecosystem tools warn without it. The writer sets it, so no caller can forget it.
 
 use std::io::{Read, Write};
 
@@ -8,6 +10,10 @@ use super::header::{
 };
 use super::quant::{quantize, GgmlType};
 use super::{shorten, GgufError, Result};
+
+/// `general.quantization_version`: the version of ggml's quantized block layouts (GGML_QNT_VERSION).
+pub const QUANTIZATION_VERSION_KEY: &str = "general.quantization_version";
+pub const QUANTIZATION_VERSION: u32 = 2;
 
 /// Collects metadata and tensors, then writes them as one GGUF file. Every
 /// `add_*` call validates against the same rules the reader enforces, so a
@@ -30,10 +36,12 @@ impl GgufWriter {
             Some("empty key".to_string())
         } else if key == "general.alignment" {
             Some(format!("the writer always aligns to {DEFAULT_ALIGNMENT} bytes"))
+        } else if key == QUANTIZATION_VERSION_KEY {
+            Some(format!("the writer sets it ({QUANTIZATION_VERSION}) when a tensor is quantized"))
         } else if self.metadata.iter().any(|(k, _)| *k == key) {
             Some("added twice; keys must be unique".to_string())
-        } else if self.metadata.len() as u64 >= MAX_METADATA {
-            Some(format!("more than {MAX_METADATA} metadata entries"))
+        } else if self.metadata.len() as u64 >= MAX_METADATA - 1 {
+            Some(format!("more than {} metadata entries (one is kept for {QUANTIZATION_VERSION_KEY})", MAX_METADATA - 1))
         } else {
             value_problem(&key, &value)
         };
@@ -69,16 +77,24 @@ impl GgufWriter {
         Ok(())
     }
 
+    /// The metadata written: the entries added, then `general.quantization_version` where a tensor is quantized.
+    fn metadata(&self) -> Vec<(&str, MetadataValue)> {
+        let quantized = self.tensors.iter().any(|(t, _)| t.dtype.is_quantized());
+        let version = quantized.then(|| (QUANTIZATION_VERSION_KEY, MetadataValue::U32(QUANTIZATION_VERSION)));
+        self.metadata.iter().map(|(k, v)| (k.as_str(), v.clone())).chain(version).collect()
+    }
+
     /// Writes the file and returns its size in bytes.
     pub fn write(&self, w: &mut impl Write) -> Result<u64> {
         // Header: magic, version, tensor count, metadata count, metadata,
         // tensor infos, padding to the alignment.
+        let metadata = self.metadata();
         let mut head = Vec::new();
         head.extend(MAGIC);
         head.extend(VERSION.to_le_bytes());
         head.extend((self.tensors.len() as u64).to_le_bytes());
-        head.extend((self.metadata.len() as u64).to_le_bytes());
-        for (key, value) in &self.metadata {
+        head.extend((metadata.len() as u64).to_le_bytes());
+        for (key, value) in &metadata {
             put_string(&mut head, key);
             head.extend(value.type_id().to_le_bytes());
             put_value(&mut head, value);
@@ -258,7 +274,7 @@ pub(super) mod tests {
                 ("d.q4_0", vec![1, 2, 3, 32], GgmlType::Q4_0, 224, 6 * 18),
             ]
         );
-        assert_eq!(h.metadata.len(), 17);
+        assert_eq!(h.metadata.len(), 17 + 1, "the keys added, and general.quantization_version");
         assert_eq!(h.metadata[0].0, "general.architecture");
         assert_eq!(h.metadata_str("general.architecture").unwrap(), "unclip-test");
         assert_eq!(h.metadata_u32("t.u32").unwrap(), 4_000_000_000);
@@ -300,12 +316,35 @@ pub(super) mod tests {
         }
 
         w.add_metadata("k", MetadataValue::U8(1)).unwrap();
-        for (key, expected) in [("k", "added twice"), ("", "empty key"), ("general.alignment", "aligns")] {
+        for (key, expected) in [
+            ("k", "added twice"),
+            ("", "empty key"),
+            ("general.alignment", "aligns"),
+            (QUANTIZATION_VERSION_KEY, "when a tensor is quantized"),
+        ] {
             let err = w.add_metadata(key, MetadataValue::U32(64)).unwrap_err();
             assert!(err.to_string().contains(expected), "{err}");
         }
         // A rejected call changes nothing.
         let h = header(&w.to_bytes().unwrap());
         assert_eq!((h.tensors.len(), h.metadata.len()), (1, 1));
+    }
+
+    #[test]
+    fn quantization_version_is_written_where_a_tensor_is_quantized() {
+        let version = |types: &[GgmlType]| {
+            let mut w = GgufWriter::new();
+            w.add_metadata("general.name", MetadataValue::String("m".into())).unwrap();
+            for (i, &dtype) in types.iter().enumerate() {
+                w.add_tensor(&format!("t{i}"), &[32], dtype, &[0.5; 32]).unwrap();
+            }
+            let h = header(&w.to_bytes().unwrap());
+            assert_eq!(h.metadata_str("general.name").unwrap(), "m", "the caller's keys come first, unchanged");
+            h.metadata(QUANTIZATION_VERSION_KEY).cloned()
+        };
+        assert_eq!(version(&[GgmlType::F32, GgmlType::F16]), None);
+        for quantized in [GgmlType::Q8_0, GgmlType::Q4_0] {
+            assert_eq!(version(&[GgmlType::F32, quantized]), Some(MetadataValue::U32(2)));
+        }
     }
 }
