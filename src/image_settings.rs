@@ -180,20 +180,36 @@ impl ImageSettings {
         width: usize,
         height: usize,
     ) -> Self {
+        // every setting, named: a new one does not compile until it is recorded here and read back in `params`
+        let GenerateParams {
+            prompt,
+            negative_prompt,
+            seed,
+            prior_steps,
+            decoder_steps,
+            sr_steps,
+            prior_guidance,
+            decoder_guidance,
+            image_embedding: _, // remix frames record their inputs instead (`remix`)
+            sampler,
+            ddim_eta,
+            prior_best_of,
+            decoder_latents: _, // inverted noise: remix variations record their source image
+        } = p.clone();
         ImageSettings {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
-            prompt: p.prompt.clone(),
-            negative_prompt: p.negative_prompt.clone(),
-            seed: p.seed,
-            prior_steps: p.prior_steps,
-            decoder_steps: p.decoder_steps,
-            sr_steps: p.sr_steps,
-            prior_guidance: p.prior_guidance,
-            decoder_guidance: p.decoder_guidance,
-            prior_best_of: p.prior_best_of,
-            sampler: p.sampler,
-            ddim_eta: p.ddim_eta,
+            prompt,
+            negative_prompt,
+            seed,
+            prior_steps,
+            decoder_steps,
+            sr_steps,
+            prior_guidance,
+            decoder_guidance,
+            prior_best_of,
+            sampler,
+            ddim_eta,
             width,
             height,
             model: model.clone(),
@@ -221,18 +237,43 @@ impl ImageSettings {
 
     /// The generation settings (no embedding or initial noise: a record holds neither).
     pub fn params(&self) -> GenerateParams {
+        // every field, named: a new setting in the record does not compile until it is read back here
+        let ImageSettings {
+            format: _,
+            format_version: _,
+            prompt,
+            negative_prompt,
+            seed,
+            prior_steps,
+            decoder_steps,
+            sr_steps,
+            prior_guidance,
+            decoder_guidance,
+            prior_best_of,
+            sampler,
+            ddim_eta,
+            width: _,
+            height: _,
+            model: _,
+            engine: _,
+            edit: _,
+            remix: _,
+            step: _,
+            grid: _,
+            step_frames: _,
+        } = self.clone();
         GenerateParams {
-            prompt: self.prompt.clone(),
-            negative_prompt: self.negative_prompt.clone(),
-            seed: self.seed,
-            prior_steps: self.prior_steps,
-            decoder_steps: self.decoder_steps,
-            sr_steps: self.sr_steps,
-            prior_guidance: self.prior_guidance,
-            decoder_guidance: self.decoder_guidance,
-            sampler: self.sampler,
-            ddim_eta: self.ddim_eta,
-            prior_best_of: self.prior_best_of,
+            prompt,
+            negative_prompt,
+            seed,
+            prior_steps,
+            decoder_steps,
+            sr_steps,
+            prior_guidance,
+            decoder_guidance,
+            sampler,
+            ddim_eta,
+            prior_best_of,
             image_embedding: None,
             decoder_latents: None,
         }
@@ -424,6 +465,34 @@ mod tests {
             back.params(),
             GenerateParams { prompt: "horse".into(), negative_prompt: "a dog".into(), seed: 3, ..Default::default() }
         );
+    }
+
+    #[test]
+    fn every_setting_survives_the_record() {
+        let d = GenerateParams::default();
+        let p = GenerateParams {
+            prompt: "horse".into(),
+            negative_prompt: "a dog".into(),
+            seed: d.seed + 7,
+            prior_steps: d.prior_steps + 1,
+            decoder_steps: d.decoder_steps + 2,
+            sr_steps: d.sr_steps + 3,
+            prior_guidance: d.prior_guidance + 0.5,
+            decoder_guidance: d.decoder_guidance + 0.25,
+            image_embedding: None,
+            sampler: Sampler::Ddim,
+            ddim_eta: 0.3,
+            prior_best_of: d.prior_best_of + 1,
+            decoder_latents: None,
+        };
+        // the settings a record holds all differ from the defaults, so one left out would show
+        let recorded = serde_json::to_value(&p).unwrap();
+        let defaults = serde_json::to_value(&d).unwrap();
+        for (key, value) in recorded.as_object().unwrap() {
+            assert!(value.is_null() || *value != defaults[key], "{key} is at its default");
+        }
+        let record = ImageSettings::new(&p, None, &record().model, 64, 64);
+        assert_eq!(ImageSettings::from_json(&record.to_json(), "x.png").unwrap().params(), p);
     }
 
     #[test]

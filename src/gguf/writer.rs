@@ -41,7 +41,10 @@ impl GgufWriter {
         } else if self.metadata.iter().any(|(k, _)| *k == key) {
             Some("added twice; keys must be unique".to_string())
         } else if self.metadata.len() as u64 >= MAX_METADATA - 1 {
-            Some(format!("more than {} metadata entries (one is kept for {QUANTIZATION_VERSION_KEY})", MAX_METADATA - 1))
+            Some(format!(
+                "more than {} metadata entries (one is kept for {QUANTIZATION_VERSION_KEY})",
+                MAX_METADATA - 1
+            ))
         } else {
             value_problem(&key, &value)
         };
