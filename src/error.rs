@@ -81,7 +81,7 @@ pub fn ensure_in<T: PartialOrd + Copy>(
 }
 
 impl Error {
-    /// Every [`Error::code`], for the page (www/js/contract.js).
+    /// Every [`Error::code`], for the page (www/js/protocol.js's generated block: tests/contract.rs).
     pub const CODES: [&'static str; 13] = [
         "gguf",
         "scheduler",

@@ -130,14 +130,16 @@ fn generate(p: &unclip::UnCLIPPipeline<Cpu>, steps: [usize; 3]) -> unclip::Gener
     pollster::block_on(p.generate(&params, &mut Silent)).unwrap()
 }
 
+/// The README's figure ("matches diffusers within 1e-4 on the tiny checkpoint at 25/25/7 steps"). Measured here:
+/// 5.0e-6 at 2/2/2 and 2.8e-5 at 25/25/7; the bound leaves room for another CPU's GEMM blocking.
 #[test]
-fn final_image_matches_diffusers_within_2e_3() {
+fn final_image_matches_diffusers_within_1e_4() {
     let p = tiny_pipeline(GgmlType::F32);
     for (steps, file) in [([2, 2, 2], SHORT), ([25, 25, 7], LONG)] {
         let out = generate(&p, steps);
         let e = max_abs_diff(&out.image, &Golden::open(file).get("image").data);
         println!("{steps:?}: final image max abs error {e:e}");
-        assert!(e <= 2e-3, "{steps:?}: {e}");
+        assert!(e <= 1e-4, "{steps:?}: {e}");
     }
 }
 
@@ -229,7 +231,7 @@ fn x0_predicting_decoder_and_super_res_match_diffusers() {
     let mean =
         out.image.iter().zip(&g.get("image").data).map(|(a, b)| (a - b).abs()).sum::<f32>() / out.image.len() as f32;
     println!("x0 prediction: final image max abs error {e:e}, mean {mean:e}");
-    // as `final_image_matches_diffusers_within_2e_3`: three guided steps of float rounding (measured 2.0e-4, mean 1e-5)
+    // three guided steps of float rounding through x0 prediction (measured 2.0e-4, mean 1e-5)
     assert!(e <= 2e-3 && mean <= 5e-5, "max {e}, mean {mean}");
 }
 
