@@ -2,6 +2,8 @@
 # unclip's one entry point. Everything a fresh Debian machine needs is installed on first use.
 #   ./build.sh serve    build the wasm module and the static site (dist/), serve it on http://localhost:8080
 #   ./build.sh build    the same without serving
+#   ./build.sh package  the npm package `unclip` (both wasm modules, the worker, the typed API and web components):
+#                       unclip-<version>.tgz here, nothing published (README, "Use it in your own page")
 #   ./build.sh test     every test: Rust (engine, conformance, GGUF) and the browser (headless Chromium)
 #   ./build.sh bench    benchmarks against diffusers/PyTorch on the same weights → docs/benchmarks.md
 #   ./build.sh test-train   one step of every training script on a few images (needs train/requirements.txt)
@@ -142,8 +144,9 @@ case "${1:-}" in
   serve) build; log "serving dist/ on http://localhost:$PORT, cross-origin isolated (Ctrl-C stops)"; python3 tools/serve.py dist "$PORT" ;;
   test) cmd_test ;;
   bench) cmd_bench ;;
+  package) build; log "packing the npm package (package/build.mjs: npm pack)"; node package/build.mjs ;;
   test-train)
     [[ -x .venv/bin/python ]] || { log "creating .venv from train/requirements.txt (~6 GB)"; python3 -m venv .venv; .venv/bin/pip install -q -r train/requirements.txt; }
     bash train/smoke_test.sh ;;
-  *) echo "usage: ./build.sh serve | build | test | bench | test-train" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh serve | build | test | bench | package | test-train" >&2; exit 2 ;;
 esac

@@ -7,7 +7,8 @@ export let wasm = null;
 /// {threads: the pool's size (1 for the single-threaded module), note?: why fewer threads than asked}
 export let threading = { threads: 1 };
 
-const asked = Math.max(1, Number(new URL(self.location.href).searchParams.get("threads")) || 1);
+// (the package's worker starts from a blob URL, which carries no query: its shim sets self.unclipWorker.threads)
+const asked = Math.max(1, Number(self.unclipWorker?.threads ?? new URL(self.location.href).searchParams.get("threads")) || 1);
 
 export const ready = (async () => {
   if (asked > 1 && self.crossOriginIsolated) {

@@ -10,8 +10,8 @@ const $ = (id) => document.getElementById(id);
 
 const paint = (canvas, chw, scale) => paintRgba(canvas, chwToRgba(chw, SIZE, SIZE, scale), SIZE, SIZE);
 
-/// An image element → CHW floats in [-1, 1], drawn on white at 64×64.
-function imageToChw(img) {
+/// An image element → CHW floats in [-1, 1], drawn on white at 64×64 (also <unclip-forward>'s, package/unclip-element.js).
+export function imageToChw(img) {
   const c = document.createElement("canvas");
   c.width = SIZE; c.height = SIZE;
   const g = c.getContext("2d");
