@@ -75,7 +75,9 @@ async function load(source, requested = "auto") {
   if (source.kind === "url") {
     const base = new URL(source.base, self.location.href);
     if (!base.href.endsWith("/")) base.href += "/";
-    if (base.origin !== self.location.origin) {
+    // the package's worker (package/unclip.js: self.unclipWorker, set by its same-origin shim) takes models from
+    // any origin that sends CORS headers (README, "Use it in your own page")
+    if (base.origin !== self.location.origin && !self.unclipWorker?.anyOrigin) {
       throw new LoadError(`${base.href} is on another site: this page loads models only from its own (${self.location.origin}), so copy the folder next to the page, or open it with “Open a model folder”`);
     }
     source = { kind: "url", base: base.href };
