@@ -10,9 +10,13 @@ const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/ja
 /// tools/serve.py (`./build.sh serve`) sends them.
 export const ISOLATION = { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp", "cross-origin-resource-policy": "same-origin" };
 
+/// What a host sends so that other origins' pages may read its files (README, "Use it in your own page").
+export const CORS = { "access-control-allow-origin": "*", "cross-origin-resource-policy": "cross-origin" };
+
 /// faults: file name → "404" | "500" | "corrupt" | "truncate" | "cut" | "slow".
 /// `isolate: false` serves without the isolation headers (a plain static host: the service worker adds them).
-export async function startServer(root, { isolate = true } = {}) {
+/// `cors: true` lets pages of any origin read what it serves (a CDN for the npm package, a model host).
+export async function startServer(root, { isolate = true, cors = false } = {}) {
   const faults = new Map();
   const hits = new Map();
   const server = createServer(async (req, res) => {
@@ -28,7 +32,7 @@ export async function startServer(root, { isolate = true } = {}) {
       return;
     }
     const fault = faults.get(name);
-    const headers = { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "cache-control": "no-store", ...(isolate ? ISOLATION : {}) };
+    const headers = { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "cache-control": "no-store", ...(isolate ? ISOLATION : {}), ...(cors ? CORS : {}) };
     if (fault === "404" || fault === "500") {
       res.writeHead(Number(fault), headers).end(`injected ${fault}`);
     } else if (fault === "corrupt") {

@@ -1,0 +1,128 @@
+// The npm package from other origins (README, "Use it in your own page"): the packed tarball's contents served
+// from origin A (a CDN), the models and pictures from origin C, and a plain page on origin B (not cross-origin
+// isolated, under the CSP the README gives) whose <unclip-generate … autorun> draws the same pixels as the app for
+// the same settings, says it runs one thread and why, and keeps the weights in B's cache; <unclip-forward> draws the
+// lesson's x_t; the .d.ts type-checks a small consumer (tsc --noEmit).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { launch, openPage, waitState, shotOf } from "./browser.mjs";
+import { decodePng, itxt } from "./png.mjs";
+import { startServer } from "./server.mjs";
+import { ROOT } from "./setup.mjs";
+import { pack } from "../../package/build.mjs";
+
+// the tiny random checkpoint at the fast settings of generate.test.mjs; the app at one thread, as the plain host
+const RUN = { prompt: "horse", seed: 0, prior_steps: 2, decoder_steps: 2, sr_steps: 2 };
+const env = {};
+
+before(async () => {
+  env.tmp = mkdtempSync(join(tmpdir(), "unclip-package-test-"));
+  const started = Date.now();
+  env.tarball = pack(env.tmp);
+  const unpacked = join(env.tmp, "node_modules", "unclip");
+  mkdirSync(unpacked, { recursive: true });
+  execFileSync("tar", ["xzf", env.tarball, "-C", unpacked, "--strip-components=1"]);
+  console.log(`packed and unpacked ${env.tarball} in ${Date.now() - started} ms`);
+  env.cdn = await startServer(unpacked, { isolate: false, cors: true }); // origin A
+  env.models = await startServer(join(ROOT, "dist"), { isolate: false, cors: true }); // origin C
+  env.hostDir = join(env.tmp, "host");
+  mkdirSync(env.hostDir);
+  env.host = await startServer(env.hostDir, { isolate: false }); // origin B: a plain static host
+  env.app = await startServer(join(ROOT, "dist"));
+  env.browser = await launch();
+});
+after(async () => {
+  await env.browser?.close();
+  for (const s of [env.cdn, env.models, env.host, env.app]) await s?.close();
+  if (env.tmp) rmSync(env.tmp, { recursive: true, force: true });
+});
+
+const origin = (s) => s.url.replace(/\/$/, "");
+const attrs = (settings) => Object.entries(settings).map(([k, v]) => `${k.replaceAll("_", "-")}="${v}"`).join(" ");
+
+/// The host page of origin B: the README's CSP with A and C in it, the elements, and a script recording their events.
+function hostPage() {
+  const [a, c] = [origin(env.cdn), origin(env.models)];
+  const csp = `default-src 'self'; script-src 'self' ${a} 'wasm-unsafe-eval'; worker-src blob:; connect-src 'self' ${a} ${c}; img-src 'self' ${c} blob: data:`;
+  writeFileSync(join(env.hostDir, "host.js"), `window.__steps = 0;
+document.addEventListener("unclip-step", () => window.__steps++);
+document.addEventListener("unclip-done", async (e) => { window.__done = Array.from(new Uint8Array(await e.detail.blob.arrayBuffer())); });
+document.addEventListener("unclip-error", (e) => { window.__error = e.detail; });
+`);
+  writeFileSync(join(env.hostDir, "index.html"), `<!doctype html>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<title>unclip from another origin</title>
+<script src="host.js"></script>
+<script type="module" src="${a}/unclip-element.js"></script>
+<unclip-generate id="gen" model="${c}/models/tiny/" ${attrs(RUN)} autorun></unclip-generate>
+<unclip-forward id="fwd" image="${c}/gallery/cat-face.png" schedule="linear" t="300"></unclip-forward>
+`);
+}
+
+test("from another origin: the package on A, the model on C, a plain page on B draws the app's pixels on one thread", async () => {
+  hostPage();
+  const context = await env.browser.newContext();
+  const started = Date.now();
+  const page = await openPage(context, env.host.url);
+  await page.waitForFunction(() => window.__done || window.__error, null, { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => window.__error), undefined);
+  const ms = Date.now() - started;
+  const png = Buffer.from(await page.evaluate(() => window.__done));
+  const host = await page.evaluate(() => {
+    const gen = document.getElementById("gen");
+    return { isolated: self.crossOriginIsolated, state: gen.getAttribute("state"), threads: gen.dataset.threads, steps: window.__steps,
+      status: gen.shadowRoot.querySelector('[part~="status"]').textContent };
+  });
+  assert.equal(host.isolated, false);
+  assert.equal(host.state, "done");
+  assert.equal(host.steps, 2 + 2 + 2, "one unclip-step event per step");
+  assert.equal(host.threads, "1");
+  assert.match(host.status, /backend: cpu — .*; 1 thread: this page is not cross-origin isolated \(its server sends no Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp\), so the CPU backend runs on one thread/);
+  const cached = await page.evaluate(async () => (await (await caches.open("unclip-models-v1")).keys()).map((r) => r.url));
+  assert.ok(cached.some((u) => u.startsWith(`${origin(env.models)}/models/tiny/decoder.gguf`)) || cached.some((u) => u.includes("/models/tiny/decoder")), `the weights in B's cache: ${cached.join(", ")}`);
+  assert.ok(cached.every((u) => u.startsWith(origin(env.models))), "under the model's own URLs");
+
+  // <unclip-forward>: x_t drawn from C's picture, unlike x0
+  await page.waitForFunction(() => document.getElementById("fwd").getAttribute("state") === "drawn", null, { timeout: 30_000 });
+  const forward = await page.evaluate(() => {
+    const root = document.getElementById("fwd").shadowRoot;
+    const read = (part) => Array.from(root.querySelector(`canvas[part~="${part}"]`).getContext("2d").getImageData(0, 0, 64, 64).data);
+    return { x0: read("x0"), xt: read("xt"), numbers: root.querySelector('[part~="numbers"]').textContent };
+  });
+  assert.match(forward.numbers, /^t = 300 \(linear\): ᾱ_t = 0\.\d+/);
+  assert.ok(new Set(forward.x0).size > 16, "the picture drawn");
+  assert.ok(forward.xt.some((v, i) => Math.abs(v - forward.x0[i]) > 8), "x_t is the noised picture");
+  assert.deepEqual(await page.evaluate(() => window.__cspViolations), [], "nothing blocked by the README's CSP");
+  await shotOf(page, "package-host");
+  await context.close();
+
+  // the app, same settings, one thread
+  const appContext = await env.browser.newContext();
+  const q = new URLSearchParams({ model: "tiny", ...RUN, threads: 1, autorun: 1 });
+  const app = await openPage(appContext, `${env.app.url}?${q}`);
+  assert.equal(await waitState(app, ["done", "error"]), "done", await app.textContent("#error"));
+  const appPng = Buffer.from((await app.getAttribute("#result", "src")).split(",")[1], "base64"); // the engine's PNG as a data: URL
+  await appContext.close();
+  const [mine, theirs] = [decodePng(png), decodePng(appPng)];
+  assert.deepEqual([mine.width, mine.height], [theirs.width, theirs.height]);
+  assert.ok(mine.frames[0].equals(theirs.frames[0]), "the same pixels as the app");
+  const settings = JSON.parse(itxt(png).unclip);
+  assert.equal(settings.prompt, "horse");
+  assert.equal(settings.seed, 0);
+  console.log(`the host page's first picture in ${ms} ms (package, model and wasm fetched cross-origin); PNG ${png.equals(appPng) ? "byte-identical to" : "differs in its chunks from"} the app's`);
+});
+
+test("the package's .d.ts type-checks a small consumer (tsc --noEmit)", () => {
+  const dir = env.tmp;
+  copyFileSync(join(ROOT, "tests/browser/package_consumer.ts"), join(dir, "consumer.ts"));
+  writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({
+    compilerOptions: { target: "ES2022", module: "ESNext", moduleResolution: "Bundler", lib: ["ES2022", "DOM"], strict: true, noEmit: true, types: [] },
+    files: ["consumer.ts"],
+  }));
+  execFileSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", dir], { encoding: "utf8" });
+});
