@@ -32,12 +32,15 @@ before(async () => {
   env.hostDir = join(env.tmp, "host");
   mkdirSync(env.hostDir);
   env.host = await startServer(env.hostDir, { isolate: false }); // origin B: a plain static host
+  env.isolatedDir = join(env.tmp, "isolated");
+  mkdirSync(env.isolatedDir);
+  env.isolated = await startServer(env.isolatedDir); // origin B': a host sending COOP/COEP
   env.app = await startServer(join(ROOT, "dist"));
   env.browser = await launch();
 });
 after(async () => {
   await env.browser?.close();
-  for (const s of [env.cdn, env.models, env.host, env.app]) await s?.close();
+  for (const s of [env.cdn, env.models, env.host, env.isolated, env.app]) await s?.close();
   if (env.tmp) rmSync(env.tmp, { recursive: true, force: true });
 });
 
@@ -45,15 +48,15 @@ const origin = (s) => s.url.replace(/\/$/, "");
 const attrs = (settings) => Object.entries(settings).map(([k, v]) => `${k.replaceAll("_", "-")}="${v}"`).join(" ");
 
 /// The host page of origin B: the README's CSP with A and C in it, the elements, and a script recording their events.
-function hostPage() {
+function hostPage(dir = env.hostDir) {
   const [a, c] = [origin(env.cdn), origin(env.models)];
-  const csp = `default-src 'self'; script-src 'self' ${a} 'wasm-unsafe-eval'; worker-src blob:; connect-src 'self' ${a} ${c}; img-src 'self' ${c} blob: data:`;
-  writeFileSync(join(env.hostDir, "host.js"), `window.__steps = 0;
+  const csp = `default-src 'self'; script-src 'self' ${a} 'wasm-unsafe-eval'; worker-src blob:; connect-src 'self' ${a} ${c}; img-src 'self' ${c} blob:`;
+  writeFileSync(join(dir, "host.js"), `window.__steps = 0;
 document.addEventListener("unclip-step", () => window.__steps++);
 document.addEventListener("unclip-done", async (e) => { window.__done = Array.from(new Uint8Array(await e.detail.blob.arrayBuffer())); });
 document.addEventListener("unclip-error", (e) => { window.__error = e.detail; });
 `);
-  writeFileSync(join(env.hostDir, "index.html"), `<!doctype html>
+  writeFileSync(join(dir, "index.html"), `<!doctype html>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <title>unclip from another origin</title>
@@ -115,6 +118,23 @@ test("from another origin: the package on A, the model on C, a plain page on B d
   assert.equal(settings.prompt, "horse");
   assert.equal(settings.seed, 0);
   console.log(`the host page's first picture in ${ms} ms (package, model and wasm fetched cross-origin); PNG ${png.equals(appPng) ? "byte-identical to" : "differs in its chunks from"} the app's`);
+});
+
+test("on a cross-origin isolated host the element runs the CPU backend on every core", async () => {
+  hostPage(env.isolatedDir);
+  const context = await env.browser.newContext();
+  const page = await openPage(context, env.isolated.url);
+  await page.waitForFunction(() => window.__done || window.__error, null, { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => window.__error), undefined);
+  const host = await page.evaluate(() => {
+    const gen = document.getElementById("gen");
+    return { isolated: self.crossOriginIsolated, threads: gen.dataset.threads, cores: navigator.hardwareConcurrency, status: gen.shadowRoot.querySelector('[part~="status"]').textContent };
+  });
+  assert.equal(host.isolated, true);
+  const want = Math.min(host.cores, 8);
+  assert.equal(host.threads, String(want), "one thread per core");
+  if (want > 1) assert.match(host.status, new RegExp(`backend: cpu — .*; ${want} threads \\(shared-memory wasm\\)`));
+  await context.close();
 });
 
 test("the package's .d.ts type-checks a small consumer (tsc --noEmit)", () => {
