@@ -2,11 +2,12 @@
 // from origin A (a CDN), the models and pictures from origin C, and a plain page on origin B (not cross-origin
 // isolated, under the CSP the README gives) whose <unclip-generate … autorun> draws the same pixels as the app for
 // the same settings, says it runs one thread and why, and keeps the weights in B's cache; <unclip-forward> draws the
-// lesson's x_t; the .d.ts type-checks a small consumer (tsc --noEmit).
+// lesson's x_t; on an isolated host it runs on every core; the API refuses bad settings with the engine's code,
+// edits and varies; the .d.ts type-checks a small consumer (tsc --noEmit).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launch, openPage, waitState, shotOf } from "./browser.mjs";
@@ -134,6 +135,37 @@ test("on a cross-origin isolated host the element runs the CPU backend on every 
   const want = Math.min(host.cores, 8);
   assert.equal(host.threads, String(want), "one thread per core");
   if (want > 1) assert.match(host.status, new RegExp(`backend: cpu — .*; ${want} threads \\(shared-memory wasm\\)`));
+  await context.close();
+});
+
+test("the API from another origin: settings refused with the engine's code, an edit, variations, close", async () => {
+  hostPage();
+  // the host page without the elements: the API alone
+  writeFileSync(join(env.hostDir, "api.html"), readFileSync(join(env.hostDir, "index.html"), "utf8").replace(/<unclip-[\s\S]*$/, ""));
+  const context = await env.browser.newContext();
+  const page = await openPage(context, `${env.host.url}api.html`);
+  const out = await page.evaluate(async ({ a, c, run }) => {
+    const { Unclip, UnclipError } = await import(`${a}/unclip.js`);
+    const engine = await Unclip.load({ model: `${c}/models/tiny/` });
+    const refused = await engine.generate({ ...run, prior_steps: 1 }).catch((e) => ({ error: e instanceof UnclipError && e instanceof Error, code: e.code, message: e.message }));
+    const picture = new ImageData(64, 64);
+    for (let p = 0; p < 64 * 64; p++) picture.data.set([200, (p % 64) * 4, 40, 255], p * 4);
+    const steps = [];
+    const edited = await engine.edit({ ...run, strength: 0.5 }, { image: picture }, { onStep: (s) => steps.push([s.stage, !!s.xt, !!s.x0]), previews: ["x0"] });
+    const variations = await engine.variations(picture, { ...run, count: 1 });
+    engine.close();
+    const closed = await engine.generate(run).catch((e) => e.phase);
+    const text = async (blob) => new TextDecoder("latin1").decode(await blob.arrayBuffer());
+    return { refused, steps, edited: await text(edited.blob), width: edited.pixels.width, variations: variations.length, variation: await text(variations[0].blob), closed };
+  }, { a: origin(env.cdn), c: origin(env.models), run: RUN });
+  assert.equal(out.refused.error, true);
+  assert.equal(out.refused.code, "bad_input", out.refused.message);
+  assert.ok(out.steps.length > 0 && out.steps.every(([, xt]) => !xt), "only the asked-for previews");
+  assert.ok(out.steps.some(([, , x0]) => x0));
+  assert.match(out.edited, /"edit":\{/, "the edit's PNG carries its edit settings");
+  assert.equal(out.variations, 1);
+  assert.match(out.variation, /"remix":\{"op":"variations"/);
+  assert.equal(out.closed, "closed");
   await context.close();
 });
 
