@@ -11,9 +11,8 @@ use unclip::image_settings::pixels_sha256;
 use unclip::Result;
 
 use crate::files::read_image;
-use crate::from_png::{FromPng, FromRecord};
-use crate::generate::{run_job, Outputs};
-use crate::generation_args::GenerationArgs;
+use crate::from_png::FromRecord;
+use crate::generate::{run_job, RunArgs};
 
 #[derive(Args)]
 pub struct Img2imgCommand {
@@ -26,11 +25,7 @@ pub struct Img2imgCommand {
     #[arg(long, help = format!("0 keeps the image, 1 draws a new one [default: {IMG2IMG_STRENGTH}]."))]
     strength: Option<f32>,
     #[command(flatten)]
-    from: FromPng,
-    #[command(flatten)]
-    args: GenerationArgs,
-    #[command(flatten)]
-    outputs: Outputs,
+    run: RunArgs,
 }
 
 #[derive(Args)]
@@ -54,14 +49,11 @@ pub struct InpaintCommand {
     ))]
     resample: Option<usize>,
     #[command(flatten)]
-    from: FromPng,
-    #[command(flatten)]
-    args: GenerationArgs,
-    #[command(flatten)]
-    outputs: Outputs,
+    run: RunArgs,
 }
 
-pub fn img2img(Img2imgCommand { image, prompt, strength, from, args, outputs }: Img2imgCommand) -> Result<()> {
+pub fn img2img(Img2imgCommand { image, prompt, strength, run }: Img2imgCommand) -> Result<()> {
+    let RunArgs { from, args, outputs } = run;
     let from = from.read(true)?;
     let image = read_image(&image)?;
     let (strength, _) = edit_settings(&image, strength, None, from.as_ref(), (IMG2IMG_STRENGTH, 1));
@@ -70,7 +62,7 @@ pub fn img2img(Img2imgCommand { image, prompt, strength, from, args, outputs }: 
 }
 
 pub fn inpaint(c: InpaintCommand) -> Result<()> {
-    let InpaintCommand { image, mask, prompt, strength, resample, from, args, outputs } = c;
+    let InpaintCommand { image, mask, prompt, strength, resample, run: RunArgs { from, args, outputs } } = c;
     let from = from.read(true)?;
     let mask = Some(read_image(&mask)?);
     let image = read_image(&image)?;

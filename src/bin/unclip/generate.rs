@@ -25,11 +25,19 @@ pub struct GenerateCommand {
     #[arg(long, required_unless_present = "from_png")]
     prompt: Option<String>,
     #[command(flatten)]
-    from: FromPng,
+    run: RunArgs,
+}
+
+/// The flags `generate`, `img2img` and `inpaint` share: a picture's settings to start from, the generation
+/// settings, where the result goes.
+#[derive(Args)]
+pub struct RunArgs {
     #[command(flatten)]
-    args: GenerationArgs,
+    pub from: FromPng,
     #[command(flatten)]
-    outputs: Outputs,
+    pub args: GenerationArgs,
+    #[command(flatten)]
+    pub outputs: Outputs,
 }
 
 /// Where `generate`, `img2img` and `inpaint` write their result.
@@ -46,7 +54,7 @@ pub struct Outputs {
     steps_dir: Option<PathBuf>,
 }
 
-pub fn run(GenerateCommand { prompt, from, args, outputs }: GenerateCommand) -> Result<()> {
+pub fn run(GenerateCommand { prompt, run: RunArgs { from, args, outputs } }: GenerateCommand) -> Result<()> {
     let from = from.read(false)?;
     run_job(&args, args.params(prompt, from.as_ref())?, None, outputs)
 }
