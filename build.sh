@@ -106,6 +106,14 @@ cmd_test() {
   # with the benchmark code (cargo feature bench) compiled in, so that it cannot rot; one build of the crate, not two
   log "cargo test --features bench (engine, conformance against diffusers' golden tensors, GGUF hostile inputs, CLI errors, WebGPU kernels on Vulkan)"
   cargo test --locked --features bench 2>&1
+  # the engine alone (README "As a library"): none of the CLI's or WebGPU's crates in its tree, and it compiles.
+  # Checked, not built: Cargo unifies features per command, and without clap and wgpu (which turn on syn's `full`,
+  # smallvec's `union`, more of bytemuck, hashbrown and once_cell) most dependencies differ from the test build's, so
+  # `cargo build` compiles the tree again (4 min 40 s here) where `cargo check` skips their code generation
+  log "cargo check --lib --no-default-features (the engine alone)"
+  local lean; lean=$(cargo tree --locked --no-default-features -e normal --prefix none)
+  if grep -E '^(clap|wgpu|pollster|image) ' <<<"$lean"; then echo "the engine alone depends on the crates above" >&2; exit 1; fi
+  cargo check --locked --lib --no-default-features 2>&1
   build
   log "browser tests (Playwright + headless Chromium)"
   node --test --test-concurrency=1 tests/browser/*.test.mjs 2>&1
