@@ -11,6 +11,9 @@ import { ROOT } from "./setup.mjs";
 
 // the bundled model (real conv and attention sizes), few steps, on the CPU backend
 const RUN = "prompt=a%20red%20heart&seed=3&prior_steps=2&decoder_steps=3&sr_steps=2&backend=cpu";
+// the tests that only load: the tiny model, which loads at once (the bundled one waits for the first Generate:
+// docs/architecture.md, "The pages")
+const LOAD = "model=tiny&backend=cpu";
 const env = {};
 before(async () => {
   env.isolating = await startServer(join(ROOT, "dist"));
@@ -70,7 +73,7 @@ test("a plain static host (no headers): the service worker isolates the page aft
   const page = await context.newPage();
   let loads = 0;
   page.on("load", () => { loads++; });
-  await page.goto(`${env.plain.url}?${RUN}`);
+  await page.goto(`${env.plain.url}?${LOAD}`);
   await page.waitForFunction(() => self.crossOriginIsolated && document.body.dataset.state === "ready", null, { timeout: 180_000 });
   assert.equal(loads, 2, "one reload, under the service worker's headers");
   const threads = await page.evaluate(() => document.body.dataset.threads);
@@ -83,7 +86,7 @@ test("a plain static host (no headers): the service worker isolates the page aft
 
 test("where isolation is impossible the page runs on one thread and says why", async () => {
   const context = await env.browser.newContext({ serviceWorkers: "block" });
-  const page = await openPage(context, `${env.plain.url}?${RUN}`);
+  const page = await openPage(context, `${env.plain.url}?${LOAD}`);
   await waitState(page, "ready", 180_000);
   assert.equal(await page.evaluate(() => self.crossOriginIsolated), false);
   assert.equal(await page.evaluate(() => document.body.dataset.threads), "1");
@@ -93,12 +96,12 @@ test("where isolation is impossible the page runs on one thread and says why", a
 
 test("?threads= out of range or not a number: one sentence, and the default or the cap", async () => {
   const context = await env.browser.newContext();
-  const page = await openPage(context, `${env.isolating.url}?${RUN}&threads=lots`);
+  const page = await openPage(context, `${env.isolating.url}?${LOAD}&threads=lots`);
   await waitState(page, "ready", 180_000);
   assert.match(await page.textContent("#warning"), /\?threads=lots is not a whole number of threads from 1 to 8, so this uses the default/);
   const cores = await page.evaluate(() => Math.min(navigator.hardwareConcurrency, 8));
   assert.equal(await page.evaluate(() => document.body.dataset.threads), String(cores));
-  const big = await openPage(context, `${env.isolating.url}?${RUN}&threads=64`);
+  const big = await openPage(context, `${env.isolating.url}?${LOAD}&threads=64`);
   await waitState(big, "ready", 180_000);
   assert.match(await big.textContent("#warning"), /\?threads=64 is more than the 8 this page uses at most/);
   assert.equal(await big.evaluate(() => document.body.dataset.threads), "8");

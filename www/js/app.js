@@ -4,6 +4,7 @@
 import { paintRgba, pngDataUrl } from "./canvas.js";
 import { DEFAULTS, GENERATE_STAGES } from "./protocol.js";
 import { initEdit } from "./edit.js";
+import { downloadOffer, loadsAtOnce } from "./first-visit.js";
 import { initGrid } from "./grid.js";
 import { initHistory } from "./history.js";
 import { initLanguage, t } from "./i18n.js";
@@ -194,6 +195,15 @@ const handlers = {
     finish("done");
   },
   cancelled() { finish("ready"); },
+  probe(m) { // what the first load would download (offerOrLoad)
+    if (m.id !== probing) return; // another load started since
+    probing = 0;
+    if (m.error) return handlers.error({ phase: "load", message: m.error });
+    if (loadsAtOnce(m, autorun)) return loadSource(models.source());
+    loadLine(() => downloadOffer(m));
+    $("generate").disabled = false;
+    state("unloaded"); // the first Generate downloads it
+  },
   png_settings(m) { restorePicture(m); },
   steps_png(m) { steps.reply(m); },
   error(m) {
@@ -223,6 +233,7 @@ function finish(s) {
 
 $("form").addEventListener("submit", (e) => {
   e.preventDefault();
+  if (document.body.dataset.state === "unloaded") { autorun = true; return loadSource(models.source()); } // then runs
   const p = readSettings();
   $("error").hidden = true;
   for (const line of $("warning").querySelectorAll('[data-phase="run"]')) line.remove();
@@ -310,6 +321,7 @@ $("storage-clear").onclick = () => worker.postMessage({ type: "clear_cache" });
 
 /// Loads `source` (models.js) on the chosen backend; the worker queues it behind any run.
 function loadSource(source) {
+  probing = 0;
   state("loading");
   $("error").hidden = true;
   $("generate").disabled = true;
@@ -318,12 +330,25 @@ function loadSource(source) {
 }
 const models = initModels(MODELS_URL, loadSource);
 function loadModel() { loadSource(models.source()); }
+/// The page's first load: a served model whose download is worth asking about waits for the first Generate,
+/// with its size on the load line (first-visit.js; docs/architecture.md, "The pages"). `probing`: the probe's id.
+let probing = 0;
+let probes = 0;
+function offerOrLoad() {
+  const source = models.source();
+  if (source.kind !== "url") return loadSource(source); // a folder picked before: in the cache
+  state("loading");
+  loadLine(() => t("gen.loading"));
+  probing = ++probes;
+  worker.postMessage({ type: "probe", id: probing, source });
+}
 
 const retry = document.createElement("button");
 retry.id = "retry-load"; retry.type = "button"; retry.textContent = "Retry"; retry.hidden = true;
 retry.onclick = () => { retry.hidden = true; $("error").hidden = true; state("loading"); loadModel(); };
 $("load").append(retry);
-$("backend").addEventListener("change", () => { if (document.body.dataset.state !== "running") { state("loading"); loadModel(); } });
+// (a model not loaded yet takes the choice when it loads)
+$("backend").addEventListener("change", () => { if (!["running", "unloaded"].includes(document.body.dataset.state)) { state("loading"); loadModel(); } });
 
 /// The CPU backend's threads in words, for the backend line: how many, or why one.
 function threadsText(m) {
@@ -344,5 +369,5 @@ if (threadPlan.note) handlers.warning({ message: threadPlan.note });
 let autorun = settingsFromUrl();
 for (const f of FIELDS) $(f).addEventListener("input", () => touched.add(f));
 startWorker();
-loadModel();
+offerOrLoad();
 worker.postMessage({ type: "storage" }); // the stored models, for the model menu

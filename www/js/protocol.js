@@ -5,6 +5,8 @@
 //                                            backend "auto" | "webgpu" | "cpu" (again to switch); source:
 //                                            {kind: "url", base} | {kind: "folder", files: Map(name → File)} |
 //                                            {kind: "local", name} (weights.js); {modelUrl} = a url source
+//   {type: "probe", id, source}              what a load of source would download, from its model.json alone
+//                                            (no weights fetched): the page asks before a download (first-visit.js)
 //   {type: "generate", params, edit?, job?}  params as in the URL: prompt, seed, prior_steps, …, edit_mode,
 //                                            strength, resample; edit: {image: {rgba, width, height}, mask:
 //                                            {rgba, width, height} | null} (img2img without a mask, inpainting with);
@@ -23,6 +25,7 @@
 //   {type: "crash_drill", kind}              crash the engine on purpose ("panic" | "oom"): the browser tests
 //
 // worker → page
+//   {type: "probe", id, name, version, totalBytes, missingBytes | error}   missingBytes: what the cache lacks
 //   {type: "load_progress", file, fileLoaded, fileBytes, loaded, total, rate, eta, cached, tensors}
 //   {type: "ready", model: {name, version, license, attribution, local}, identity: {name, version, sha256},
 //    info: {backend, adapter?, width, height, …}, reason}     identity: as a picture's settings name the model

@@ -21,7 +21,7 @@ export function initRemix(worker, readSettings, addToHistory) {
   const setState = (s) => { section.dataset.state = s; updateButtons(); };
 
   function updateButtons() {
-    const idle = section.dataset.state !== "running" && document.body.dataset.state !== "loading" && document.body.dataset.state !== "running";
+    const idle = section.dataset.state !== "running" && !["loading", "running", "unloaded"].includes(document.body.dataset.state);
     $("remix-variations").disabled = !idle || !image || !imageEncoder;
     $("remix-blend").disabled = !idle;
     $("remix-diff").disabled = !idle;

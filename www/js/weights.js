@@ -120,12 +120,29 @@ function checkFits(manifest) {
   }
 }
 
+/// The Cache API's store of model files.
+async function modelCache() {
+  if (!("caches" in self)) throw new LoadError("this browser has no Cache API (a private window?): the model cannot be stored");
+  return caches.open(CACHE_NAME);
+}
+
+/// What loading `source` would download, read from its model.json alone (no weights are fetched):
+/// {name, version, totalBytes, missingBytes}, missingBytes being the bytes of the files the cache does not hold
+/// (0 for a picked or stored folder, which never touches the network). The page asks before a download
+/// (docs/architecture.md, "The pages").
+export async function probeModel(source) {
+  const cache = await modelCache();
+  const { base, manifest } = await readManifest(source, cache);
+  let missingBytes = 0;
+  if (source.kind === "url") for (const entry of manifest.files) if (!(await cache.match(keyFor(base, entry)))) missingBytes += entry.bytes;
+  return { name: manifest.name, version: manifest.version, totalBytes: manifest.totalBytes, missingBytes };
+}
+
 /// Loads every file of the model `source` names (see the top of this file). `onProgress` gets
 /// {file, fileLoaded, fileBytes, loaded, total, rate, eta, cached, tensors}. Returns
 /// {manifestText, manifest, files: Map(name → Uint8Array), warnings, base}.
 export async function loadModel(source, onProgress) {
-  if (!("caches" in self)) throw new LoadError("this browser has no Cache API (a private window?): the model cannot be stored");
-  const cache = await caches.open(CACHE_NAME);
+  const cache = await modelCache();
   const { base, text, manifest } = await readManifest(source, cache);
   checkFits(manifest);
   const files = new Map();

@@ -2,7 +2,7 @@
 // messages (protocol.js); everything heavy happens here.
 
 import { gpuFailed, ready, threading, wasm } from "./wasm.js";
-import { clearCache, deleteModel, forget, loadModel, LoadError, storageReport } from "./weights.js";
+import { clearCache, deleteModel, forget, loadModel, LoadError, probeModel, storageReport } from "./weights.js";
 import { runRemix } from "./remix-worker.js";
 
 let engine = null;
@@ -69,19 +69,23 @@ async function startEngine(backend, reason) {
   post({ type: "ready", model: { name: m.name, version: m.version, license: m.license, attribution: m.attribution, recommended: m.recommended ?? {}, local: model.local }, identity: engine.modelIdentity(), info: engine.info(), reason, threading });
 }
 
+/// `source` with a url source's base made absolute (ending in /), refused where it is on another site.
+function checkedSource(source) {
+  if (source.kind !== "url") return source;
+  const base = new URL(source.base, self.location.href);
+  if (!base.href.endsWith("/")) base.href += "/";
+  // the package's worker (package/unclip.js: self.unclipWorker, set by its same-origin shim) takes models from
+  // any origin that sends CORS headers (README, "Use it in your own page")
+  if (base.origin !== self.location.origin && !self.unclipWorker?.anyOrigin) {
+    throw new LoadError(`${base.href} is on another site: this page loads models only from its own (${self.location.origin}), so copy the folder next to the page, or open it with “Open a model folder”`);
+  }
+  return { kind: "url", base: base.href };
+}
+
 /// Loads a model from `source` (weights.js: a served URL, a picked folder, or a folder picked before).
 async function load(source, requested = "auto") {
   await ready;
-  if (source.kind === "url") {
-    const base = new URL(source.base, self.location.href);
-    if (!base.href.endsWith("/")) base.href += "/";
-    // the package's worker (package/unclip.js: self.unclipWorker, set by its same-origin shim) takes models from
-    // any origin that sends CORS headers (README, "Use it in your own page")
-    if (base.origin !== self.location.origin && !self.unclipWorker?.anyOrigin) {
-      throw new LoadError(`${base.href} is on another site: this page loads models only from its own (${self.location.origin}), so copy the folder next to the page, or open it with “Open a model folder”`);
-    }
-    source = { kind: "url", base: base.href };
-  }
+  source = checkedSource(source);
   if (navigator.storage?.persist) await navigator.storage.persist().catch(() => false);
   const { backend, reason } = await chooseBackend(requested);
   for (let attempt = 0; ; attempt++) {
@@ -178,6 +182,12 @@ self.onmessage = async ({ data }) => {
           return post({ type: "png_settings", file: data.file, settings: wasm.readPngSettings(new Uint8Array(data.bytes), data.file) });
         } catch (e) {
           return post({ type: "png_settings", file: data.file, error: e.message ?? String(e) });
+        }
+      case "probe": // what loading {source} would download, from its model.json alone (weights.js)
+        try {
+          return post({ type: "probe", id: data.id, ...(await probeModel(checkedSource(data.source))) });
+        } catch (e) {
+          return post({ type: "probe", id: data.id, error: e.message ?? String(e) });
         }
       case "storage":
         return post({ type: "storage", ...(await storageReport()) });

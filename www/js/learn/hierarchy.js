@@ -12,7 +12,7 @@ export class HierarchyPanel {
   }
 
   init() {
-    this.model.ready.then((m) => {
+    this.model.loaded.then((m) => { // the loaded model's shapes
       $("hier-stages").replaceChildren(...m.info.stages.map((s) => {
         const li = document.createElement("li");
         li.dataset.stage = s.stage;
@@ -22,7 +22,7 @@ export class HierarchyPanel {
         li.querySelector(".out").textContent = s.output;
         return li;
       }));
-    });
+    }, () => {}); // a failed load: the status line says why
     document.addEventListener("learn-run", (e) => this.showRun(e.detail));
     this.model.ready.then(() => { $("hier-steps-run").disabled = false; });
     $("hier-steps-run").onclick = () => this.compareSteps();
