@@ -3,7 +3,8 @@
 //! component, tokenizer.json). Tensor names are the state-dict keys verbatim.
 //!
 //! Tensor types: 1-D tensors (biases, norms) and parameters stay f32; embedding tables are f16 unless
-//! f32 is asked for; Linear and Conv2d weights take the requested type. Quantized blocks run along a
+//! f32 is asked for, or q8_0 (whose rows the engine dequantizes at load like f16's: measured harmless for
+//! unclip-emoji's text tower in docs/model-card.md, "Download size"); Linear and Conv2d weights take the requested type. Quantized blocks run along a
 //! weight's rows, so a quantized conv kernel (out, in, kh, kw) is stored as the (out, in·kh·kw) matrix
 //! of implicit-GEMM convolution; a row whose length is not a multiple of 32 falls back to f16.
 
@@ -155,7 +156,7 @@ pub fn convert(src: &Path, out: &Path, dtype: GgmlType, progress: impl FnMut(&st
 enum Role {
     /// Biases, norms, parameters: f32.
     Float,
-    /// Lookup tables: f16 unless f32 is requested.
+    /// Lookup tables: f16 unless f32 or q8_0 is requested.
     Table,
     /// Linear / Conv2d weights: the requested type.
     Matrix,
@@ -176,6 +177,7 @@ pub fn storage(name: &str, shape: &[usize], dtype: GgmlType) -> (GgmlType, Vec<u
     let half = if dtype == GgmlType::F32 { GgmlType::F32 } else { GgmlType::F16 };
     match role(name, shape) {
         Role::Float => (GgmlType::F32, shape.to_vec()),
+        Role::Table if dtype == GgmlType::Q8_0 && shape[1].is_multiple_of(32) => (dtype, shape.to_vec()),
         Role::Table => (half, shape.to_vec()),
         Role::Matrix if matches!(dtype, GgmlType::F32 | GgmlType::F16) => (dtype, shape.to_vec()),
         Role::Matrix => {

@@ -5,7 +5,7 @@
 import { t } from "./i18n.js";
 
 /// A download this small starts at once, so the first Generate answers at once: it is about what the first visit
-/// already costs (the service worker stores both wasm modules, ~9 MB). The bundled unclip-emoji (43.8 MB) is over it.
+/// already costs (the service worker stores both wasm modules, ~9 MB). The bundled unclip-emoji (32.6 MB) is over it.
 export const PRELOAD_BYTES = 16e6;
 
 /// The browser asks pages to save data (a metered link: `navigator.connection.saveData`).
