@@ -28,7 +28,7 @@ need_rust() {
   fi
 }
 
-# The wasm modules: pkg/ single-threaded (the fallback, and WebGPU's), pkg-threads/ with shared memory (issue 16):
+# The wasm modules: pkg/ single-threaded (the fallback, and WebGPU's), pkg-threads/ with shared memory:
 # atomics + bulk-memory need std rebuilt for them (-Z build-std, on the pinned stable compiler via RUSTC_BOOTSTRAP,
 # set for this one command only); 4 GiB is the shared memory's maximum, as the single-threaded module's.
 WASM_OPT_FLAGS=(-O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue)
@@ -57,7 +57,7 @@ wasm_module() {  # OUT_DIR TARGET_DIR THREADED(0|1)
 
 # wasm-bindgen's JS glue, by tools/wasm-bindgen: wasm-bindgen-cli-support at exactly our wasm-bindgen version,
 # resolved from our own Cargo.lock (not `cargo install wasm-bindgen-cli`, whose own lockfile can pin crates the
-# registry no longer serves; issue 12). Built once into target/release, then up to date.
+# registry no longer serves). Built once into target/release, then up to date.
 wasm_bindgen() {
   cargo build --release --locked -p unclip-wasm-bindgen
   ./target/release/unclip-wasm-bindgen "$@"

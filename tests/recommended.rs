@@ -1,4 +1,4 @@
-//! A model's recommended settings (model.json `recommended`, issue 13): the CLI uses each one where no flag is
+//! A model's recommended settings (model.json `recommended`): the CLI uses each one where no flag is
 //! given, says which it used, and a flag overrides it; a recommendation outside the settings' limits is refused
 //! when the model is opened, with one sentence.
 

@@ -1,4 +1,4 @@
-"""The teaching page's "CLIP latent" map (issue 6, panel 4), computed at build time: the image tower's
+"""The teaching page's "CLIP latent" map, computed at build time: the image tower's
 embedding of each training concept (the L2-normalised mean of its renditions' embeddings), a 2-D PCA of
 those, and the concepts with their labels. The page projects the concepts and the prior's trajectory onto that
 plane with one formula (prior.js `project`: p = (z/‖z‖ − mean)·components) and lists the concepts nearest to the prior's embedding (by cosine).

@@ -9,7 +9,7 @@
 # pilot) are passed to train_decoder.py; none by default, since the pilot has not yet shown one to win.
 #
 # The image tower trains first, to a fixed CLIP_STEPS, and is then frozen: the prior and the decoder learn in its
-# embedding space, so training it further would throw their training away (issue 13). Then cycles of prior,
+# embedding space, so training it further would throw their training away. Then cycles of prior,
 # decoder and super-res, each followed by train/stage_metrics.py (the learning curve in
 # train/state/learning-curve.csv) and `train/state.py save` (what a commit carries to the next machine).
 set -euo pipefail

@@ -62,7 +62,7 @@ pub trait Backend: Clone + 'static {
 
     /// Runs `model_call` (one call of a model, tensors and weights of this backend only) where its ops run best:
     /// the CPU backend runs it on its thread pool, so that each parallel op inside forks and joins among the
-    /// pool's threads instead of waking the pool from outside and waiting to be woken (issue 16). Elsewhere
+    /// pool's threads instead of waking the pool from outside and waiting to be woken. Elsewhere
     /// it is just the call.
     fn on_pool<R>(&self, model_call: impl FnOnce() -> R) -> R {
         model_call()

@@ -1,4 +1,4 @@
-// Every core (issue 16): the page is cross-origin isolated — by the server's COOP/COEP headers, or on a plain static
+// Every core: the page is cross-origin isolated — by the server's COOP/COEP headers, or on a plain static
 // host by the service worker after one reload — and then runs the CPU backend on the threaded wasm module with one
 // thread per core; the threaded and single-threaded modules draw the same image; where isolation is impossible the
 // page says why it uses one thread; ?threads=N overrides.

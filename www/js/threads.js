@@ -1,4 +1,4 @@
-// How many threads the CPU backend gets, and the cross-origin isolation they need (issue 16). The threaded wasm
+// How many threads the CPU backend gets, and the cross-origin isolation they need. The threaded wasm
 // module (pkg-threads/) shares one WebAssembly memory between Web Workers, which a browser allows only on a
 // cross-origin isolated page. `./build.sh serve` sends the COOP/COEP headers; on any other static host the service
 // worker (sw.js) adds them to what it serves, and this module reloads the page once so the browser sees them.

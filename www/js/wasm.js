@@ -1,4 +1,4 @@
-// The wasm module this worker runs (issue 16): the shared-memory build (pkg-threads/: rayon's thread pool on Web
+// The wasm module this worker runs: the shared-memory build (pkg-threads/: rayon's thread pool on Web
 // Workers, used by the CPU backend's GEMMs, attention and norms) when the page asked for more than one thread
 // (threads.js puts `?threads=N` on this worker's URL) and is cross-origin isolated; else the single-threaded
 // build (pkg/). Importers read the live binding `wasm` once `ready` has resolved.

@@ -1,5 +1,5 @@
 //! The CPU backend's k×k convolution (stride 1) read straight from the zero-padded image: no im2col buffer and
-//! no packing (issue 16; the `gemm` crate's path copied each 3 × 3 input nine times and packed it again).
+//! no packing (the `gemm` crate's path copied each 3 × 3 input nine times and packed it again).
 //!
 //! With the image padded to P (C, HP, WP) = (C, H + 2·pad, W + 2·pad), output pixel (oy, ox) of tap (c, ky, kx)
 //! reads P[c·HP·WP + ky·WP + kx + oy·WP + ox]: every tap is one offset into P, and a run of output pixels along
