@@ -1,4 +1,4 @@
-"""Evaluate an exported unclip-emoji model with our engine and write its model card (issue 5, item 8).
+"""Evaluate an exported unclip-emoji model with our engine and write its model card.
 
 Writes into --out-dir (default docs/):
   model-card-metrics.json  every number below, per prompt too
@@ -650,6 +650,14 @@ def write_card(m, path, out_dir):
     w(f".venv/bin/python train/export.py --preset {m['preset']} --out {m['export']} --version {version}"
       + (" --recommended docs/tuning.json" if m.get("tuning") else ""))
     w(f".venv/bin/python train/evaluate.py {m['command']}")
+    w("```")
+    w("")
+    w("On N GPUs of one machine, each stage but the image tower trains data-parallel under torchrun (`--batch` is the "
+      "global batch; train/README.md, \"Several processes\"), e.g. the `full` preset's decoder on 8:")
+    w("")
+    w("```sh")
+    w("torchrun --standalone --nproc_per_node 8 train/train_decoder.py --preset full --batch 1024 --run-name decoder-full "
+      "--max-minutes 60   # again with --resume to continue")
     w("```")
     w("")
     with open(path, "w") as f:

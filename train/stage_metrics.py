@@ -1,5 +1,5 @@
 """What each stage of unclip-emoji loses, measured on the current EMA weights of the training runs, appended to
-train/state/learning-curve.csv against training hours and samples seen (issue 13 item 1). Every stage is judged
+train/state/learning-curve.csv against training hours and samples seen. Every stage is judged
 by the run's own image tower, against all 3,786 concept labels (the zero-shot classifier of train_clip.py):
 
   tower     held-out renditions -> tower: label top-1 / top-5 (train_clip.zero_shot_eval)

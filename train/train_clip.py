@@ -10,6 +10,7 @@ Evaluation: zero-shot label retrieval (top-1/top-5) of the held-out renditions a
 Usage: python train/train_clip.py --preset tiny --steps 300
 """
 import math
+import os
 
 import numpy as np
 import torch
@@ -80,6 +81,8 @@ def zero_shot_eval(tower, data, label_emb=None):
 
 
 def main():
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each process's contrastive matrix would miss the others' pairs
+        raise SystemExit("train_clip.py runs in one process: its contrastive loss needs the whole batch (trainer.py)")
     args = trainer.resolve(trainer.parser(__doc__.splitlines()[0], DEFAULTS).parse_args(), "clip")
     data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
     tower = models.image_tower(**models.PRESETS[args.preset]["clip"])

@@ -60,6 +60,7 @@ def main():
         image_drop = torch.from_numpy(data.rng.random(len(idx)) < IMAGE_DROP).to(run.device)
         t = sched.sample_t(len(idx), run.device)
         noise = torch.randn(len(idx), 3, size, size, device=run.device)
+        idx, captions, image_drop, t, noise = run.shard(idx, captions, image_drop, t, noise)  # torchrun: trainer.py
         loss, mse, vlb = losses(proj, unet, idx, captions, image_drop, t, noise)
         return loss, {"mse": mse.detach(), "vlb": vlb.detach()}
 

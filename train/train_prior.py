@@ -48,8 +48,11 @@ def main():
 
     def step(_):
         idx = data.batch_indices(args.batch)
+        captions = data.captions_for(idx, drop=TEXT_DROP)
         t = sched.sample_t(len(idx), run.device)
-        return loss_on(prior, idx, data.captions_for(idx, drop=TEXT_DROP), t, torch.randn_like(emb[idx])), {}
+        noise = torch.randn_like(emb[idx])
+        idx, captions, t, noise = run.shard(idx, captions, t, noise)  # torchrun: trainer.py
+        return loss_on(prior, idx, captions, t, noise), {}
 
     val_idx = data.validation_indices()
     val_t = torch.linspace(0, 999, len(val_idx), device=run.device).long()

@@ -84,6 +84,7 @@ def main():
         low = corrupt(data.base_images(idx, args.low_size))
         t = sched.sample_t(len(idx), run.device)
         noise = torch.randn(len(idx), 3, models.SUPERRES_SIZE, models.SUPERRES_SIZE, device=run.device)
+        idx, low, t, noise = run.shard(idx, low, t, noise)  # torchrun: trainer.py
         loss, mse = loss_on(unet, idx, low, t, noise)
         return loss, {"mse": mse.detach()}
 

@@ -1,5 +1,11 @@
 """Shared training harness: command-line flags, device/precision, AdamW + warmup, EMA weights, CSV log,
-resumable checkpoints and a wall-clock limit.
+resumable checkpoints, a wall-clock limit, and data parallelism under torchrun.
+
+Under `torchrun --nproc_per_node N train/train_<c>.py ...` (gloo between CPU processes, NCCL between GPUs) the
+N processes are one run: `--batch` stays the global batch; every process draws the same global batch from the
+same RNG streams and trains on its own 1/N slice of it (`Run.shard`), the gradients are averaged across processes
+before each AdamW step (what DistributedDataParallel does), and process 0 alone logs, evaluates and checkpoints.
+So N processes compute what one would, to the rounding of the reductions (train/smoke_test.sh checks it).
 
 A run lives in train/runs/<run>/ (git-ignored, rewritten at every checkpoint):
   state.safetensors    everything needed to resume: weights and AdamW moments (bf16), EMA (f32), step, elapsed time,
@@ -22,6 +28,7 @@ import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -36,7 +43,8 @@ def parser(description, defaults):
     """Common flags; `defaults` gives the component's per-preset batch and learning rate."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--preset", choices=["tiny", "cpu", "full"], default="tiny")
-    p.add_argument("--run", help="run directory name under train/runs (default <component>-<preset>)")
+    p.add_argument("--run", "--run-name", dest="run", help="run directory name under train/runs (default "
+                   "<component>-<preset>; --run-name under torchrun, whose own flags take --run for their prefix)")
     p.add_argument("--steps", type=int, default=1000, help="total optimiser steps (counted across resumes)")
     p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this much wall time")
     p.add_argument("--batch", type=int, help=f"batch size (default {defaults['batch']})")
@@ -95,18 +103,27 @@ def prediction_type(run_dir):
 
 
 def resolve(args, component):
-    """Fill preset defaults, pick the device, seed everything."""
+    """Fill preset defaults, pick the device, join the torchrun group if there is one, seed everything (the same
+    seed in every process: they draw the same global batches)."""
     d = args._defaults
     args.batch = args.batch or d["batch"][args.preset]
     args.lr = args.lr or d["lr"][args.preset]
     args.run = args.run or f"{component}-{args.preset}"
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        if args.batch % world:
+            raise SystemExit(f"--batch {args.batch} does not split over {world} processes: give a multiple of {world}")
+        if args.device == "cuda":
+            args.device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+            torch.cuda.set_device(args.device)
+        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     if args.bf16 == "auto":
-        args.bf16 = "on" if args.device == "cuda" or cpu_has_bf16() else "off"
+        args.bf16 = "on" if args.device.startswith("cuda") or cpu_has_bf16() else "off"
     torch.manual_seed(args.seed)
-    if args.device == "cuda":
+    if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     return args
@@ -172,6 +189,9 @@ class Run:
         self.elapsed = 0.0
         self.samples = 0  # training examples seen, counted across resumes (the model card's "samples seen")
         self.warm_from = 0  # the step the learning-rate warm-up starts from (again after a compact resume)
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.main = self.rank == 0  # the process that logs, evaluates and checkpoints
         if args.resume:
             self.load()
             self.save_ema(only_missing=True)  # a state restored from train/state/ brings no ema/ folders
@@ -179,6 +199,29 @@ class Run:
             self.init_from(os.path.join(RUNS, args.init))
         self.log_path = os.path.join(self.dir, "log.csv")
         self.log_fields = None
+
+    def shard(self, *batch):
+        """This process's 1/world slice of each global-batch array or tensor (all of it in a single process)."""
+        if self.world == 1:
+            return batch if len(batch) > 1 else batch[0]
+        n = len(batch[0]) // self.world
+        out = tuple(x[self.rank * n:(self.rank + 1) * n] for x in batch)
+        return out if len(out) > 1 else out[0]
+
+    def all_mean(self, x):
+        """The mean over processes of a tensor (in place), for gradients and logged losses."""
+        if self.world > 1:
+            dist.all_reduce(x)
+            x /= self.world
+        return x
+
+    def any_process(self, flag):
+        """True where any process says so: every process stops at the same step."""
+        if self.world == 1:
+            return bool(flag)
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.args.bf16 == "on")
@@ -319,11 +362,9 @@ class Run:
             return min(1.0, p)
 
         while self.step < a.steps:
-            if a.max_minutes is not None and time.time() - t0 > a.max_minutes * 60:
-                print(f"time limit reached at step {self.step}")
-                break
-            if stop:
-                print(f"stopped by SIGTERM at step {self.step}")
+            over = a.max_minutes is not None and time.time() - t0 > a.max_minutes * 60
+            if self.any_process(over or stop):
+                print(f"{'time limit reached' if over else 'stopped'} at step {self.step}")
                 break
             lr = self.lr_at(self.step, progress())
             for g in self.opt.param_groups:
@@ -331,20 +372,25 @@ class Run:
             loss, metrics = step_fn(self.step)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            for p in self.params:  # DistributedDataParallel's averaging, done once per step
+                if p.grad is not None:
+                    self.all_mean(p.grad)
             torch.nn.utils.clip_grad_norm_(self.params, 1.0)
             self.opt.step()
             self.ema.update(self.models)
             self.step += 1
             self.samples += a.batch
-            window.append({"loss": float(loss.detach()), **{k: float(v) for k, v in metrics.items()}})
+            logged = {"loss": loss.detach(), **{k: torch.as_tensor(v).detach() for k, v in metrics.items()}}
+            window.append({k: float(self.all_mean(v.float().clone())) for k, v in logged.items()})
             if self.step % a.log_every == 0 or self.step == a.steps:
                 now = time.time()
                 row = {"step": self.step, "time_s": round(elapsed0 + now - t0, 1), "samples": self.samples,
                        "s_per_step": round((now - window_t) / len(window), 4), "lr": lr}
                 row.update({k: float(np.mean([w[k] for w in window])) for k in window[0]})
-                self.log(row)
+                if self.main:
+                    self.log(row)
                 window_t, window = now, []
-            snap = a.snapshot_dir and time.time() - snapped_t >= a.snapshot_minutes * 60
+            snap = self.any_process(a.snapshot_dir and time.time() - snapped_t >= a.snapshot_minutes * 60)
             if self.step % a.ckpt_every == 0 or snap:
                 self.elapsed = elapsed0 + time.time() - t0
                 self.save(on_checkpoint)
@@ -354,6 +400,14 @@ class Run:
             self.save(on_checkpoint)
 
     def save(self, on_checkpoint):
+        if self.world > 1:  # the others wait for process 0's checkpoint and evaluation
+            if self.main:
+                self.save_main(on_checkpoint)
+            dist.barrier()
+        else:
+            self.save_main(on_checkpoint)
+
+    def save_main(self, on_checkpoint):
         self.checkpoint()
         if on_checkpoint is not None:
             metrics = on_checkpoint(self)
