@@ -52,6 +52,8 @@ cargo run --locked --release --quiet --bin unclip -- convert train/runs/smoke-ex
 state.link("train/runs/smoke-model", "smoke-decoder")'
 mkdir -p train/runs/smoke-linked && cp train/runs/smoke-state/smoke-decoder/state.safetensors train/runs/smoke-linked/
 "$PY" train/train_decoder.py "${common[@]}" --run smoke-linked --clip-run smoke-clip --resume --eval-only | grep -q "^eval "
+# and a new run starts from its weights (--init: how superres16-cpu starts from the shipped superres-cpu)
+"$PY" train/train_decoder.py "${common[@]}" --run smoke-init --clip-run smoke-clip --init smoke-linked | grep "^initialised "
 test "$(tail -n +2 train/runs/smoke-clip/log.csv | wc -l)" -eq 2
 test -f train/runs/smoke-export/reference_seed0_2-2-2.safetensors
 head -1 train/runs/smoke-curve.csv | grep -q chain_top5  # every stage was measured

@@ -237,7 +237,8 @@ def main():
                 for n, x in real.items()}
         corners = np.concatenate([gen[:, :4, :4], gen[:, :4, -4:], gen[:, -4:, :4], gen[:, -4:, -4:]], axis=1)
         cos = (F.normalize(torch.as_tensor(gen_emb).float(), dim=-1) * dtrue).sum(-1).mean()
-        row.update(decoder_top1=t["top1"], decoder_top5=t["top5"], decoder_cosine=float(cos),
+        row.update(decoder_run=run_names["decoder"], decoder_top1=t["top1"], decoder_top5=t["top5"],
+                   decoder_cosine=float(cos),
                    **{f"decoder_real{n}_top{k}": c[f"top{k}"] for n, c in ceil.items() for k in (5, 1)},
                    decoder_images=len(dheld), decoder_corner_rgb=float(corners.mean() / 255))
 

@@ -138,6 +138,19 @@ def read_state(run_dir):
         return json.loads(f.metadata()["unclip_train"])
 
 
+def read_tensors(path):
+    """(metadata, {name: tensor}) of a state.safetensors in any of its forms: the full state, the committed compact
+    one (q8_0 blocks, q8.py), or one linked to a shipped model (state.py link: the EMA weights from its GGUF files)."""
+    with safe_open(path, "pt") as f:
+        meta = json.loads(f.metadata()["unclip_train"])
+        t = {k: f.get_tensor(k) for k in f.keys()}
+    if "q8" in meta:
+        t = q8.dequantize(t, meta["q8"])
+    for component, w in meta.get("weights", {}).items():
+        t.update({f"ema.{component}.{k}": v for k, v in shipped_weights(w).items()})
+    return meta, t
+
+
 def cpu_has_bf16():
     """Native bf16 matrix instructions (the CPU model varies between this project's machines: detect)."""
     try:
@@ -275,26 +288,19 @@ class Run:
     def init_from(self, run_dir):
         """Weights from another run's EMA (`--init`): a new optimiser and step count, but the hours and samples
         already spent on those weights stay counted (the model card reports the whole lineage)."""
-        with safe_open(os.path.join(run_dir, "state.safetensors"), "pt") as f:
-            meta = json.loads(f.metadata()["unclip_train"])
-            for k, m in self.models.items():
-                own = m.state_dict()
-                got = {n: f.get_tensor(f"ema.{k}.{n}").to(own[n].dtype) for n in own}
-                m.load_state_dict(got)
-                self.ema.models[k].load_state_dict(got)
+        meta, t = read_tensors(os.path.join(run_dir, "state.safetensors"))
+        for k, m in self.models.items():
+            own = m.state_dict()
+            got = {n: t[f"ema.{k}.{n}"].reshape(own[n].shape).to(own[n].dtype) for n in own}
+            m.load_state_dict(got)
+            self.ema.models[k].load_state_dict(got)
         self.elapsed, self.samples = meta["elapsed"], meta.get("samples", 0)
         print(f"initialised {', '.join(self.models)} from the EMA weights of {run_dir} (step {meta['step']}, "
               f"{self.elapsed / 3600:.2f} h, {self.samples} samples)")
 
     def load(self):
         path = os.path.join(self.dir, "state.safetensors")
-        with safe_open(path, "pt") as f:
-            meta = json.loads(f.metadata()["unclip_train"])
-            t = {k: f.get_tensor(k) for k in f.keys()}
-        if "q8" in meta:  # the committed form's q8_0 blocks (q8.py)
-            t = q8.dequantize(t, meta["q8"])
-        for component, w in meta.get("weights", {}).items():  # a state linked to a shipped model (state.py link)
-            t.update({f"ema.{component}.{k}": v for k, v in shipped_weights(w).items()})
+        meta, t = read_tensors(path)
         stored = meta["args"].get("prediction", "epsilon")
         if stored != getattr(self.args, "prediction", "epsilon"):
             raise SystemExit(f"{path} was trained with --prediction {stored}, this run asks for "
