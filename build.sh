@@ -79,6 +79,8 @@ apt_install() {
 
 need_chromium() {
   command -v chromium >/dev/null || { log "installing Debian's chromium (apt)"; apt_install chromium; }
+  # a CJK font, so that the Chinese page's screenshot (tests/browser/language_theme.test.mjs) shows its characters
+  fc-list :lang=zh 2>/dev/null | grep -q . || { log "installing a CJK font, fonts-wqy-microhei (apt)"; apt_install fonts-wqy-microhei; }
 }
 
 # the native WebGPU tests need a Vulkan adapter: on a machine without a GPU, Mesa's lavapipe (a CPU Vulkan)
