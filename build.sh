@@ -146,6 +146,8 @@ cmd_bench() {
   node bench/browser_unet_step.mjs --preset full --runs 5 --gpu-runs 2
   log "browser: a whole image on the CPU path at 1, 2, … threads"
   node bench/browser_threads.mjs
+  log "browser: step previews on demand, all vs the page's vs none, wasm and WebGPU (SwiftShader: minutes)"
+  node bench/browser_previews.mjs --steps 5,5,2 --runs 2
   log "natively: the same UNet step on WebGPU, our CPU backend and PyTorch (CUDA when there is a GPU), with FLOP/s"
   ./target/release/unclip bench --unet-step target/unet-step/full
 }

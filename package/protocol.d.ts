@@ -15,6 +15,8 @@ export declare const LIMITS: { readonly max_best_of: 16; readonly max_guidance: 
 export declare const ERROR_CODES: readonly ["gguf", "scheduler", "tensor", "io", "json", "tokenizer", "weights", "model", "bad_input", "device", "size_mismatch", "hash_mismatch", "cancelled"];
 /** image_settings::GridAxis::SETTINGS, grid::MAX_GRID_VALUES: what an X/Y grid varies, and how many values an axis takes */
 export declare const GRID: { readonly max_values: 8; readonly settings: readonly ["seed", "prior_guidance", "decoder_guidance", "prior_steps", "decoder_steps", "sr_steps", "prior_best_of"]; };
+/** pipeline::Previews::default(): a run's step previews, every kind (Preview::ALL) at every step */
+export declare const PREVIEWS: { readonly every: 1; readonly kinds: readonly ["xt", "x0", "eps", "embedding"]; };
 /** pipeline::Sampler: a setting's `sampler` */
 export type Sampler = "ddpm" | "ddim";
 // END generated

@@ -1,8 +1,8 @@
 // The types of unclip.js (README, "Use it in your own page"). The settings, stage names and error codes come from
 // js/protocol.d.ts, whose declarations tests/contract.rs writes from the engine's Rust definitions.
-import type { PARAMS, ErrorCode, Sampler, Stage } from "./js/protocol.js";
+import type { PARAMS, PREVIEWS, ErrorCode, Sampler, Stage } from "./js/protocol.js";
 
-export { ERROR_CODES, GENERATE_STAGES, LIMITS, PARAMS, STAGES } from "./js/protocol.js";
+export { ERROR_CODES, GENERATE_STAGES, LIMITS, PARAMS, PREVIEWS, STAGES } from "./js/protocol.js";
 export type { ErrorCode, Sampler, Stage } from "./js/protocol.js";
 
 type Widen<T> = T extends string ? (T extends Sampler ? Sampler : string) : T extends number ? number : T;
@@ -14,9 +14,10 @@ export type Settings = { -readonly [K in keyof typeof PARAMS]?: Widen<(typeof PA
 /** What a picture argument may be: pixels, or anything `createImageBitmap` decodes. */
 export type Picture = ImageData | { rgba: Uint8Array | Uint8ClampedArray; width: number; height: number } | ImageBitmapSource;
 
-/** The step detail a run's callbacks get: the decoded x_t and x̂0 pictures, and ε̂ (with its unconditional and
- * conditional parts under guidance). The engine reads all of them back today; the others are dropped here. */
-export type Preview = "xt" | "x0" | "eps";
+/** The step detail a run's callbacks get (protocol.js PREVIEWS.kinds): the decoded x_t and x̂0 pictures, ε̂ (with
+ * its unconditional and conditional parts under guidance), the prior's x̂0 in CLIP space. The engine reads back
+ * only these, each a GPU sync on WebGPU. */
+export type Preview = (typeof PREVIEWS)["kinds"][number];
 
 export interface StepEvent {
   stage: Stage;
@@ -36,9 +37,8 @@ export interface StepEvent {
   eps?: Float32Array;
   eps_uncond?: Float32Array;
   eps_cond?: Float32Array;
-  /** prior steps: x̂0 in CLIP space, the text embedding and their cosine */
+  /** prior steps, with "embedding" among `previews`: x̂0 in CLIP space and its cosine to the text embedding */
   embedding?: Float32Array;
-  text_embedding?: Float32Array;
   cosine?: number;
   /** variations: which frame of how many */
   frame?: number;
@@ -50,13 +50,17 @@ export interface StageEvent {
   stage: Stage;
   steps?: number;
   ms?: number;
+  /** the text stage's end, with "embedding" among `previews`: the prompt's text embedding */
+  text_embedding?: Float32Array;
 }
 
 export interface RunOptions {
   onStep?: (step: StepEvent) => void;
   onStage?: (event: StageEvent) => void;
-  /** the step detail to pass on (default: ["xt", "x0"]) */
+  /** the step detail the engine reads back for `onStep` (default: ["xt", "x0"]; none without `onStep`) */
   previews?: readonly Preview[];
+  /** at every `every`-th step of a stage and its last (default 1: every step) */
+  every?: number;
   /** aborting cancels the run before its next step; it then rejects with code "cancelled" */
   signal?: AbortSignal;
 }

@@ -2,10 +2,10 @@
 // its messages (js/protocol.js), started on the host page's origin through a blob-URL shim, so the package may be
 // served from another origin (a CDN) while the weights stream into the host page's cache as in the app.
 
-import { ERROR_CODES, GENERATE_STAGES, LIMITS, PARAMS, STAGES } from "./js/protocol.js";
+import { ERROR_CODES, GENERATE_STAGES, LIMITS, PARAMS, PREVIEWS, STAGES } from "./js/protocol.js";
 import { MAX_THREADS } from "./js/threads.js";
 
-export { ERROR_CODES, GENERATE_STAGES, LIMITS, PARAMS, STAGES };
+export { ERROR_CODES, GENERATE_STAGES, LIMITS, PARAMS, PREVIEWS, STAGES };
 
 /// An engine error: `code` is one of ERROR_CODES where the engine gave one; `crashed`: the engine panicked or ran
 /// out of memory (the next call starts a new one and loads the model again).
@@ -66,17 +66,22 @@ async function toRgba(image) {
 }
 
 const pixels = (rgba, width, height) => new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.length), width, height);
-const PREVIEWS = ["xt", "x0", "eps", "eps_uncond", "eps_cond"];
 
-/// A step event as the callbacks get it: the asked-for previews only, pictures as ImageData.
-function stepEvent(m, previews) {
+/// A step event as the callbacks get it, pictures as ImageData.
+function stepEvent(m) {
   const step = { ...m };
   delete step.type;
-  for (const k of PREVIEWS) {
-    if (!previews.includes(k.startsWith("eps") ? "eps" : k)) delete step[k];
-    else if ((k === "xt" || k === "x0") && m[k]) step[k] = pixels(m[k], m.width, m.height);
-  }
+  for (const k of ["xt", "x0"]) if (m[k]) step[k] = pixels(m[k], m.width, m.height);
   return step;
+}
+
+/// The engine's request for step previews (protocol.js PREVIEWS): the kinds asked for, every `every`-th step and
+/// each stage's last; without onStep none, so the engine reads nothing back (docs/architecture.md, "Step previews").
+function previewRequest({ onStep, previews = ["xt", "x0"], every = 1 } = {}) {
+  const unknown = previews.find((k) => !PREVIEWS.kinds.includes(k));
+  if (unknown) throw new UnclipError(`unknown preview "${unknown}" (one of ${PREVIEWS.kinds.join(", ")})`, { code: "bad_input", phase: "generate" });
+  if (!(Number.isInteger(every) && every >= 1)) throw new UnclipError(`every must be a whole number of steps, at least 1 (got ${every})`, { code: "bad_input", phase: "generate" });
+  return onStep ? { kinds: [...previews], every } : { kinds: [], every: 0 };
 }
 
 /// A result of the engine: the PNG it wrote (its settings in two iTXt chunks: docs/formats.md, "Pictures") and its
@@ -182,18 +187,20 @@ export class Unclip {
   }
 
   /// Runs a message `msg` that ends in "done", with the step callbacks.
-  #run(msg, transfer, { onStep, onStage, previews = ["xt", "x0"], signal } = {}) {
+  async #run(msg, transfer, options = {}) {
+    const { onStep, onStage, signal } = options;
     const settings = msg.params;
+    const previews = previewRequest(options);
     let abort = null;
     return this.#serial((m, { resolve }) => {
-      if (m.type === "step") onStep?.(stepEvent(m, previews));
+      if (m.type === "step") onStep?.(stepEvent(m));
       else if (m.type === "stage_start" || m.type === "stage_end") onStage?.({ ...m });
       else if (m.type === "done") { signal?.removeEventListener("abort", abort); resolve(result(m, settings)); }
     }, () => {
       if (signal?.aborted) throw new UnclipError("cancelled", { code: "cancelled", phase: "generate" });
       abort = () => this.#worker.postMessage({ type: "cancel" });
       signal?.addEventListener("abort", abort, { once: true });
-      this.#worker.postMessage(msg, transfer);
+      this.#worker.postMessage({ ...msg, previews }, transfer);
     });
   }
 
@@ -215,18 +222,20 @@ export class Unclip {
 
   /// `count` variations of `image` (its image embedding decoded with other seeds; `invert`: from its DDIM-inverted
   /// noise, docs/remix.md). Resolves to one result per variation, as generate's.
-  async variations(image, { count = 4, invert = false, eta, ...settings } = {}, { onStep, onStage, onFrame, previews = ["xt", "x0"], signal } = {}) {
+  async variations(image, { count = 4, invert = false, eta, ...settings } = {}, options = {}) {
+    const { onStep, onStage, onFrame, signal } = options;
+    const previews = previewRequest(options);
     const img = await toRgba(image);
     const params = this.settings(settings);
     const frames = [];
     return this.#serial((m, { resolve }) => {
-      if (m.type === "step") onStep?.(stepEvent(m, previews));
+      if (m.type === "step") onStep?.(stepEvent(m));
       else if (m.type === "stage_start" || m.type === "stage_end") onStage?.({ ...m });
       else if (m.type === "remix_frame") { const r = result(m, { ...params, seed: m.seed }); frames.push(r); onFrame?.(r, m.k, m.n); }
       else if (m.type === "remix_done") resolve(frames);
     }, () => {
       signal?.addEventListener("abort", () => this.#worker.postMessage({ type: "cancel" }), { once: true });
-      this.#worker.postMessage({ type: "remix", op: "variations", params, image: img, count, invert, eta }, [img.rgba.buffer]);
+      this.#worker.postMessage({ type: "remix", op: "variations", params, image: img, count, invert, eta, previews }, [img.rgba.buffer]);
     });
   }
 

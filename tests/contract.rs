@@ -3,7 +3,7 @@
 //! (`UPDATE_CONTRACT=1 cargo test --test contract` rewrites it; otherwise the test fails when it differs). The
 //! settings form of www/index.html must start at the same defaults and stop at the same limits. The npm package's
 //! types of protocol.js (package/protocol.d.ts, README "Use it in your own page") declare the same values, in a
-//! block this test writes the same way.
+//! block this test writes the same way. So does the request for step previews a run sends (`pipeline::Previews`).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use unclip::edit::{EditParams, IMG2IMG_STRENGTH, MAX_RESAMPLE};
 use unclip::image_settings::grid::MAX_GRID_VALUES;
 use unclip::image_settings::GridAxis;
-use unclip::pipeline::{GenerateParams, Sampler, Stage, MAX_BEST_OF, MAX_GUIDANCE, MAX_STEPS};
+use unclip::pipeline::{GenerateParams, Previews, Sampler, Stage, MAX_BEST_OF, MAX_GUIDANCE, MAX_STEPS};
 use unclip::Error;
 
 const PROTOCOL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/www/js/protocol.js");
@@ -63,6 +63,11 @@ fn entries() -> Vec<(&'static str, &'static str, Value)> {
             "image_settings::GridAxis::SETTINGS, grid::MAX_GRID_VALUES: what an X/Y grid varies, and how many values an axis takes",
             "GRID",
             json!({"settings": GridAxis::SETTINGS, "max_values": MAX_GRID_VALUES}),
+        ),
+        (
+            "pipeline::Previews::default(): a run's step previews, every kind (Preview::ALL) at every step",
+            "PREVIEWS",
+            serde_json::to_value(Previews::default()).unwrap(),
         ),
     ]
 }

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+use serde::{Deserialize, Serialize};
+
 use crate::time::now_ms;
 
 /// The stages a generation goes through, in order.
@@ -91,10 +93,61 @@ impl<'a, T> StepEvent<'a, T> {
 }
 
 pub enum Event<'a, T> {
-    StageStart { stage: Stage, steps: usize },
+    StageStart {
+        stage: Stage,
+        steps: usize,
+    },
+    /// The text stage's embeddings (N, E), [uncond; cond] under guidance: the prompt's z_t is the last row.
+    TextEncoded {
+        text_embeds: &'a T,
+    },
     Step(StepEvent<'a, T>),
-    StageEnd { stage: Stage, elapsed_ms: f64 },
+    StageEnd {
+        stage: Stage,
+        elapsed_ms: f64,
+    },
     Warning(String),
+}
+
+/// A step tensor an observer may read back to the host (docs/architecture.md, "Step previews").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preview {
+    /// x_t as RGBA (decoder, super-res, inversion).
+    Xt,
+    /// x̂0 as RGBA (decoder, super-res, inversion).
+    X0,
+    /// ε̂ and, under guidance, its unconditional and conditional parts, as CHW floats.
+    Eps,
+    /// The prior's x̂0 in CLIP space and its cosine to the prompt's text embedding.
+    Embedding,
+}
+
+/// Which step tensors a run reads back, at which steps: each read-back is a GPU sync on WebGPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Previews {
+    pub kinds: Vec<Preview>,
+    /// Every `every`-th step of a stage (from its first) and its last; 0 = no step.
+    pub every: usize,
+}
+
+impl Preview {
+    pub const ALL: [Preview; 4] = [Preview::Xt, Preview::X0, Preview::Eps, Preview::Embedding];
+}
+
+impl Default for Previews {
+    /// Every kind at every step.
+    fn default() -> Self {
+        Previews { kinds: Preview::ALL.to_vec(), every: 1 }
+    }
+}
+
+impl Previews {
+    /// Whether step `i` of `n` reads back `kind`.
+    pub fn wants(&self, kind: Preview, i: usize, n: usize) -> bool {
+        self.every > 0 && (i % self.every == 0 || i + 1 == n) && self.kinds.contains(&kind)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,5 +177,20 @@ pub struct Silent;
 impl<T> Observer<T> for Silent {
     async fn on_event(&mut self, _: Event<'_, T>) -> Flow {
         Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_every_k_steps_and_the_last() {
+        let p = Previews { kinds: vec![Preview::X0], every: 3 };
+        let at: Vec<usize> = (0..8).filter(|&i| p.wants(Preview::X0, i, 8)).collect();
+        assert_eq!(at, [0, 3, 6, 7]);
+        assert!(!p.wants(Preview::Xt, 0, 8));
+        assert!(!Previews { kinds: Preview::ALL.to_vec(), every: 0 }.wants(Preview::X0, 0, 8));
+        assert!(Preview::ALL.iter().all(|&k| Previews::default().wants(k, 5, 8)));
     }
 }

@@ -32,7 +32,7 @@ pub(crate) use decoder::DecoderEps;
 pub use decoder::{few_sr_steps_warning, MIN_EPSILON_SR_STEPS};
 pub(crate) use denoise::{Denoising, Prediction};
 pub(crate) use events::emit;
-pub use events::{Event, Flow, Guided, Observer, Silent, Stage, StepEvent};
+pub use events::{Event, Flow, Guided, Observer, Preview, Previews, Silent, Stage, StepEvent};
 pub use prior::PriorSample;
 pub use text::{truncation_warning, TextConditioning, TextEncoder};
 

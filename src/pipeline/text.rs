@@ -61,6 +61,7 @@ impl<B: Backend> UnCLIPPipeline<B> {
         let tokens: Vec<&Tokens> = if do_cfg { vec![&uncond, &cond] } else { vec![&cond] };
         let encoding = self.text_encoder.encode(&tokens)?;
         let mask: Vec<bool> = tokens.iter().flat_map(|t| t.mask.iter().copied()).collect();
+        emit!(obs, Event::TextEncoded { text_embeds: &encoding.text_embeds });
         emit!(obs, Event::StageEnd { stage: Stage::Text, elapsed_ms: now_ms() - start });
         Ok(TextConditioning { encoding, mask, do_cfg })
     }

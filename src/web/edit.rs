@@ -13,7 +13,7 @@ use crate::image_processor::RgbaImage;
 impl Engine {
     /// img2img (`mask_rgba` empty) or inpainting of `width`×`height` RGBA pixels; the mask is
     /// `mask_width`×`mask_height` RGBA, white = paint (any size: stretched over the image). `params` as for
-    /// `generate` (prompt "" = the image's own embedding where the model has an image tower).
+    /// `generate` (prompt "" = the image's own embedding where the model has an image tower), and `previews`.
     #[allow(clippy::too_many_arguments)]
     pub fn edit(
         &self,
@@ -27,6 +27,7 @@ impl Engine {
         strength: f32,
         resample: usize,
         on_event: Function,
+        previews: JsValue,
     ) -> Promise {
         let edit = (|| {
             let image = RgbaImage::new(width, height, rgba)?;
@@ -34,6 +35,6 @@ impl Engine {
                 if mask_rgba.is_empty() { None } else { Some(RgbaImage::new(mask_width, mask_height, mask_rgba)?) };
             Ok(EditParams { image, mask, strength, resample })
         })();
-        on_backend!(self, i => future_to_promise(generate_on(i.clone(), params, on_event, Some(edit), JsValue::UNDEFINED)))
+        on_backend!(self, i => future_to_promise(generate_on(i.clone(), params, on_event, Some(edit), JsValue::UNDEFINED, previews)))
     }
 }

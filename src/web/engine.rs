@@ -17,7 +17,7 @@ use crate::backend::Backend;
 use crate::edit::EditParams;
 use crate::image_settings::{ImageSettings, ModelIdentity, RemixRecord};
 use crate::manifest::{FileEntry, Manifest};
-use crate::pipeline::{GenerateParams, TextEncoder, UnCLIPPipeline};
+use crate::pipeline::{GenerateParams, Previews, TextEncoder, UnCLIPPipeline};
 use crate::Error;
 
 pub(super) struct Inner<B: Backend> {
@@ -106,8 +106,9 @@ impl Engine {
     /// the decoder and super-res carry `xt` and `x0` as RGBA. Resolves to {rgba, width, height, image_embedding,
     /// png}: png is the picture as a PNG file carrying its settings (docs/formats.md, "Pictures"); `remix` (a remix
     /// frame: {op, frame, frames, inputs, invert, max_theta?}, `RemixRecord`) goes into them, undefined for a generation.
-    pub fn generate(&self, params: JsValue, on_event: Function, remix: JsValue) -> Promise {
-        on_backend!(self, i => future_to_promise(generate_on(i.clone(), params, on_event, None, remix)))
+    /// `previews`: {kinds, every} ([`crate::pipeline::Previews`]), the step tensors to read back; undefined: all.
+    pub fn generate(&self, params: JsValue, on_event: Function, remix: JsValue, previews: JsValue) -> Promise {
+        on_backend!(self, i => future_to_promise(generate_on(i.clone(), params, on_event, None, remix, previews)))
     }
 }
 
@@ -185,6 +186,11 @@ fn threads() -> usize {
     }
 }
 
+/// A run's `previews` argument: undefined = every preview at every step.
+pub(super) fn previews_of(previews: JsValue) -> JsResult<Previews> {
+    Ok(from_js::<Option<Previews>>(previews)?.unwrap_or_default())
+}
+
 /// What a generation resolves to.
 #[derive(Serialize)]
 struct Generated {
@@ -205,14 +211,15 @@ pub(super) async fn generate_on<B: Backend>(
     on_event: Function,
     edit: Option<crate::Result<EditParams>>,
     remix: JsValue,
+    previews: JsValue,
 ) -> JsResult<JsValue> {
     let params: GenerateParams = from_js(params)?;
     let remix: Option<RemixRecord> = from_js(remix)?;
     let edit = edit.transpose().map_err(js_error)?;
     inner.cancel.set(false);
-    let mut sink = JsObserver::new(on_event, &inner.cancel);
+    let mut sink = JsObserver::new(on_event, &inner.cancel, previews_of(previews)?);
     if params.image_embedding.is_none() {
-        sink.prior = PriorView::of(&inner.pipeline, &params.prompt).await.map_err(js_error)?;
+        sink.prior = PriorView::of(&inner.pipeline).await.map_err(js_error)?;
     }
     let result = match &edit {
         Some(e) => inner.pipeline.edit(&params, e, &mut sink).await,

@@ -11,16 +11,27 @@ use wasm_bindgen_futures::JsFuture;
 use super::{js_error, optional_js, to_js, JsResult};
 use crate::backend::{Backend, Tensor};
 use crate::image_processor::{chw_to_hwc01, hwc_to_rgba8};
-use crate::pipeline::{Event, Flow, Observer, Stage, StepEvent, UnCLIPPipeline};
+use crate::pipeline::{Event, Flow, Observer, Preview, Previews, Stage, StepEvent, UnCLIPPipeline};
 
 /// One event as the page receives it: {type: "stage_start" | "step" | "stage_end" | "warning", …}.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Message {
-    StageStart { stage: &'static str, steps: u32 },
+    StageStart {
+        stage: &'static str,
+        steps: u32,
+    },
     Step(StepMessage),
-    StageEnd { stage: &'static str, ms: f64 },
-    Warning { message: String },
+    StageEnd {
+        stage: &'static str,
+        ms: f64,
+        /// The text stage's: the prompt's text embedding z_t, when the run asked for the prior's embeddings.
+        #[serde(serialize_with = "optional_js", skip_serializing_if = "Option::is_none")]
+        text_embedding: Option<Float32Array>,
+    },
+    Warning {
+        message: String,
+    },
 }
 
 /// A step: where it is, and what the page draws of it.
@@ -32,12 +43,10 @@ struct StepMessage {
     t: u32,
     /// Milliseconds since the stage started.
     ms: f64,
-    /// The prior's x̂0 in CLIP space, the prompt's text embedding and their cosine (the teaching page's prior
-    /// panel; prior steps only).
+    /// The prior's x̂0 in CLIP space and its cosine to the prompt's text embedding (the teaching page's prior
+    /// panel; prior steps only; the text embedding came in the text stage's end).
     #[serde(serialize_with = "optional_js", skip_serializing_if = "Option::is_none")]
     embedding: Option<Float32Array>,
-    #[serde(serialize_with = "optional_js", skip_serializing_if = "Option::is_none")]
-    text_embedding: Option<Float32Array>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cosine: Option<f32>,
     /// x_t and x̂0 as RGBA of `width`×`height` (decoder, super-res and inversion steps).
@@ -62,17 +71,18 @@ struct StepMessage {
 pub(super) struct PriorView {
     clip_mean: Vec<f32>,
     clip_std: Vec<f32>,
+    /// From the run's own text stage ([`Event::TextEncoded`]), so the prompt is encoded once.
     text_embedding: Vec<f32>,
 }
 
 impl PriorView {
     /// None for a model without a prior (an image-variation checkpoint).
-    pub async fn of<B: Backend>(p: &UnCLIPPipeline<B>, prompt: &str) -> crate::Result<Option<Self>> {
+    pub async fn of<B: Backend>(p: &UnCLIPPipeline<B>) -> crate::Result<Option<Self>> {
         let Some(prior) = &p.prior else { return Ok(None) };
         Ok(Some(PriorView {
             clip_mean: prior.clip_mean.to_vec().await?,
             clip_std: prior.clip_std.to_vec().await?,
-            text_embedding: p.text_embedding(prompt).await?,
+            text_embedding: Vec::new(),
         }))
     }
 
@@ -86,10 +96,12 @@ impl PriorView {
     }
 }
 
-/// Sends each event to `on_event` and stops the run when the page cancelled it.
+/// Sends each event to `on_event`, with the step tensors the run asked for, and stops the run when the page
+/// cancelled it.
 pub(super) struct JsObserver<'a> {
     on_event: Function,
     cancel: &'a Cell<bool>,
+    previews: Previews,
     /// Why the observer stopped the run, when it was not the user.
     error: Option<crate::Error>,
     /// For the teaching page's prior panel: what turns the prior's x̂0 into CLIP space.
@@ -97,8 +109,8 @@ pub(super) struct JsObserver<'a> {
 }
 
 impl<'a> JsObserver<'a> {
-    pub fn new(on_event: Function, cancel: &'a Cell<bool>) -> Self {
-        JsObserver { on_event, cancel, error: None, prior: None }
+    pub fn new(on_event: Function, cancel: &'a Cell<bool>, previews: Previews) -> Self {
+        JsObserver { on_event, cancel, previews, error: None, prior: None }
     }
 
     /// The run's result; when a preview could not be read back (a lost GPU) and that stopped the run,
@@ -107,14 +119,26 @@ impl<'a> JsObserver<'a> {
         self.error.map_or(result, Err).map_err(js_error)
     }
 
-    /// The page's message for `event`; reading tensors back can fail (a lost GPU).
-    async fn message<T: Tensor>(&self, event: Event<'_, T>) -> crate::Result<Message> {
-        Ok(match event {
+    /// The page's message for `event` (none for the text embeddings, which the text stage's end carries);
+    /// reading tensors back can fail (a lost GPU).
+    async fn message<T: Tensor>(&mut self, event: Event<'_, T>) -> crate::Result<Option<Message>> {
+        Ok(Some(match event {
             Event::StageStart { stage, steps } => Message::StageStart { stage: stage.name(), steps: steps as u32 },
-            Event::StageEnd { stage, elapsed_ms } => Message::StageEnd { stage: stage.name(), ms: elapsed_ms },
+            Event::TextEncoded { text_embeds } => {
+                if let Some(view) = self.prior.as_mut().filter(|_| self.previews.kinds.contains(&Preview::Embedding)) {
+                    let rows = text_embeds.to_vec().await?;
+                    view.text_embedding = rows[rows.len() - text_embeds.dim(1)..].to_vec();
+                }
+                return Ok(None);
+            }
+            Event::StageEnd { stage, elapsed_ms } => {
+                let z_t = self.prior.as_ref().filter(|v| stage == Stage::Text && !v.text_embedding.is_empty());
+                let text_embedding = z_t.map(|v| Float32Array::from(&v.text_embedding[..]));
+                Message::StageEnd { stage: stage.name(), ms: elapsed_ms, text_embedding }
+            }
             Event::Warning(message) => Message::Warning { message },
             Event::Step(s) => Message::Step(self.step(s).await?),
-        })
+        }))
     }
 
     async fn step<T: Tensor>(&self, s: StepEvent<'_, T>) -> crate::Result<StepMessage> {
@@ -126,34 +150,41 @@ impl<'a> JsObserver<'a> {
             ms: s.elapsed_ms,
             ..Default::default()
         };
+        // only what the run asked for is read back: each read-back waits for the GPU (docs/architecture.md,
+        // "Step previews")
+        let wants = |kind| self.previews.wants(kind, s.i, s.n);
         if s.stage == Stage::Prior {
             // the prior's current guess of the image embedding, in CLIP space, against the text's
-            if let Some(view) = &self.prior {
+            if let Some(view) = self.prior.as_ref().filter(|_| wants(Preview::Embedding)) {
                 let (z, cos) = view.embedding(&s.pred_x0.to_vec().await?);
                 m.embedding = Some(Float32Array::from(&z[..]));
-                m.text_embedding = Some(Float32Array::from(&view.text_embedding[..]));
                 m.cosine = Some(cos);
             }
             return Ok(m);
         }
-        let (xt, w, h) = rgba(s.sample).await?;
-        let (x0, _, _) = rgba(s.pred_x0).await?;
-        (m.xt, m.x0, m.width, m.height) = (Some(xt), Some(x0), Some(w), Some(h));
-        m.eps = Some(floats(s.model_output).await?);
-        if let Some([u, c]) = s.guidance {
-            m.eps_uncond = Some(floats(u).await?);
-            m.eps_cond = Some(floats(c).await?);
+        for (kind, tensor, field) in [(Preview::Xt, s.sample, &mut m.xt), (Preview::X0, s.pred_x0, &mut m.x0)] {
+            if wants(kind) {
+                *field = Some(rgba(tensor).await?);
+                (m.width, m.height) = (Some(tensor.dim(3) as u32), Some(tensor.dim(2) as u32));
+            }
+        }
+        if wants(Preview::Eps) {
+            m.eps = Some(floats(s.model_output).await?);
+            if let Some([u, c]) = s.guidance {
+                m.eps_uncond = Some(floats(u).await?);
+                m.eps_cond = Some(floats(c).await?);
+            }
+            (m.width, m.height) = (Some(s.model_output.dim(3) as u32), Some(s.model_output.dim(2) as u32));
         }
         Ok(m)
     }
 }
 
-/// The first image of a (N, C, H, W) batch as RGBA, with its width and height.
-async fn rgba<T: Tensor>(t: &T) -> crate::Result<(Uint8ClampedArray, u32, u32)> {
+/// The first image of a (N, C, H, W) batch as RGBA.
+async fn rgba<T: Tensor>(t: &T) -> crate::Result<Uint8ClampedArray> {
     let (c, h, w) = (t.dim(1), t.dim(2), t.dim(3));
     let data = t.to_vec().await?;
-    let rgba = hwc_to_rgba8(&chw_to_hwc01(&data[..c * h * w], c, h, w));
-    Ok((Uint8ClampedArray::from(&rgba[..]), w as u32, h as u32))
+    Ok(Uint8ClampedArray::from(&hwc_to_rgba8(&chw_to_hwc01(&data[..c * h * w], c, h, w))[..]))
 }
 
 async fn floats<T: Tensor>(t: &T) -> crate::Result<Float32Array> {
@@ -180,7 +211,8 @@ async fn yield_to_event_loop() {
 impl<T: Tensor> Observer<T> for JsObserver<'_> {
     async fn on_event(&mut self, event: Event<'_, T>) -> Flow {
         let message = match self.message(event).await {
-            Ok(message) => message,
+            Ok(Some(message)) => message,
+            Ok(None) => return Flow::Continue,
             Err(e) => {
                 self.error = Some(e);
                 return Flow::Cancel;

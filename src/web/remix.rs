@@ -9,13 +9,13 @@ use js_sys::{Array, Float32Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::engine::{on_backend, Engine, Inner};
+use super::engine::{on_backend, previews_of, Engine, Inner};
 use super::events::JsObserver;
 use super::{from_js, js_error, JsResult};
 use crate::backend::Backend;
 use crate::image_processor::RgbaImage;
 use crate::latent;
-use crate::pipeline::GenerateParams;
+use crate::pipeline::{GenerateParams, Previews};
 
 fn floats(v: &[f32]) -> JsValue {
     Float32Array::from(v).into()
@@ -24,7 +24,7 @@ fn floats(v: &[f32]) -> JsValue {
 async fn embed_prompt_on<B: Backend>(inner: Rc<Inner<B>>, params: JsValue, on_event: Function) -> JsResult<JsValue> {
     let params = from_js::<GenerateParams>(params)?;
     inner.cancel.set(false);
-    let mut sink = JsObserver::new(on_event, &inner.cancel);
+    let mut sink = JsObserver::new(on_event, &inner.cancel, Previews::default());
     let result = inner.pipeline.embed_prompt(&params, &mut sink).await;
     Ok(floats(&sink.outcome(result)?))
 }
@@ -43,10 +43,11 @@ async fn invert_on<B: Backend>(
     embedding: Vec<f32>,
     params: JsValue,
     on_event: Function,
+    previews: JsValue,
 ) -> JsResult<JsValue> {
     let (image, params) = (image.map_err(js_error)?, from_js::<GenerateParams>(params)?);
     inner.cancel.set(false);
-    let mut sink = JsObserver::new(on_event, &inner.cancel);
+    let mut sink = JsObserver::new(on_event, &inner.cancel, previews_of(previews)?);
     let result = inner.pipeline.invert(&image, &embedding, &params, &mut sink).await;
     Ok(floats(&sink.outcome(result)?))
 }
@@ -82,7 +83,8 @@ impl Engine {
 
     /// DDIM inversion of the decoder: the noise x_T from which DDIM (η = 0) with `params` decodes the
     /// image, conditioned on `embedding`; step events under the stage "inversion". Resolves to a
-    /// Float32Array to pass as `decoder_latents`.
+    /// Float32Array to pass as `decoder_latents`. `previews` as for `generate`.
+    #[allow(clippy::too_many_arguments)]
     pub fn invert(
         &self,
         rgba: Vec<u8>,
@@ -91,9 +93,10 @@ impl Engine {
         embedding: Vec<f32>,
         params: JsValue,
         on_event: Function,
+        previews: JsValue,
     ) -> Promise {
         let image = RgbaImage::new(width, height, rgba);
-        on_backend!(self, i => future_to_promise(invert_on(i.clone(), image, embedding, params, on_event)))
+        on_backend!(self, i => future_to_promise(invert_on(i.clone(), image, embedding, params, on_event, previews)))
     }
 }
 

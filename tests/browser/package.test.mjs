@@ -3,7 +3,7 @@
 // isolated, under the CSP the README gives) whose <unclip-generate … autorun> draws the same pixels as the app for
 // the same settings, says it runs one thread and why, and keeps the weights in B's cache; <unclip-forward> draws the
 // lesson's x_t; on an isolated host it runs on every core; the API refuses bad settings with the engine's code,
-// edits and varies; the .d.ts type-checks a small consumer (tsc --noEmit).
+// edits and varies; a run reads back only the step previews it asks for; the .d.ts type-checks a small consumer (tsc --noEmit).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -138,12 +138,16 @@ test("on a cross-origin isolated host the element runs the CPU backend on every 
   await context.close();
 });
 
-test("the API from another origin: settings refused with the engine's code, an edit, variations, close", async () => {
+/// The host page without the elements, for the API alone, in a new context: {context, page}.
+async function apiPage() {
   hostPage();
-  // the host page without the elements: the API alone
   writeFileSync(join(env.hostDir, "api.html"), readFileSync(join(env.hostDir, "index.html"), "utf8").replace(/<unclip-[\s\S]*$/, ""));
   const context = await env.browser.newContext();
-  const page = await openPage(context, `${env.host.url}api.html`);
+  return { context, page: await openPage(context, `${env.host.url}api.html`) };
+}
+
+test("the API from another origin: settings refused with the engine's code, an edit, variations, close", async () => {
+  const { context, page } = await apiPage();
   const out = await page.evaluate(async ({ a, c, run }) => {
     const { Unclip, UnclipError } = await import(`${a}/unclip.js`);
     const engine = await Unclip.load({ model: `${c}/models/tiny/` });
@@ -166,6 +170,47 @@ test("the API from another origin: settings refused with the engine's code, an e
   assert.equal(out.variations, 1);
   assert.match(out.variation, /"remix":\{"op":"variations"/);
   assert.equal(out.closed, "closed");
+  await context.close();
+});
+
+test("step detail on demand: the engine reads back only the asked-for previews, and the image is the same", async () => {
+  const { context, page } = await apiPage();
+  const out = await page.evaluate(async ({ a, c, run }) => {
+    const { Unclip, PREVIEWS } = await import(`${a}/unclip.js`);
+    const engine = await Unclip.load({ model: `${c}/models/tiny/` });
+    const FIELDS = ["xt", "x0", "eps", "eps_uncond", "eps_cond", "embedding", "cosine"];
+    const runWith = async (settings, options) => {
+      const steps = [];
+      let textEmbedding = false;
+      const result = await engine.generate(settings, {
+        ...options,
+        onStep: (s) => steps.push({ stage: s.stage, i: s.i, has: FIELDS.filter((k) => s[k] !== undefined) }),
+        onStage: (m) => { if (m.type === "stage_end" && m.stage === "text") textEmbedding = m.text_embedding?.length > 0; },
+      });
+      return { steps, textEmbedding, png: Array.from(new Uint8Array(await result.blob.arrayBuffer())) };
+    };
+    const all = await runWith(run, { previews: PREVIEWS.kinds });
+    const none = await runWith(run, { previews: [] });
+    const everyOther = await runWith({ ...run, decoder_steps: 3 }, { previews: ["x0"], every: 2 });
+    const refused = await engine.generate(run, { onStep: () => {}, previews: ["noise"] }).catch((e) => e.code);
+    engine.close();
+    return { kinds: PREVIEWS.kinds, all, none, everyOther, refused };
+  }, { a: origin(env.cdn), c: origin(env.models), run: RUN });
+  assert.deepEqual(out.kinds, ["xt", "x0", "eps", "embedding"]);
+  assert.ok(out.all.steps.length > 0);
+  for (const s of out.all.steps) {
+    // super-res runs unguided: ε̂ without its two parts
+    const want = { prior: ["embedding", "cosine"], decoder: ["xt", "x0", "eps", "eps_uncond", "eps_cond"], super_res: ["xt", "x0", "eps"] }[s.stage];
+    assert.deepEqual(s.has, want, `${s.stage} step ${s.i} with every preview`);
+  }
+  assert.equal(out.all.textEmbedding, true, "the text stage's end carries the text embedding");
+  assert.equal(out.none.steps.length, out.all.steps.length, "every step is still reported");
+  assert.ok(out.none.steps.every((s) => s.has.length === 0), "no step pixels or floats without previews");
+  assert.equal(out.none.textEmbedding, false);
+  assert.deepEqual(out.none.png, out.all.png, "the same PNG bytes with and without previews");
+  const decoder = out.everyOther.steps.filter((s) => s.stage === "decoder");
+  assert.deepEqual(decoder.map((s) => s.has), [["x0"], [], ["x0"]], "x̂0 at steps 0 and 2 (every 2nd, and the last) of 3");
+  assert.equal(out.refused, "bad_input");
   await context.close();
 });
 

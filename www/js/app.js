@@ -250,7 +250,7 @@ $("form").addEventListener("submit", (e) => {
   $("cancel").disabled = false; $("generate").disabled = true;
   state("running");
   const e2 = request.edit;
-  worker.postMessage({ type: "generate", params: p, edit: e2 }, e2 ? [e2.image.rgba.buffer, ...(e2.mask ? [e2.mask.rgba.buffer] : [])] : []);
+  worker.postMessage({ type: "generate", params: p, edit: e2, previews: { kinds: ["xt", "x0"], every: 1 } }, e2 ? [e2.image.rgba.buffer, ...(e2.mask ? [e2.mask.rgba.buffer] : [])] : []);
 });
 $("cancel").onclick = () => worker.postMessage({ type: "cancel" });
 // keys (listed in #keys): Ctrl/⌘+Enter generates from any field of the form, Esc cancels a run (here, in the grid

@@ -65,7 +65,7 @@ export function initGrid(port, readSettings) {
   }
 
   function next() {
-    if (run.k < run.cells.length) return port.postMessage({ type: "generate", job: "grid", params: run.cells[run.k] });
+    if (run.k < run.cells.length) return port.postMessage({ type: "generate", job: "grid", params: run.cells[run.k], previews: { kinds: [], every: 0 } });
     picture();
   }
 

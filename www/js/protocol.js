@@ -10,7 +10,9 @@
 //   {type: "generate", params, edit?, job?}  params as in the URL: prompt, seed, prior_steps, …, edit_mode,
 //                                            strength, resample; edit: {image: {rgba, width, height}, mask:
 //                                            {rgba, width, height} | null} (img2img without a mask, inpainting with);
-//                                            job: "grid" for an X/Y grid's cell (every answer carries it)
+//                                            job: "grid" for an X/Y grid's cell (every answer carries it);
+//                                            previews: {kinds, every} the step tensors to read back (PREVIEWS, the
+//                                            default: every kind at every step; docs/architecture.md "Step previews")
 //   {type: "grid_cells", job, params, x, y}  an X/Y grid's cells: x, y: {setting, values} (GRID.settings)
 //   {type: "grid_png", job, params, grid, rgba, width, height}   the labelled grid as a PNG; grid: {x, y, left,
 //                                            top, cell_width, cell_height} (docs/formats.md "Pictures")
@@ -29,12 +31,14 @@
 //   {type: "load_progress", file, fileLoaded, fileBytes, loaded, total, rate, eta, cached, tensors}
 //   {type: "ready", model: {name, version, license, attribution, local}, identity: {name, version, sha256},
 //    info: {backend, adapter?, width, height, …}, reason}     identity: as a picture's settings name the model
-//   {type: "stage_start", stage, steps} / {type: "stage_end", stage, ms}
-//   {type: "step", stage, i, n, t, ms, embedding?, text_embedding?, cosine?, xt?, x0?, width?, height?, eps?,
-//    eps_uncond?, eps_cond?}                 prior steps: embedding (x̂0 in CLIP space), text_embedding
-//                                            (Float32Array) and their cosine; other steps: xt/x0: RGBA
-//                                            Uint8ClampedArray; eps*: CHW Float32Array (ε̂, and under guidance
-//                                            the unconditional and conditional ε̂)
+//   {type: "stage_start", stage, steps} / {type: "stage_end", stage, ms, text_embedding?}   the text stage's end:
+//                                            the prompt's text embedding (Float32Array), where "embedding" is
+//                                            among the previews and the model has a prior
+//   {type: "step", stage, i, n, t, ms, embedding?, cosine?, xt?, x0?, width?, height?, eps?, eps_uncond?,
+//    eps_cond?}                              only the previews the run asked for, at the steps it asked for:
+//                                            prior steps: embedding (x̂0 in CLIP space) and its cosine to the text
+//                                            embedding; other steps: xt/x0: RGBA Uint8ClampedArray; eps*: CHW
+//                                            Float32Array (ε̂, and under guidance the unconditional and conditional ε̂)
 //   {type: "warning", message}
 //   {type: "done", rgba, width, height, embedding, png, ms}   embedding: the image embedding (Float32Array);
 //                                            png: the picture as a PNG file with its settings (Uint8Array)
@@ -53,6 +57,7 @@
 //                 {type: "remix", op: "variations", params, image: {rgba, width, height}, count, invert, eta?}
 //                 {type: "remix", op: "interpolate", params, a, b, frames}     a, b: {embedding} | {image} | {prompt}
 //                 {type: "remix", op: "text_diff", params, source, from, to, frames, max_theta}
+//                 each may carry previews, as generate's (for its inversion and its frames)
 //   worker → page stage_start / step / stage_end / warning as above, plus {frame, frames} (step stage may be
 //                 "inversion"); {type: "remix_plan", op, frames}; {type: "remix_frame", k, n, seed, rgba, width,
 //                 height, embedding, png}; {type: "remix_done", op, ms}; {type: "cancelled"}; {type: "error", phase: "remix", message}
@@ -71,6 +76,8 @@ export const LIMITS = {"max_best_of":16,"max_guidance":100.0,"max_resample":20,"
 export const ERROR_CODES = ["gguf","scheduler","tensor","io","json","tokenizer","weights","model","bad_input","device","size_mismatch","hash_mismatch","cancelled"];
 // image_settings::GridAxis::SETTINGS, grid::MAX_GRID_VALUES: what an X/Y grid varies, and how many values an axis takes
 export const GRID = {"max_values":8,"settings":["seed","prior_guidance","decoder_guidance","prior_steps","decoder_steps","sr_steps","prior_best_of"]};
+// pipeline::Previews::default(): a run's step previews, every kind (Preview::ALL) at every step
+export const PREVIEWS = {"every":1,"kinds":["xt","x0","eps","embedding"]};
 // END generated
 
 // Settings as the page keeps them: the engine's (PARAMS) and the page's own, the edit mode and the backend choice.

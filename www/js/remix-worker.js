@@ -38,7 +38,7 @@ async function plan(engine, req, onEvent) {
       const { rgba, width, height } = req.image;
       const z = await engine.embedImage(rgba, width, height);
       const base = req.invert ? { ...p, ddim_eta: req.eta ?? 0.5 } : p; // η: the DDIM decode from the inverted noise
-      const inverted = req.invert ? await engine.invert(rgba, width, height, z, wasm.frameParams(base, z, BigInt(p.seed)), onEvent(0, req.count)) : undefined;
+      const inverted = req.invert ? await engine.invert(rgba, width, height, z, wasm.frameParams(base, z, BigInt(p.seed)), onEvent(0, req.count), req.previews) : undefined;
       return Array.from({ length: req.count }, (_, k) => wasm.variationParams(base, z, inverted, k));
     }
     case "interpolate": {
@@ -67,7 +67,7 @@ export async function runRemix(engine, req, post) {
     send({ type: "remix_plan", op: req.op, frames: frames.length });
     const record = remixRecord(req, frames.length);
     for (const [k, params] of frames.entries()) {
-      const out = await engine.generate(params, onEvent(k, frames.length), { ...record, frame: k });
+      const out = await engine.generate(params, onEvent(k, frames.length), { ...record, frame: k }, req.previews);
       send({ type: "remix_frame", k, n: frames.length, seed: params.seed, rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, png: out.png }, [out.rgba.buffer, out.image_embedding.buffer, out.png.buffer]);
     }
     send({ type: "remix_done", op: req.op, ms: performance.now() - start });

@@ -107,8 +107,9 @@ async function load(source, requested = "auto") {
 }
 
 /// A generation, or with `edit` ({image, mask?}: RGBA pictures) an img2img or inpainting at params.strength; every
-/// message of the run carries `job` where one is given (the X/Y grid's cells: grid.js).
-async function generate(params, edit, job) {
+/// message of the run carries `job` where one is given (the X/Y grid's cells: grid.js); `previews`: the step
+/// tensors to read back (protocol.js PREVIEWS; undefined: all).
+async function generate(params, edit, job, previews) {
   if (!engine) throw new LoadError("the model is not loaded yet");
   const start = performance.now();
   const onEvent = (event) => {
@@ -120,8 +121,8 @@ async function generate(params, edit, job) {
   try {
     const out = await withGpuFallback(() => (edit
       ? engine.edit(params, edit.image.rgba, edit.image.width, edit.image.height, mask.rgba, mask.width, mask.height,
-        params.strength ?? 1, params.resample ?? 1, onEvent)
-      : engine.generate(params, onEvent)), job);
+        params.strength ?? 1, params.resample ?? 1, onEvent, previews)
+      : engine.generate(params, onEvent, undefined, previews)), job);
     const done = { type: "done", job, rgba: out.rgba, width: out.width, height: out.height, embedding: out.image_embedding, png: out.png, ms: performance.now() - start };
     post(done, [out.rgba.buffer, out.image_embedding.buffer, out.png.buffer]);
   } catch (e) {
@@ -163,7 +164,7 @@ self.onmessage = async ({ data }) => {
         if (data.op === "caps") return await serial(() => runRemix(engine, data, post));
         return await run(() => withGpuFallback(() => runRemix(engine, data, post), "remix"), "remix");
       case "generate":
-        return await run(() => generate(data.params, data.edit, job), job);
+        return await run(() => generate(data.params, data.edit, job, data.previews), job);
       case "grid_cells": // the X/Y grid's cells (src/web/grid.rs); needs no model
         return post({ type: "grid_cells", job, cells: wasm.gridCells(data.params, data.x, data.y) });
       case "grid_png": // the labelled grid the page drew, as a PNG carrying the grid's settings

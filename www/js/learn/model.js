@@ -41,6 +41,7 @@ export class ModelWorker {
         } else if (m.type === "load_progress") onStatus(`${m.file}: ${(m.loaded / 1e6).toFixed(1)} / ${(m.total / 1e6).toFixed(1)} MB`);
         else if (m.type === "ready") { modelRecommends = m.model.recommended ?? {}; onStatus(`${m.model.name}: ${m.reason}`); resolve(m); available.resolve(); }
         else if (m.type === "step") this.current?.onStep(m);
+        else if (m.type === "stage_end") this.current?.onStageEnd?.(m);
         else if (m.type === "steps_png") this.steps.reply(m);
         else if (m.type === "done") { const c = this.current; this.current = null; c?.resolve(m); }
         else if (m.type === "error") {
@@ -60,10 +61,11 @@ export class ModelWorker {
   }
 
   /// Runs `params` (with `edit`, an img2img: protocol.js) after any generation already queued, loading the model
-  /// first if no run has yet; resolves to the "done" message.
-  generate(params, onStep, edit = null) {
+  /// first if no run has yet; resolves to the "done" message. `onStageEnd` gets each stage's end (the text stage's
+  /// carries the prompt's text embedding).
+  generate(params, onStep, edit = null, onStageEnd = null) {
     const run = () => this.load().then(() => new Promise((resolve, reject) => {
-      this.current = { onStep, resolve, reject };
+      this.current = { onStep, onStageEnd, resolve, reject };
       this.worker.postMessage({ type: "generate", params, edit });
     }));
     this.queue = this.queue.then(run, run);

@@ -92,11 +92,12 @@ export class PriorPanel {
     const steps = [];
     try {
       const params = { prompt: s.prompt, seed: s.rseed, prior_steps: 25, decoder_steps: 2, sr_steps: 2, decoder_guidance: 1 };
+      let zt = null; // the prompt's text embedding, from the run's text stage
       const done = await this.model.generate(params, (m) => {
         if (m.stage !== "prior" || !m.embedding) return;
-        steps.push({ t: m.t, cosine: m.cosine, z: Array.from(m.embedding), zt: Array.from(m.text_embedding) });
+        steps.push({ t: m.t, cosine: m.cosine, z: Array.from(m.embedding), zt });
         $("prior-status").textContent = `step ${m.i + 1}/${m.n}, t = ${m.t}, cos = ${Number.isFinite(m.cosine) ? m.cosine.toFixed(3) : "–"}`;
-      });
+      }, null, (m) => { if (m.text_embedding) zt = Array.from(m.text_embedding); });
       const final = steps.at(-1).z;
       const result = { steps, embedding: Array.from(done.embedding) };
       if (!final.some((v) => v !== 0)) {
