@@ -1,4 +1,4 @@
-// A whole image on the page's CPU path at 1, 2, … threads (issue 16), in headless Chromium on a cross-origin
+// A whole image on the page's CPU path at 1, 2, … threads, in headless Chromium on a cross-origin
 // isolated page: the bundled model, diffusers' default steps, the time the worker reports for the generation
 // (model already loaded), best of --runs after a warm-up generation, every thread count back to back in one run.
 // Writes the `browser-threads` section of docs/benchmarks.md. Run after `./build.sh build`:

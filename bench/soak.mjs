@@ -1,4 +1,4 @@
-// Soak (issue 14): 100 consecutive generations on the tiny model, in the browser (headless Chromium, the real page
+// Soak: 100 consecutive generations on the tiny model, in the browser (headless Chromium, the real page
 // and worker, CPU backend) and natively (`unclip bench --soak`, one process), with memory recorded after each:
 // the worker's WebAssembly memory and the page's JS heap, and the native resident set. Writes docs/soak.md.
 //

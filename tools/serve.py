@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`./build.sh serve`: a static server for dist/ that makes the page cross-origin isolated (issue 16).
+"""`./build.sh serve`: a static server for dist/ that makes the page cross-origin isolated.
 
 COOP `same-origin` + COEP `require-corp` give the page SharedArrayBuffer, which the threaded wasm module needs
 (its rayon pool shares one memory between Web Workers). Every file is same-origin, so COEP blocks nothing.

@@ -3,7 +3,7 @@
 // are not handled here: js/weights.js streams, verifies and caches them itself.
 // It also makes the page cross-origin isolated on hosts that cannot send headers (the coi-serviceworker
 // technique): every response it serves carries COOP + COEP, so after one reload (js/threads.js) the page has
-// SharedArrayBuffer and the threaded wasm module (issue 16). `./build.sh serve` sends the headers itself.
+// SharedArrayBuffer and the threaded wasm module. `./build.sh serve` sends the headers itself.
 const SHELL = "unclip-shell-v6";
 const FILES = ["./", "index.html", "css/app.css", "js/app.js", "js/protocol.js", "js/worker.js", "js/weights.js", "js/canvas.js", "js/remix.js", "js/remix-worker.js", "css/remix.css", "js/edit.js", "css/edit.css", "js/models.js", "js/history.js", "js/grid.js", "js/step-frames.js", "js/i18n.js", "js/first-visit.js", "manifest.webmanifest", "icons/icon.svg", "icons/icon-192.png", "icons/icon-512.png", "pkg/unclip.js",
   "pkg/unclip_bg.wasm", "pkg-threads/unclip.js", "pkg-threads/unclip_bg.wasm", "js/threads.js", "js/wasm.js", "learn.html", "css/learn.css", "js/learn/main.js", "js/learn/forward.js", "js/learn/reverse.js", "js/learn/guidance.js", "js/learn/model.js", "js/learn/hierarchy.js", "js/learn/prior.js", "js/learn/sdedit.js",

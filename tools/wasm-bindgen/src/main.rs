@@ -1,6 +1,6 @@
 //! `unclip-wasm-bindgen INPUT.wasm OUT_DIR`: what `wasm-bindgen --target web --no-typescript --out-dir OUT_DIR
 //! INPUT.wasm` does, built from unclip's own Cargo.lock instead of `cargo install wasm-bindgen-cli`, whose own
-//! lockfile can pin crates the registry no longer serves (issue 12). The options mirror the CLI's defaults for
+//! lockfile can pin crates the registry no longer serves. The options mirror the CLI's defaults for
 //! `--target web` (wasm-bindgen-cli's `src/wasm_bindgen.rs`).
 use std::process::ExitCode;
 
