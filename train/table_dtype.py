@@ -12,11 +12,10 @@ import os
 
 import numpy as np
 import torch
-from transformers import BertConfig, BertModel
 
-import gguf_weights
 import text_encoder
 from captions import load_table
+from evaluate import read_prompts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TABLE = "embeddings.word_embeddings.weight"
@@ -45,13 +44,12 @@ def main():
     p.add_argument("--model", default=os.path.join(HERE, "..", "models", "unclip-emoji"), help="for its config")
     args = p.parse_args()
     config = json.load(open(os.path.join(args.model, "model.json")))["text_encoder"]["config"]
-    files = {"f16": gguf_weights.read(args.before)[0], "q8_0": gguf_weights.read(args.after)[0]}
-    model = BertModel(BertConfig(**{k: v for k, v in config.items() if k != "dtype"}), add_pooling_layer=False).eval()
-    f16, q8_0 = files["f16"][TABLE], files["q8_0"][TABLE]
+    models = {name: text_encoder.bert_from_gguf(path, config)
+              for name, path in (("f16", args.before), ("q8_0", args.after))}
+    f16, q8_0 = (models[n].state_dict()[TABLE] for n in ("f16", "q8_0"))
 
     labels = [c["label"] for c in load_table()["concepts"]]
-    held = [line.rstrip("\n").split("\t") for line in open(os.path.join(HERE, "heldout_prompts.txt"), encoding="utf-8")
-            if line.strip() and not line.startswith("#")]
+    held = read_prompts(os.path.join(HERE, "heldout_prompts.txt"))
     index = {label: i for i, label in enumerate(labels)}
     targets = torch.tensor([index[label] for _, label in held])
     tok = text_encoder.load_tokenizer()
@@ -59,9 +57,7 @@ def main():
     ids = torch.tensor([e.ids for e in enc])
     mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.bool)
     out = {}
-    for name, weights in files.items():
-        missing = model.load_state_dict(weights, strict=False)
-        assert not missing.missing_keys, missing.missing_keys
+    for name, model in models.items():
         out[name] = encode(model, ids, mask)
     (pa, ha), (pb, hb) = out["f16"], out["q8_0"]
     cos = (pa * pb).sum(1)
@@ -77,7 +73,7 @@ def main():
         print(f"{what}: pooled cosine f16 vs q8_0 min {cos[sel].min():.6f} mean {cos[sel].mean():.6f}; hidden states "
               f"(real tokens) max |diff| {diff[sel].abs().max():.4f}, relative rms diff max {rel[sel].max():.4f} "
               f"mean {rel[sel].mean():.4f}")
-    for name in files:
+    for name in models:
         pooled = out[name][0]
         r = ranks(pooled[n:], pooled[:n], targets)
         print(f"{name}: held-out prompts' label rank among {n} labels (text tower): top-1 {np.mean(r <= 1):.3f}, "

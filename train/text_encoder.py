@@ -56,6 +56,23 @@ def mean_pool_normalize(hidden, mask):
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
+def bert_from_gguf(path, config):
+    """MiniLM's BertModel (no pooler: the pipeline never calls it) with the weights of a text_encoder.gguf written by
+    `unclip convert` (f16, f32 or q8_0 tensors, read back as f32 by gguf_weights.py); `config` is BertConfig's dict
+    (model.json's text_encoder.config, or the package's config.json). Every weight must be in the file."""
+    import gguf_weights
+    from transformers import BertConfig
+
+    weights, _ = gguf_weights.read(path)
+    model = BertModel(BertConfig(**{k: v for k, v in config.items() if k != "dtype"}), add_pooling_layer=False)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    if missing:
+        raise SystemExit(f"{path} lacks MiniLM weights {missing[:3]}…: is it unclip-emoji's text encoder?")
+    model.load_state_dict({k: weights[k].reshape(own[k].shape) for k in own})
+    return model.eval().requires_grad_(False)
+
+
 class TextEncoder:
     """Frozen MiniLM: encode(list of str) -> pooled (B,384), hidden (B,L,384), mask (B,L) bool."""
 

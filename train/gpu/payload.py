@@ -51,6 +51,7 @@ def npz_bytes(**arrays):
 
 def build(args):
     import text_encoder
+    from data import EmojiData, image_embeddings
     from trainer import RUNS, read_state
 
     z = np.load(os.path.join(TRAIN, "data", "emoji64.npz"))
@@ -58,9 +59,10 @@ def build(args):
     if args.size == 32:
         arrays["images32"] = z["images32"]
     else:  # int16 sums of 4 x 4 blocks: (N, 16, 16, 3), at most 16 * 255
-        arrays["images16_sum"] = z["images64"].astype(np.int16).reshape(-1, 16, 4, 16, 4, 3).sum((2, 4)).astype(np.int16)
+        blocks = z["images64"].astype(np.int16).reshape(-1, 16, 4, 16, 4, 3)
+        arrays["images16_sum"] = blocks.sum((2, 4)).astype(np.int16)
     clip = os.path.join(RUNS, args.clip_run)
-    emb = np.load(os.path.join(clip, "image_embeds.npy"))
+    emb = image_embeddings(EmojiData("cpu"), args.clip_run).cpu().numpy()  # the run's cache (made if missing)
     tower = os.path.join(clip, "ema", "image_encoder")
     state = read_state(clip)
     members = {
@@ -98,21 +100,6 @@ def write(path, data):
     os.replace(tmp, path)
 
 
-def minilm_from_gguf(gguf, config_json):
-    """MiniLM's BertModel state dict from the shipped text_encoder.gguf (f16/f32 tensors read back as f32), checked
-    to cover every weight of the config's BertModel but its pooler (which the pipeline never calls)."""
-    import gguf_weights
-    from transformers import BertConfig, BertModel
-
-    weights, _ = gguf_weights.read(gguf)
-    model = BertModel(BertConfig(**json.loads(config_json)), add_pooling_layer=False)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(weights))
-    if missing:
-        raise SystemExit(f"{gguf} lacks MiniLM weights {missing[:3]}…: is it unclip-emoji's text encoder?")
-    return {k: weights[k].reshape(own[k].shape).contiguous() for k in own}
-
-
 def unpack(args):
     root = os.path.abspath(args.root)
     data, runs = os.path.join(root, "train", "data"), os.path.join(root, "train", "runs")
@@ -121,13 +108,14 @@ def unpack(args):
         raise SystemExit(f"{dataset} exists: unpack a payload on a bare machine, or with --root elsewhere")
     m = members(args.payload)
     facts = json.loads(m["facts"])
-    write(dataset, m["dataset"])
     write(os.path.join(data, "captions.json"), m["captions"])
     minilm = os.path.join(data, "minilm")
     for f in MINILM_FILES:
         write(os.path.join(minilm, f), m[f"minilm.{f}"])
-    save_file(minilm_from_gguf(os.path.join(ROOT, TEXT_ENCODER_GGUF), m["minilm.config.json"]),
-              os.path.join(minilm, "model.safetensors"))
+    import text_encoder
+
+    bert = text_encoder.bert_from_gguf(os.path.join(ROOT, TEXT_ENCODER_GGUF), json.loads(m["minilm.config.json"]))
+    save_file({k: v.contiguous() for k, v in bert.state_dict().items()}, os.path.join(minilm, "model.safetensors"))
     clip = os.path.join(runs, facts["clip_run"])
     for f in ("config.json", "model.safetensors"):
         write(os.path.join(clip, "ema", "image_encoder", f), m[f"tower.{f}"])
@@ -136,6 +124,7 @@ def unpack(args):
     meta = dict(facts["clip_state"], compact=True, ema_updates=0, extra={})  # facts only: read_state's metadata
     save_file({"torch_rng": torch.get_rng_state()}, os.path.join(clip, "state.safetensors"),
               metadata={"unclip_train": json.dumps(meta)})
+    write(dataset, m["dataset"])  # last: its presence says the unpacking finished (run.sh skips a finished one)
     print(f"unpacked {args.payload} into {root}: {facts['images']} images at {facts['size']} px, tower "
           f"{facts['clip_run']} (step {facts['clip_state']['step']}), MiniLM in {minilm}")
 

@@ -9,7 +9,12 @@ cd "$(dirname "$0")/../.."
 PY=$PWD/${PY:-.venv/bin/python}
 RUN=${RUN:-decoder16-cpu}
 payload=train/data/gpu-payload.npz
-[[ -f $payload ]] || "$PY" train/gpu/payload.py build
+if [[ ! -f $payload ]]; then
+  # a fresh machine has the tower's committed state but not the ema/ folder the payload packs: a resume writes it
+  [[ -f train/runs/clip-cpu/ema/image_encoder/model.safetensors ]] || { "$PY" train/state.py restore clip-cpu &&
+    "$PY" train/train_clip.py --preset cpu --resume --eval-only --threads 1; }
+  "$PY" train/gpu/payload.py build
+fi
 bare=$(mktemp -d /tmp/unclip-gpu-rehearsal.XXXXXX)
 trap 'rm -rf "$bare"' EXIT
 [[ -d .whl ]] || bash train/gpu/travel.sh wheels
