@@ -65,8 +65,11 @@ wasm_bindgen() {
 
 need_node() {
   command -v npm >/dev/null || { log "installing Node.js and npm (apt)"; apt_install nodejs npm; }
-  if [[ ! -x node_modules/.bin/wasm-opt ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
-    log "npm ci (binaryen's wasm-opt, playwright-core)"
+  # every devDependency's entry point, so that a node_modules/ from before one was added is installed again
+  # (package.test.mjs runs typescript's tsc) whatever the files' times say
+  if [[ ! -x node_modules/.bin/wasm-opt || ! -x node_modules/.bin/tsc || ! -f node_modules/playwright-core/package.json ]] \
+    || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+    log "npm ci (binaryen's wasm-opt, playwright-core, typescript's tsc)"
     npm ci --no-audit --no-fund
   fi
 }
