@@ -4,8 +4,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { openPage, shotOf, waitState } from "./browser.mjs";
-import { serverAndBrowser } from "./setup.mjs";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, serverAndBrowser } from "./setup.mjs";
 import { STRINGS } from "../../www/js/i18n.js";
+import { GENERATE_STAGES, GRID } from "../../www/js/protocol.js";
 
 const env = serverAndBrowser();
 const TINY = "model=tiny&prior_steps=2&decoder_steps=2&sr_steps=2";
@@ -21,7 +24,12 @@ test("the Chinese generate page: every label, a generation, remembered, and shar
   assert.equal(await page.textContent("#generate"), "Generate", "English where the browser is");
   await page.click("#lang");
   assert.equal(await page.getAttribute("html", "lang"), "zh-CN");
-  for (const [key, text] of await translated(page)) if (typeof STRINGS.zh[key] === "string") assert.equal(text, STRINGS.zh[key], key);
+  const labels = await translated(page);
+  assert.ok(labels.length > 50, `the page's translated elements: ${labels.length}`);
+  for (const [key, text] of labels) {
+    assert.equal(typeof STRINGS.zh[key], "string", `${key}: an element whose key has no 中文 string keeps its English`);
+    assert.equal(text, STRINGS.zh[key], key);
+  }
   assert.equal(await page.getAttribute("#negative_prompt", "placeholder"), STRINGS.zh["gen.none"]);
   assert.match(await page.evaluate(() => getComputedStyle(document.body).fontFamily), /PingFang SC.*Noto Sans CJK SC/);
   await page.click("#generate");
@@ -46,6 +54,27 @@ test("the Chinese generate page: every label, a generation, remembered, and shar
   assert.equal(await fresh.textContent("#generate"), "生成", "a browser in Chinese gets Chinese");
   await chinese.close();
   console.log(`language browser test: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+});
+
+test("the tables: both languages have the same keys, and every key the pages' HTML and scripts name is a string of them", () => {
+  const keys = (lang) => Object.keys(STRINGS[lang]).sort();
+  assert.deepEqual(keys("zh"), keys("en"), "the same keys in English and 中文");
+  for (const k of keys("en")) assert.equal(typeof STRINGS.zh[k], typeof STRINGS.en[k], `${k}: text in one language, a function in the other`);
+  for (const file of ["www/index.html", "www/learn.html"]) {
+    const html = readFileSync(join(ROOT, file), "utf8");
+    // data-i18n-title / -placeholder: a missing key would set the attribute to "undefined"
+    const named = [...html.matchAll(/data-i18n(?:-title|-placeholder)?="([^"]+)"/g)].map((m) => m[1]);
+    assert.ok(named.length > 20, `${file} names its labels' keys`);
+    for (const k of named) assert.equal(typeof STRINGS.en[k], "string", `${file}: data-i18n key ${k}`);
+  }
+  const js = ["www/js", "www/js/learn"].flatMap((d) => readdirSync(join(ROOT, d)).filter((f) => f.endsWith(".js")).map((f) => readFileSync(join(ROOT, d, f), "utf8")));
+  const used = new Set(js.flatMap((src) => [...src.matchAll(/\bt\(\s*"([^"]+)"/g)].map((m) => m[1])));
+  assert.ok(used.size > 10, "the scripts' t(\"…\") keys are found");
+  for (const k of used) assert.ok(k in STRINGS.en, `t("${k}") has no string`);
+  // the keys scripts build: gen.<each grid setting> (grid.js), stage.<stage>, steps.<stage with x_t frames>
+  for (const s of GRID.settings) assert.ok(`gen.${s}` in STRINGS.en, `gen.${s}: the grid's menu`);
+  for (const s of [...GENERATE_STAGES, "inversion"]) assert.ok(`stage.${s}` in STRINGS.en, `stage.${s}`);
+  for (const s of ["decoder", "super_res"]) assert.ok(`steps.${s}` in STRINGS.en, `steps.${s}`);
 });
 
 test("the dark theme follows prefers-color-scheme", async () => {
