@@ -41,8 +41,8 @@ pub fn encode_png(rgba: &[u8], width: usize, height: usize, settings: &ImageSett
 
 /// An animated PNG (every current browser plays it, forever) of `frames` (each `width`×`height` RGBA8), `frame_ms`
 /// each, carrying `settings`; its default image is the first frame.
-pub fn encode_apng(
-    frames: &[Vec<u8>],
+pub fn encode_apng<F: AsRef<[u8]>>(
+    frames: &[F],
     width: usize,
     height: usize,
     frame_ms: u16,
@@ -54,7 +54,7 @@ pub fn encode_apng(
     enc.set_frame_delay(frame_ms, 1000).map_err(encoding)?;
     let mut writer = enc.write_header().map_err(encoding)?;
     for f in frames {
-        writer.write_image_data(f).map_err(encoding)?;
+        writer.write_image_data(f.as_ref()).map_err(encoding)?;
     }
     writer.finish().map_err(encoding)?;
     Ok(out)

@@ -1,15 +1,19 @@
 //! A run's steps as one picture (docs/formats.md, "Pictures"): every step of one stage, x_t or x̂0 — the frames
 //! `--steps-dir` writes one file each — as an animation (APNG) or as a contact sheet, for slides. The record says
-//! which frames, and for a sheet how they are laid out; [`contact_sheet`] lays them out.
+//! which frames, and for a sheet how they are laid out; [`contact_sheet`] lays them out, [`steps_png`] writes the file.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_setting, Result};
+use crate::image_settings::ImageSettings;
 use crate::pipeline::Stage;
 use crate::settings::MAX_STEPS;
 
 /// Pixels between a contact sheet's tiles (white).
 pub const SHEET_GAP: usize = 2;
+
+/// Each animation frame's time on screen.
+pub const FRAME_MS: u16 = 200;
 
 /// Which frames, and for a contact sheet its layout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,7 +42,8 @@ impl StepFramesRecord {
         }
     }
 
-    /// Refuses a record that names no stage or image of a run, or whose frames are not a `width`×`height` picture.
+    /// Refuses a record that names no stage or image of a run, or whose frames (each at least 1×1) are not a
+    /// `width`×`height` picture.
     pub fn check(&self, width: usize, height: usize) -> Result<()> {
         let stages = [Stage::Inversion, Stage::Decoder, Stage::SuperRes];
         ensure_setting(stages.iter().any(|s| s.name() == self.stage) && ["xt", "x0"].contains(&&*self.image), || {
@@ -49,7 +54,9 @@ impl StepFramesRecord {
             format!("{n} step frames in {:?} columns are not a run's steps", self.columns)
         })?;
         ensure_setting(
-            self.frame_width <= width && self.frame_height <= height && self.size() == (width, height),
+            (1..=width).contains(&self.frame_width)
+                && (1..=height).contains(&self.frame_height)
+                && self.size() == (width, height),
             || format!("the step frames do not make a {width}×{height} picture"),
         )
     }
@@ -88,6 +95,29 @@ pub fn contact_sheet(frames: &[&[u8]], w: usize, h: usize, columns: usize) -> Ve
     sheet
 }
 
+/// The picture of a run's steps: `frames` (its `columns` ignored) whose pixels are `rgba` (every frame's RGBA8 in
+/// turn), as an APNG of [`FRAME_MS`] a frame, or with `sheet` as a contact sheet of [`sheet_columns`]; the file
+/// carries `run` (the run's own record) with the frames' added. Frames that are not `rgba`, or a record unclip
+/// would refuse to read back, are one sentence.
+pub fn steps_png(run: ImageSettings, frames: StepFramesRecord, rgba: &[u8], sheet: bool) -> Result<Vec<u8>> {
+    let (w, h, n) = (frames.frame_width, frames.frame_height, frames.t.len());
+    let columns = sheet.then(|| sheet_columns(n));
+    let frames = StepFramesRecord { columns, ..frames };
+    let (width, height) = frames.size();
+    let record = ImageSettings { width, height, step_frames: Some(frames), ..run };
+    // first: the frames are then at least 1×1 and within MAX_IMAGE_PIXELS, so a frame's bytes are no overflow
+    record.validate()?;
+    let frame_bytes = w * h * 4;
+    ensure_setting(frame_bytes.checked_mul(n) == Some(rgba.len()), || {
+        format!("{} bytes are not {n} frames of {w}×{h} RGBA", rgba.len())
+    })?;
+    let tiles: Vec<&[u8]> = rgba.chunks_exact(frame_bytes).collect();
+    match columns {
+        Some(c) => crate::png_file::encode_png(&contact_sheet(&tiles, w, h, c), width, height, &record),
+        None => crate::png_file::encode_apng(&tiles, w, h, FRAME_MS, &record),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +153,39 @@ mod tests {
         assert!(StepFramesRecord { stage: "prior".into(), ..r.clone() }.check(8, 8).is_err());
         assert!(StepFramesRecord { columns: Some(4), ..r.clone() }.check(8, 8).is_err());
         assert!(StepFramesRecord { columns: Some(usize::MAX), t: vec![0; 2000], ..r }.check(8, 8).is_err());
+    }
+
+    #[test]
+    fn steps_png_carries_the_frames_and_refuses_bad_ones_without_panicking() {
+        use crate::image_settings::ModelIdentity;
+        use crate::settings::GenerateParams;
+        let model = ModelIdentity { name: "m".into(), version: "1".into(), sha256: "0".repeat(64) };
+        let run = ImageSettings::new(&GenerateParams::default(), None, &model, 8, 8);
+        let frames = StepFramesRecord {
+            stage: "decoder".into(),
+            image: "x0".into(),
+            t: vec![999, 500, 0],
+            frame_width: 2,
+            frame_height: 3,
+            columns: Some(7), // ignored: `sheet` decides
+        };
+        let rgba: Vec<u8> = (0..3u8).flat_map(|k| [k; 2 * 3 * 4]).collect();
+        for sheet in [false, true] {
+            let png = steps_png(run.clone(), frames.clone(), &rgba, sheet).unwrap();
+            let back = crate::png_file::read_settings(std::io::Cursor::new(png), "s.png").unwrap().unwrap();
+            let f = back.step_frames.clone().unwrap();
+            assert_eq!(f.columns, sheet.then_some(2));
+            assert_eq!((back.width, back.height), f.size());
+            assert_eq!(back.params(), run.params());
+        }
+        let e = steps_png(run.clone(), frames.clone(), &rgba[1..], false).unwrap_err().to_string();
+        assert!(e.contains("71 bytes are not 3 frames of 2×3 RGBA"), "{e}");
+        // no pixels for frames of no pixels (a 0-byte chunk would panic), and sizes whose bytes overflow
+        for (w, h) in [(0, 3), (2, 0), (usize::MAX, 2), (1 << 20, 1 << 20)] {
+            for sheet in [false, true] {
+                let bad = StepFramesRecord { frame_width: w, frame_height: h, ..frames.clone() };
+                assert!(steps_png(run.clone(), bad, &[], sheet).is_err(), "{w}×{h}, sheet {sheet}");
+            }
+        }
     }
 }
