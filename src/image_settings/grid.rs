@@ -231,4 +231,42 @@ mod tests {
             assert!(e.contains(needle) && !e.contains('\n'), "{needle}: {e}");
         }
     }
+
+    #[test]
+    fn each_axis_is_named_as_its_record_and_the_page_name_it_and_sets_that_setting() {
+        let axes = [
+            GridAxis::Seed(vec![12345]),
+            GridAxis::PriorGuidance(vec![3.5]),
+            GridAxis::DecoderGuidance(vec![6.5]),
+            GridAxis::PriorSteps(vec![11]),
+            GridAxis::DecoderSteps(vec![13]),
+            GridAxis::SrSteps(vec![5]),
+            GridAxis::PriorBestOf(vec![3]),
+        ];
+        for a in &axes {
+            match a {
+                // a new axis fails to compile here until it is listed above
+                GridAxis::Seed(_)
+                | GridAxis::PriorGuidance(_)
+                | GridAxis::DecoderGuidance(_)
+                | GridAxis::PriorSteps(_)
+                | GridAxis::DecoderSteps(_)
+                | GridAxis::SrSteps(_)
+                | GridAxis::PriorBestOf(_) => {}
+            }
+        }
+        assert_eq!(axes.iter().map(GridAxis::setting).collect::<Vec<_>>(), GridAxis::SETTINGS);
+        let defaults = GenerateParams::default();
+        for a in &axes {
+            // SETTINGS (the page's menus) and serde's tag (the record, and what the page sends) are one name
+            let record = serde_json::to_value(a).unwrap();
+            assert_eq!(record["setting"], a.setting());
+            // ... and the GenerateParams field that the axis' value goes into
+            let mut p = defaults.clone();
+            a.apply(0, &mut p);
+            let (set, before) = (serde_json::to_value(&p).unwrap(), serde_json::to_value(&defaults).unwrap());
+            assert_eq!(set[a.setting()], record["values"][0], "{}", a.setting());
+            assert_ne!(before[a.setting()], record["values"][0], "{}: pick a value off the default", a.setting());
+        }
+    }
 }
