@@ -157,6 +157,10 @@ mod tests {
         assert_eq!(texts, ["parameters", "unclip"]);
         assert_eq!(read_settings(Cursor::new(&bytes), "x.png").unwrap(), Some(settings()));
         assert_eq!(encode_png(&rgba, 2, 1, &settings()).unwrap(), bytes, "deterministic");
+        // pixels that are not width×height RGBA (the page's gridPng passes them through) are an error, not a panic
+        for wrong in [&rgba[..7], &[0; 12][..], &[]] {
+            assert!(encode_png(wrong, 2, 1, &settings()).is_err(), "{} bytes", wrong.len());
+        }
     }
 
     #[test]
