@@ -177,12 +177,12 @@ pub fn storage(name: &str, shape: &[usize], dtype: GgmlType) -> (GgmlType, Vec<u
     let half = if dtype == GgmlType::F32 { GgmlType::F32 } else { GgmlType::F16 };
     match role(name, shape) {
         Role::Float => (GgmlType::F32, shape.to_vec()),
-        Role::Table if dtype == GgmlType::Q8_0 && shape[1].is_multiple_of(32) => (dtype, shape.to_vec()),
+        Role::Table if dtype == GgmlType::Q8_0 && shape[1].is_multiple_of(dtype.block_len()) => (dtype, shape.to_vec()),
         Role::Table => (half, shape.to_vec()),
         Role::Matrix if matches!(dtype, GgmlType::F32 | GgmlType::F16) => (dtype, shape.to_vec()),
         Role::Matrix => {
             let row: usize = shape[1..].iter().product();
-            if row.is_multiple_of(32) {
+            if row.is_multiple_of(dtype.block_len()) {
                 (dtype, vec![shape[0], row])
             } else {
                 (half, shape.to_vec())
@@ -460,4 +460,23 @@ fn image_processor(
     serde_json::from_value::<ClipImageProcessorConfig>(config.clone())
         .map_err(|e| Error::Model(format!("{} is not a CLIPImageProcessor config: {e}", path.display())))?;
     Ok(ImageProcessorEntry { class, config, normalize_embeddings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_follows_the_rules_of_the_module_doc() {
+        use GgmlType::{F16, F32, Q4_0, Q8_0};
+        let table = "text_model.embeddings.token_embedding.weight";
+        assert_eq!(storage("a.bias", &[64], Q4_0), (F32, vec![64]));
+        assert_eq!(storage(table, &[100, 64], F32), (F32, vec![100, 64]));
+        assert_eq!(storage(table, &[100, 64], Q4_0), (F16, vec![100, 64]), "a table is f16 under q4_0");
+        assert_eq!(storage(table, &[100, 64], Q8_0), (Q8_0, vec![100, 64]), "and q8_0 under q8_0");
+        assert_eq!(storage(table, &[100, 48], Q8_0), (F16, vec![100, 48]), "unless its rows are not whole blocks");
+        assert_eq!(storage("conv.weight", &[8, 32, 3, 3], Q8_0), (Q8_0, vec![8, 288]), "a conv kernel as a matrix");
+        assert_eq!(storage("conv.weight", &[8, 3, 3, 3], Q4_0), (F16, vec![8, 3, 3, 3]), "27-long rows: f16");
+        assert_eq!(storage("proj.weight", &[8, 40], F16), (F16, vec![8, 40]));
+    }
 }
