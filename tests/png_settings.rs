@@ -220,6 +220,33 @@ fn edits_remix_frames_and_steps_say_what_they_were() {
     assert!(code == 1 && err.contains("is a remix (variations)"), "{err}");
 }
 
+#[test]
+fn from_png_refuses_a_grid_and_a_run_s_slides_with_a_sentence() {
+    let d = dir("grid");
+    let (png, model) = horse(&d);
+    let (w, h) = {
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap())).read_info().unwrap();
+        (dec.info().width as usize, dec.info().height as usize)
+    };
+    let grid = serde_json::json!({"x": {"setting": "seed", "values": [5]}, "y": {"setting": "sr_steps", "values": [2]},
+        "left": 0, "top": 0, "cell_width": w, "cell_height": h});
+    let frames =
+        serde_json::json!({"stage": "decoder", "image": "x0", "t": [999], "frame_width": w, "frame_height": h});
+    for (key, value, kind) in [("grid", grid, "an X/Y grid"), ("step_frames", frames, "x0 of 1 decoder steps")] {
+        let mut r = record(&png);
+        r[key] = value;
+        let file = d.join(format!("{key}.png"));
+        with_chunk(&png, &file, &itxt(r.to_string().as_bytes(), false));
+        let (code, _, err) = unclip(&["info", &s(&file)]);
+        assert_eq!(code, 0, "{key}: the record is valid and `info` reads it: {err}");
+        let (code, _, err) = unclip(&["generate", "--from-png", &s(&file), "--model", &model, "--out", "/dev/null"]);
+        assert!(
+            code == 1 && err.contains(kind) && err.contains("--from-png redraws generations and edits"),
+            "{key}: {err}"
+        );
+    }
+}
+
 /// A copy of `png` whose `unclip` chunk is replaced by an iTXt chunk of `data` (written by the png crate, so with a
 /// correct CRC).
 fn with_chunk(png: &Path, out: &Path, data: &[u8]) {

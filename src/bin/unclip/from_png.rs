@@ -28,7 +28,9 @@ impl FromPng {
         let Some(path) = &self.from_png else { return Ok(None) };
         let record = read_png_settings(path)?;
         let file = path.display().to_string();
-        if record.remix.is_some() || record.step.is_some() {
+        // a remix frame, one step of a run, an X/Y grid or a run's steps as slides: none is the picture its
+        // settings draw, so redrawing them would not give the same file
+        if record.remix.is_some() || record.step.is_some() || record.grid.is_some() || record.step_frames.is_some() {
             return Err(Error::Settings(format!(
                 "{file} is {}: --from-png redraws generations and edits; `unclip info {file}` shows its settings",
                 record.kind()
