@@ -111,6 +111,9 @@ cmd_test() {
   # with the benchmark code (cargo feature bench) compiled in, so that it cannot rot; one build of the crate, not two
   log "cargo test --features bench (engine, conformance against diffusers' golden tensors, GGUF hostile inputs, CLI errors, WebGPU kernels on Vulkan)"
   cargo test --locked --features bench 2>&1
+  # a process that renamed a file over /dev/null (as root) leaves a regular file there that collects every
+  # `2>/dev/null` and feeds it to the next reader: cargo's rustc probe then fails with another program's errors
+  [[ -c /dev/null ]] || { echo "/dev/null is no longer a device after cargo test: a test replaced it by a file" >&2; exit 1; }
   # the engine alone (README "As a library"): none of the CLI's or WebGPU's crates in its tree, and it compiles.
   # Checked, not built: Cargo unifies features per command, and without clap and wgpu (which turn on syn's `full`,
   # smallvec's `union`, more of bytemuck, hashbrown and once_cell) most dependencies differ from the test build's, so

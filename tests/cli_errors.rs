@@ -32,8 +32,11 @@ fn model_copy(tag: &str) -> std::path::PathBuf {
 }
 
 fn gen_args<'a>(model: &'a Path, prompt: &'a str, extra: &[&'a str]) -> Vec<String> {
+    // not /dev/null: the runs that succeed write here, and the CLI's rename once put a file in place of the device
+    // (as root, breaking every later `2>/dev/null` on the machine); it writes a device in place now (files.rs)
+    let out = std::env::temp_dir().join(format!("unclip-cli-errors-{}.npy", std::process::id())).display().to_string();
     let mut v: Vec<String> =
-        ["generate", "--model", &model.display().to_string(), "--prompt", prompt, "--out-npy", "/dev/null"]
+        ["generate", "--model", &model.display().to_string(), "--prompt", prompt, "--out-npy", &out]
             .iter()
             .map(|s| s.to_string())
             .collect();

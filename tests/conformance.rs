@@ -235,6 +235,28 @@ fn x0_predicting_decoder_and_super_res_match_diffusers() {
     assert!(e <= 2e-3 && mean <= 5e-5, "max {e}, mean {mean}");
 }
 
+/// A decoder at a 16×16 base (`sample_size: 16` beside 64 px super-res UNets: the recipe unclip-emoji 0.3 trains,
+/// train/README.md) against diffusers (tests/fixtures/make_base16_goldens.py): the decoder's image is drawn at 16×16
+/// and upsampled bicubically to the super-res size, as diffusers' pipeline does with stock classes.
+#[test]
+fn a_16_px_decoder_base_matches_diffusers() {
+    let p = converted_variant("base16", |d: &std::path::Path| {
+        let path = d.join("decoder/config.json");
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        config["sample_size"] = 16.into();
+        std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    });
+    assert_eq!(p.decoder.config.sample_size, 16);
+    let g = Golden::open("tiny_base16_horse_seed0_3-3-3.safetensors");
+    let params =
+        GenerateParams { prompt: "horse".into(), prior_steps: 3, decoder_steps: 3, sr_steps: 3, ..Default::default() };
+    let out = pollster::block_on(p.generate(&params, &mut Silent)).unwrap();
+    assert_eq!(out.image.len(), 64 * 64 * 3, "the picture is the super-res size");
+    let e = max_abs_diff(&out.image, &g.get("image").data);
+    println!("16 px decoder base: final image max abs error {e:e}");
+    assert!(e <= 1e-4, "max {e}"); // measured 6.7e-6
+}
+
 /// The largest |cond − uncond| of the prior's guided model outputs over a run.
 struct PriorGuidanceGap(f32);
 

@@ -215,9 +215,10 @@ fn edits_remix_frames_and_steps_say_what_they_were() {
         "--model",
         &model,
         "--out",
-        "/dev/null",
+        &s(&d.join("refused.png")),
     ]);
     assert!(code == 1 && err.contains("is a remix (variations)"), "{err}");
+    assert!(!d.join("refused.png").exists(), "a refused run writes nothing");
 }
 
 #[test]
@@ -239,12 +240,14 @@ fn from_png_refuses_a_grid_and_a_run_s_slides_with_a_sentence() {
         with_chunk(&png, &file, &itxt(r.to_string().as_bytes(), false));
         let (code, _, err) = unclip(&["info", &s(&file)]);
         assert_eq!(code, 0, "{key}: the record is valid and `info` reads it: {err}");
-        let (code, _, err) = unclip(&["generate", "--from-png", &s(&file), "--model", &model, "--out", "/dev/null"]);
+        let (code, _, err) =
+            unclip(&["generate", "--from-png", &s(&file), "--model", &model, "--out", &s(&d.join("refused.png"))]);
         assert!(
             code == 1 && err.contains(kind) && err.contains("--from-png redraws generations and edits"),
             "{key}: {err}"
         );
     }
+    assert!(!d.join("refused.png").exists(), "a refused run writes nothing");
 }
 
 /// A copy of `png` whose `unclip` chunk is replaced by an iTXt chunk of `data` (written by the png crate, so with a
@@ -324,7 +327,15 @@ fn hostile_chunks_and_plain_pngs_get_one_sentence_quickly() {
 
     for (file, needle) in &files {
         for args in [
-            vec!["generate", "--from-png", file.to_str().unwrap(), "--model", &model, "--out", "/dev/null"],
+            vec![
+                "generate",
+                "--from-png",
+                file.to_str().unwrap(),
+                "--model",
+                &model,
+                "--out",
+                &s(&d.join("refused.png")),
+            ],
             vec!["info", file.to_str().unwrap()],
         ] {
             let start = Instant::now();
@@ -341,6 +352,8 @@ fn hostile_chunks_and_plain_pngs_get_one_sentence_quickly() {
         }
     }
     let toml = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let (code, _, err) = unclip(&["generate", "--from-png", toml, "--model", &model, "--out", "/dev/null"]);
+    let (code, _, err) =
+        unclip(&["generate", "--from-png", toml, "--model", &model, "--out", &s(&d.join("refused.png"))]);
     assert!(code == 1 && err.trim().lines().count() == 1 && err.contains("is not a PNG file"), "{err}");
+    assert!(!d.join("refused.png").exists(), "a refused run writes nothing");
 }

@@ -1,6 +1,7 @@
 //! The files the CLI reads and writes: images in, PNGs (with their settings, docs/formats.md "Pictures") and NumPy
 //! arrays out. Every file is written whole or not at all ([`write_atomically`]): an interrupted or failed write leaves
-//! what the path held before.
+//! what the path held before. A path that is not a file (`/dev/null`, a named pipe) is written in place: renaming over
+//! it would replace the device by a file, which as root breaks `/dev/null` for every other program on the machine.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,16 @@ use unclip::{Error, Result};
 
 /// Writes the file at `path` through `write`, which fills `<path>.partial`; only a complete file is renamed into
 /// place (on the same file system, one step), and on any error the partial file is removed and `path` untouched.
+/// A device or pipe at `path` is opened and written as it is (nothing to keep whole there).
 pub fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<()> {
+    let is_special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    if is_special {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| write(&mut f))
+            .map_err(|e| Error::io(path, e));
+    }
     let partial = partial_path(path);
     let written = std::fs::File::create(&partial).and_then(|mut f| {
         write(&mut f)?;
@@ -89,6 +99,26 @@ mod tests {
         assert!(failed.unwrap_err().to_string().contains("the disk is full"));
         assert_eq!(std::fs::read(&path).unwrap(), b"the old picture");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "the partial file is removed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_named_pipe_is_written_through_not_replaced_by_a_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = scratch("fifo");
+        let fifo = dir.join("out.png");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success(), "mkfifo");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_bytes(&fifo, b"the picture").unwrap();
+        // the old code renamed a file over the pipe (and so, as root, over /dev/null): the reader would never finish
+        assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the pipe is still a pipe");
+        assert_eq!(reader.join().unwrap(), b"the picture");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no partial file beside it");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
