@@ -1,13 +1,15 @@
 // unclip's web components (README, "Use it in your own page"): importing this module registers
 //   <unclip-generate model=URL prompt=… seed=… prior-steps=… … autorun>   a generation, its steps shown as the app
 //                     shows them (each stage's progress, x_t beside x̂0), then the picture; events unclip-ready,
-//                     unclip-step, unclip-done (detail.blob: the PNG with its settings) and unclip-error
+//                     unclip-step, unclip-done (detail.blob: the PNG with its settings) and unclip-error. A model
+//                     worth asking about is offered with its size, and downloads on the first Generate (#open)
 //   <unclip-forward image=URL schedule=cosine|linear t=… seed=… controls>   the forward-process lesson of
 //                     learn.html: x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, computed by the engine's scheduler code (wasm)
 // Styled through CSS custom properties (--unclip-*) and ::part(…).
 
 import { GENERATE_STAGES, PARAMS } from "./js/protocol.js";
 import { chwToRgba, NOISE_SCALE, paintRgba } from "./js/canvas.js";
+import { loadsAtOnce, saveData } from "./js/first-visit.js";
 import { imageToChw } from "./js/learn/forward.js";
 import { Unclip } from "./unclip.js";
 
@@ -46,19 +48,26 @@ function el(tag, props = {}, ...children) {
   return e;
 }
 
-/// One engine per model, backend and thread count, shared by every element of the page (operations queue).
+/// One engine per model, backend and thread count, shared by every element of the page (operations queue):
+/// {probe: what its load would download (model.json alone), load(): the loaded engine, started once, listeners:
+/// the elements following the load's progress}.
 const engines = new Map();
-function engineFor(model, backend, threads, onProgress) {
+function engineFor(model, backend, threads) {
   const key = JSON.stringify([new URL(model, document.baseURI).href, backend, threads ?? null]);
   let entry = engines.get(key);
   if (!entry) {
     const listeners = new Set();
-    entry = { listeners, engine: Unclip.load({ model, backend, threads, onProgress: (p) => listeners.forEach((f) => f(p)) }) };
-    entry.engine.catch(() => engines.delete(key)); // a failed load is tried again by the next element
+    const unclip = new Unclip({ model, backend, threads, onProgress: (p) => listeners.forEach((f) => f(p)) });
+    const forget = () => { if (engines.get(key) === entry) engines.delete(key); }; // the next element tries again
+    entry = { listeners, probe: unclip.probe(), loaded: null };
+    entry.probe.catch(forget);
+    entry.load = () => {
+      if (!entry.loaded) { entry.loaded = entry.probe.then(() => unclip.load()); entry.loaded.catch(forget); }
+      return entry.loaded;
+    };
     engines.set(key, entry);
   }
-  entry.listeners.add(onProgress);
-  return entry.engine.finally(() => entry.listeners.delete(onProgress));
+  return entry;
 }
 
 const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
@@ -73,17 +82,18 @@ export class UnclipGenerate extends HTMLElement {
   static observedAttributes = ["model", "backend", "threads", "autorun", ...SETTINGS.map(attr)];
 
   #parts = null;
-  #engine = null; // a promise of the Unclip of the current model attribute
+  #entry = null; // engineFor's entry of the current model attribute
+  #engine = null; // a promise of its loaded Unclip, once this element has started the load
   #running = null;
 
   connectedCallback() {
     if (!this.#parts) this.#render();
-    if (this.getAttribute("model") && !this.#engine) this.#loadEngine();
+    if (this.getAttribute("model") && !this.#entry) this.#open();
   }
 
   attributeChangedCallback(name, before, after) {
     if (!this.#parts || before === after) return;
-    if (name === "model" || name === "backend" || name === "threads") this.#loadEngine();
+    if (name === "model" || name === "backend" || name === "threads") this.#open();
   }
 
   #render() {
@@ -141,23 +151,47 @@ export class UnclipGenerate extends HTMLElement {
   /// The loaded engine's info (Unclip.info), or null.
   info = null;
 
-  #loadEngine() {
+  /// The first-visit rule of the app (docs/architecture.md, "The pages"; js/first-visit.js): the model's size is
+  /// read first, from model.json alone, and the weights download without a click only where that costs the visitor
+  /// nothing worth asking about: cached, small, or `autorun` on a link that is not asked to save data. Otherwise the
+  /// element offers the download and the first Generate starts it.
+  #open() {
     const model = this.getAttribute("model");
     if (!model) return;
+    const entry = engineFor(model, this.getAttribute("backend") ?? "auto", this.getAttribute("threads") ?? undefined);
+    this.#entry = entry;
+    this.#engine = null;
+    this.#parts.button.disabled = true;
+    if (entry.loaded) return this.#loadEngine();
+    this.#state("probing", "Reading the model's size…");
+    entry.probe.then((probe) => {
+      if (this.#entry !== entry || this.#engine) return;
+      if (loadsAtOnce(probe, this.hasAttribute("autorun"))) return this.#loadEngine();
+      const why = saveData() ? "; this browser asks to save data, so nothing downloads without a click" : "";
+      this.#state("offer", `${probe.name} ${probe.version}: Generate downloads the model (${mb(probe.missingBytes)})${why}`);
+      this.#parts.button.disabled = false;
+    }, (error) => {
+      if (this.#entry === entry) this.#fail(error);
+    });
+  }
+
+  #loadEngine() {
+    const entry = this.#entry;
     this.#state("loading", "Loading the model…");
     this.#parts.button.disabled = true;
-    const threads = this.getAttribute("threads") ?? undefined;
-    const engine = engineFor(model, this.getAttribute("backend") ?? "auto", threads, (m) => {
-      if (this.#engine !== engine) return;
+    const onProgress = (m) => {
+      if (this.#entry !== entry) return;
       this.#parts.status.textContent = `Loading the model: ${m.file} ${mb(m.fileLoaded)} of ${mb(m.fileBytes)} — total ${mb(m.loaded)} of ${mb(m.total)}${m.cached ? " (from the cache)" : ""}`;
-    });
+    };
+    entry.listeners.add(onProgress);
+    const engine = entry.load().finally(() => entry.listeners.delete(onProgress));
     this.#engine = engine;
     engine.then((e) => {
       if (this.#engine !== engine) return;
       this.info = e.info;
       this.dataset.threads = e.info.threads;
-      this.#state("ready", backendLine(e.info));
-      this.#parts.button.disabled = false;
+      if (!this.#running) this.#state("ready", backendLine(e.info));
+      this.#parts.button.disabled = !!this.#running;
       this.dispatchEvent(new CustomEvent("unclip-ready", { detail: e.info, bubbles: true, composed: true }));
       if (this.hasAttribute("autorun")) this.generate().catch(() => {});
     }, (error) => {
@@ -172,8 +206,9 @@ export class UnclipGenerate extends HTMLElement {
 
   /// Generates with the attributes' settings (over `overrides`); resolves to the result (Unclip.generate's).
   async generate(overrides = {}) {
-    if (!this.#engine) throw new Error("<unclip-generate> has no model attribute");
+    if (!this.#entry) throw new Error("<unclip-generate> has no model attribute");
     if (this.#running) return this.#running;
+    if (!this.#engine) this.#loadEngine(); // the offered download, on this first Generate
     const p = this.#parts;
     const run = (async () => {
       const engine = await this.#engine;

@@ -144,8 +144,22 @@ export declare class UnclipError extends Error {
 /** The CPU backend's threads on this page, and why one where it is one. */
 export declare function threadPlan(asked?: number): { threads: number; why?: string };
 
+/** What a load would download, read from model.json alone. */
+export interface ModelProbe {
+  name: string;
+  version: string;
+  totalBytes: number;
+  /** the bytes the cache lacks (0: the model loads without the network) */
+  missingBytes: number;
+}
+
 export declare class Unclip {
+  /** `new Unclip(options).load()` */
   static load(options: LoadOptions): Promise<Unclip>;
+  /** an engine that has downloaded nothing yet: probe() says what load() would fetch */
+  constructor(options: LoadOptions);
+  probe(): Promise<ModelProbe>;
+  load(): Promise<this>;
   readonly info: EngineInfo;
   readonly warnings: string[];
   /** `given` over the model's recommended settings over the engine's defaults */

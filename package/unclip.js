@@ -91,11 +91,32 @@ function result(m, settings) {
 }
 
 export class Unclip {
-  /// Loads the model at `model` (a URL of a directory holding model.json, on any origin that sends CORS headers).
+  /// Loads the model at `model` (a URL of a directory holding model.json, on any origin that sends CORS headers):
+  /// `new Unclip(options).load()`.
   static async load(options) {
-    const engine = new Unclip(options);
-    await engine.#load();
-    return engine;
+    return new Unclip(options).load();
+  }
+
+  /// Downloads (or reads from the cache) the model's weights and starts the engine; resolves to this engine.
+  async load() {
+    await this.#load();
+    return this;
+  }
+
+  /// What load() would download, read from model.json alone (no weights): {name, version, totalBytes,
+  /// missingBytes}, missingBytes being what the cache lacks (0: the model loads without the network). A page asks
+  /// before a download worth asking about (docs/architecture.md, "The pages").
+  probe() {
+    if (!this.#worker) this.#start();
+    return new Promise((resolve, reject) => {
+      this.#handler = (m) => {
+        if (m.type !== "probe" && m.type !== "error") return;
+        this.#handler = null;
+        if (m.type === "error" || m.error) reject(new UnclipError(m.error ?? m.message, { code: m.code, phase: "load" }));
+        else resolve({ name: m.name, version: m.version, totalBytes: m.totalBytes, missingBytes: m.missingBytes });
+      };
+      this.#worker.postMessage({ type: "probe", id: 1, source: { kind: "url", base: this.#options.base } });
+    });
   }
 
   #options;
@@ -191,17 +212,22 @@ export class Unclip {
     const { onStep, onStage, signal } = options;
     const settings = msg.params;
     const previews = previewRequest(options);
-    let abort = null;
-    return this.#serial((m, { resolve }) => {
+    return this.#cancellable(signal, (m, { resolve }) => {
       if (m.type === "step") onStep?.(stepEvent(m));
       else if (m.type === "stage_start" || m.type === "stage_end") onStage?.({ ...m });
-      else if (m.type === "done") { signal?.removeEventListener("abort", abort); resolve(result(m, settings)); }
-    }, () => {
+      else if (m.type === "done") resolve(result(m, settings));
+    }, () => this.#worker.postMessage({ ...msg, previews }, transfer));
+  }
+
+  /// An operation that `signal` cancels while it runs, and only then: the listener goes when the operation ends,
+  /// however it ends, so that aborting a signal whose run failed or finished never cancels a later run.
+  #cancellable(signal, onMessage, post) {
+    const abort = () => this.#worker.postMessage({ type: "cancel" });
+    return this.#serial(onMessage, () => {
       if (signal?.aborted) throw new UnclipError("cancelled", { code: "cancelled", phase: "generate" });
-      abort = () => this.#worker.postMessage({ type: "cancel" });
       signal?.addEventListener("abort", abort, { once: true });
-      this.#worker.postMessage({ ...msg, previews }, transfer);
-    });
+      post();
+    }).finally(() => signal?.removeEventListener("abort", abort));
   }
 
   /// A generation: `settings` as protocol.js's PARAMS (missing ones take the model's recommended settings, then
@@ -228,15 +254,12 @@ export class Unclip {
     const img = await toRgba(image);
     const params = this.settings(settings);
     const frames = [];
-    return this.#serial((m, { resolve }) => {
+    return this.#cancellable(signal, (m, { resolve }) => {
       if (m.type === "step") onStep?.(stepEvent(m));
       else if (m.type === "stage_start" || m.type === "stage_end") onStage?.({ ...m });
       else if (m.type === "remix_frame") { const r = result(m, { ...params, seed: m.seed }); frames.push(r); onFrame?.(r, m.k, m.n); }
       else if (m.type === "remix_done") resolve(frames);
-    }, () => {
-      signal?.addEventListener("abort", () => this.#worker.postMessage({ type: "cancel" }), { once: true });
-      this.#worker.postMessage({ type: "remix", op: "variations", params, image: img, count, invert, eta, previews }, [img.rgba.buffer]);
-    });
+    }, () => this.#worker.postMessage({ type: "remix", op: "variations", params, image: img, count, invert, eta, previews }, [img.rgba.buffer]));
   }
 
   /// Ends the worker; later calls reject.

@@ -49,7 +49,7 @@ const origin = (s) => s.url.replace(/\/$/, "");
 const attrs = (settings) => Object.entries(settings).map(([k, v]) => `${k.replaceAll("_", "-")}="${v}"`).join(" ");
 
 /// The host page of origin B: the README's CSP with A and C in it, the elements, and a script recording their events.
-function hostPage(dir = env.hostDir) {
+function hostPage(dir = env.hostDir, elements = null) {
   const [a, c] = [origin(env.cdn), origin(env.models)];
   const csp = `default-src 'self'; script-src 'self' ${a} 'wasm-unsafe-eval'; worker-src blob:; connect-src 'self' ${a} ${c}; img-src 'self' ${c} blob:`;
   writeFileSync(join(dir, "host.js"), `window.__steps = 0;
@@ -63,8 +63,8 @@ document.addEventListener("unclip-error", (e) => { window.__error = e.detail; })
 <title>unclip from another origin</title>
 <script src="host.js"></script>
 <script type="module" src="${a}/unclip-element.js"></script>
-<unclip-generate id="gen" model="${c}/models/tiny/" ${attrs(RUN)} autorun></unclip-generate>
-<unclip-forward id="fwd" image="${c}/gallery/cat-face.png" schedule="linear" t="300"></unclip-forward>
+${elements ?? `<unclip-generate id="gen" model="${c}/models/tiny/" ${attrs(RUN)} autorun></unclip-generate>
+<unclip-forward id="fwd" image="${c}/gallery/cat-face.png" schedule="linear" t="300"></unclip-forward>`}
 `);
 }
 
@@ -140,6 +140,46 @@ test("on a cross-origin isolated host the element runs the CPU backend on every 
   await context.close();
 });
 
+test("the element says the model's size first: the bundled model waits for a click, and saveData stops autorun", async () => {
+  const c = origin(env.models);
+  const weights = (name) => Object.values(JSON.parse(readFileSync(join(ROOT, "dist/models", name, "model.json"), "utf8")))
+    .filter((v) => v && typeof v === "object" && typeof v.file === "string");
+  const ggufHits = () => [...env.models.hits.keys()].filter((n) => n.endsWith(".gguf"));
+  const offered = async (page) => {
+    await page.waitForFunction(() => ["offer", "error", "loading"].includes(document.getElementById("gen").getAttribute("state")), null, { timeout: 60_000 });
+    await page.waitForTimeout(300); // a load that would start late starts here
+    assert.equal(await page.getAttribute("#gen", "state"), "offer");
+    assert.deepEqual(ggufHits(), [], "no weights fetched before a click");
+    return page.evaluate(() => document.getElementById("gen").shadowRoot.querySelector('[part~="status"]').textContent);
+  };
+
+  // the bundled model (over the size that loads at once), no autorun: its size, then the click downloads
+  const bytes = weights("default").reduce((sum, f) => sum + f.bytes, 0);
+  hostPage(env.hostDir, `<unclip-generate id="gen" model="${c}/models/default/" ${attrs(RUN)}></unclip-generate>`);
+  env.models.hits.clear();
+  const context = await env.browser.newContext();
+  const page = await openPage(context, env.host.url);
+  const status = await offered(page);
+  assert.ok(status.includes(`(${(bytes / 1e6).toFixed(1)} MB)`), `the size is shown: ${status}`);
+  await page.locator("#gen").locator('[part~="button"]').click();
+  for (let i = 0; i < 200 && !ggufHits().length; i++) await page.waitForTimeout(100);
+  assert.ok(ggufHits().length > 0, "the click starts the download");
+  await context.close();
+
+  // a small model with autorun, where the browser asks to save data: nothing without a click, then the run
+  hostPage(env.hostDir, `<unclip-generate id="gen" model="${c}/models/tiny/" ${attrs(RUN)} autorun></unclip-generate>`);
+  env.models.hits.clear();
+  const saving = await env.browser.newContext();
+  await saving.addInitScript(() => Object.defineProperty(Navigator.prototype, "connection", { get: () => ({ saveData: true }) }));
+  const page2 = await openPage(saving, env.host.url);
+  assert.match(await offered(page2), /save data/);
+  await page2.locator("#gen").locator('[part~="button"]').click();
+  await page2.waitForFunction(() => window.__done || window.__error, null, { timeout: 120_000 });
+  assert.equal(await page2.evaluate(() => window.__error), undefined);
+  assert.deepEqual(ggufHits().sort(), weights("tiny").map((f) => f.file).filter((n) => n.endsWith(".gguf")).sort(), "one click, one download");
+  await saving.close();
+});
+
 /// The host page without the elements, for the API alone, in a new context: {context, page}.
 async function apiPage() {
   hostPage();
@@ -153,7 +193,11 @@ test("the API from another origin: settings refused with the engine's code, an e
   const out = await page.evaluate(async ({ a, c, run }) => {
     const { Unclip, UnclipError } = await import(`${a}/unclip.js`);
     const engine = await Unclip.load({ model: `${c}/models/tiny/` });
-    const refused = await engine.generate({ ...run, prior_steps: 1 }).catch((e) => ({ error: e instanceof UnclipError && e instanceof Error, code: e.code, message: e.message }));
+    const signal = new AbortController();
+    const refused = await engine.generate({ ...run, prior_steps: 1 }, { signal: signal.signal }).catch((e) => ({ error: e instanceof UnclipError && e instanceof Error, code: e.code, message: e.message }));
+    // the refused run's signal, aborted during the next run (which has none), cancels nothing
+    let aborted = false;
+    const next = await engine.generate(run, { onStep: () => { if (!aborted) { aborted = true; signal.abort(); } } }).then(() => "done", (e) => e.code);
     const picture = new ImageData(64, 64);
     for (let p = 0; p < 64 * 64; p++) picture.data.set([200, (p % 64) * 4, 40, 255], p * 4);
     const steps = [];
@@ -162,10 +206,11 @@ test("the API from another origin: settings refused with the engine's code, an e
     engine.close();
     const closed = await engine.generate(run).catch((e) => e.phase);
     const text = async (blob) => new TextDecoder("latin1").decode(await blob.arrayBuffer());
-    return { refused, steps, edited: await text(edited.blob), width: edited.pixels.width, variations: variations.length, variation: await text(variations[0].blob), closed };
+    return { refused, next, steps, edited: await text(edited.blob), width: edited.pixels.width, variations: variations.length, variation: await text(variations[0].blob), closed };
   }, { a: origin(env.cdn), c: origin(env.models), run: RUN });
   assert.equal(out.refused.error, true);
   assert.equal(out.refused.code, "bad_input", out.refused.message);
+  assert.equal(out.next, "done", "a finished run's AbortSignal no longer reaches the engine");
   assert.ok(out.steps.length > 0 && out.steps.every(([, xt]) => !xt), "only the asked-for previews");
   assert.ok(out.steps.some(([, , x0]) => x0));
   assert.match(out.edited, /"edit":\{/, "the edit's PNG carries its edit settings");

@@ -1,6 +1,6 @@
 // A small consumer of the npm package's types (package.test.mjs type-checks it with `tsc --noEmit` against the
 // packed tarball): the API, its settings and errors, and the elements' events.
-import { ERROR_CODES, PARAMS, Unclip, UnclipError, type ErrorCode, type Result, type Settings } from "unclip";
+import { ERROR_CODES, PARAMS, Unclip, UnclipError, type ErrorCode, type ModelProbe, type Result, type Settings } from "unclip";
 import "unclip/unclip-element.js";
 
 const settings: Settings = { prompt: "a red heart", seed: 3, prior_steps: 2, sampler: "ddim" };
@@ -8,7 +8,9 @@ const firstCode: ErrorCode = ERROR_CODES[0];
 const steps: number = PARAMS.prior_steps;
 
 async function main(): Promise<Blob> {
-  const engine = await Unclip.load({ model: "https://models.example/unclip-emoji/", onProgress: (p) => console.log(p.loaded / p.total) });
+  const unloaded = new Unclip({ model: "https://models.example/unclip-emoji/", onProgress: (p) => console.log(p.loaded / p.total) });
+  const { missingBytes }: ModelProbe = await unloaded.probe();
+  const engine: Unclip = missingBytes > 50e6 ? await Unclip.load({ model: "https://models.example/small/" }) : await unloaded.load();
   console.log(engine.info.backend, engine.info.threads, engine.info.threadsWhy ?? "", firstCode, steps);
   try {
     const out: Result = await engine.generate(settings, { onStep: (s) => console.log(s.stage, s.i, s.n, s.x0?.width), previews: ["x0"] });

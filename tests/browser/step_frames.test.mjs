@@ -86,3 +86,16 @@ test("the teaching page's SDEdit panel saves its steps as an APNG equal to its s
   await context.close();
   console.log(`steps (teaching page) browser test: ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
+
+test("a save that waits on a worker the page replaced fails with a sentence instead of waiting for ever", async () => {
+  const { stepsRequester } = await import("../../www/js/step-frames.js");
+  const posted = [];
+  const steps = stepsRequester((msg) => posted.push(msg));
+  const first = steps.request({ type: "steps_png" });
+  const second = steps.request({ type: "steps_png" });
+  steps.reply({ type: "steps_png", id: posted[0].id, png: new Uint8Array([1]) });
+  assert.deepEqual(await first, new Uint8Array([1]));
+  steps.abandon("the engine restarted");
+  await assert.rejects(second, /the engine restarted/);
+  steps.reply({ type: "steps_png", id: posted[1].id, png: new Uint8Array([2]) }); // a late answer: nothing waits on it
+});

@@ -25,6 +25,7 @@ const NUMERIC = new Set(["seed", "prior_steps", "decoder_steps", "sr_steps", "pr
 let worker = null;
 const port = { postMessage: (...args) => worker.postMessage(...args) };
 function startWorker() {
+  if (worker) steps.abandon("the engine restarted before the file was made: save it again");
   worker?.terminate();
   worker = engineWorker(threadPlan.threads);
   worker.onmessage = ({ data }) => {

@@ -21,7 +21,8 @@ export class RunFrames {
 }
 
 /// Requests to the worker answered by {type: "steps_png", id, png | error}: `request(msg, transfer)` resolves to the
-/// PNG's bytes; the page hands each answer to `reply`.
+/// PNG's bytes; the page hands each answer to `reply`, and calls `abandon(why)` when it starts a new worker (the old
+/// one's answers never come: each waiting save then fails with `why` instead of waiting for ever).
 export function stepsRequester(post) {
   const pending = new Map();
   let next = 0;
@@ -34,6 +35,10 @@ export function stepsRequester(post) {
       const p = pending.get(m.id);
       pending.delete(m.id);
       if (m.error) p?.reject(new Error(m.error)); else p?.resolve(m.png);
+    },
+    abandon(why) {
+      for (const p of pending.values()) p.reject(new Error(why));
+      pending.clear();
     },
   };
 }
