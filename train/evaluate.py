@@ -377,7 +377,8 @@ def hms(s):
     return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
 
 
-def arch_line(name, c):
+def arch_line(name, c, base):
+    """The shape column of component `name` (config `c`); `base`: the decoder's sample_size, the super-res input's."""
     if name == "text_encoder":
         return (f"all-MiniLM-L6-v2, frozen: {c.get('num_hidden_layers')} layers, hidden {c.get('hidden_size')}, "
                 f"{c.get('num_attention_heads')} heads; mean-pooled, L2-normalised; 32 tokens")
@@ -394,12 +395,12 @@ def arch_line(name, c):
                 f"cross_attention_dim {c.get('cross_attention_dim')}")
     if name == "decoder":
         blocks = ", ".join(b.replace("Block2D", "") for b in c.get("down_block_types", []))
-        return (f"32x32, block_out_channels {tuple(c.get('block_out_channels', []))}, layers_per_block "
+        return (f"{base}x{base}, block_out_channels {tuple(c.get('block_out_channels', []))}, layers_per_block "
                 f"{c.get('layers_per_block')}, down blocks [{blocks}], attention_head_dim {c.get('attention_head_dim')}, "
                 f"cross_attention_dim {c.get('cross_attention_dim')}, 6 output channels (epsilon + learned variance)")
     if name.startswith("super_res"):
         extra = " (copy of super_res_first)" if name == "super_res_last" else ""
-        return (f"32->64, block_out_channels {tuple(c.get('block_out_channels', []))}, layers_per_block "
+        return (f"{base}->{c.get('sample_size')}, block_out_channels {tuple(c.get('block_out_channels', []))}, layers_per_block "
                 f"{c.get('layers_per_block')}, no attention{extra}")
     return ""
 
@@ -414,6 +415,24 @@ def old_assessment(path):
     return None if not body or body.startswith("TODO") else body
 
 
+# Sections written by hand around a measurement made once (not one of this script's metrics): a regenerated card
+# keeps the old card's text of each, after its Architecture section.
+KEPT_SECTIONS = ("Download size",)
+
+
+def kept_sections(path):
+    """{title: body} of the KEPT_SECTIONS the card at `path` has."""
+    if not os.path.exists(path):
+        return {}
+    text = open(path, encoding="utf-8").read()
+    found = {}
+    for title in KEPT_SECTIONS:
+        match = re.search(rf"\n## {re.escape(title)}\n(.*?)(?=\n## |\Z)", text, re.S)
+        if match:
+            found[title] = match.group(1).strip("\n")
+    return found
+
+
 def learning_curve(preset):
     """train/state/learning-curve.csv (train/stage_metrics.py at each training cycle), this preset's rows."""
     path = os.path.join(HERE, "state", "learning-curve.csv")
@@ -421,6 +440,7 @@ def learning_curve(preset):
 
 
 def write_card(m, path, out_dir):
+    kept = kept_sections(path)
     d, a, t, e, hw = m["data"], m["architecture"], m["training"], m["evaluation"], m["hardware"]
     g, fd, r = e["generation"], e["frechet"], e["retrieval"]
     L = []
@@ -481,16 +501,17 @@ def write_card(m, path, out_dir):
     w("")
     w("## Architecture")
     w("")
+    base = a["config"].get("decoder", {}).get("sample_size", 32)
     w("Stock diffusers / transformers classes (an ordinary diffusers `UnCLIPPipeline` folder), converted by "
       f"`unclip convert --dtype {m['dtype']}` for the engine. Pipeline: tokenizer → text encoder → prior "
-      "(text → image embedding) → text_proj → decoder (32×32) → super-resolution (64×64).")
+      f"(text → image embedding) → text_proj → decoder ({base}×{base}) → super-resolution (64×64).")
     w("")
     w("| component | class | shape | parameters | download |")
     w("|---|---|---|---|---|")
     order = ["text_encoder", "prior", "text_proj", "decoder", "super_res_first", "super_res_last", "image_encoder"]
     for k in order:
         b = a["download_bytes"].get(k)
-        w(f"| {k} | {a['classes'].get(k) or ''} | {arch_line(k, a['config'].get(k, {}))} | {fmt_int(a['params'][k])} | "
+        w(f"| {k} | {a['classes'].get(k) or ''} | {arch_line(k, a['config'].get(k, {}), base)} | {fmt_int(a['params'][k])} | "
           f"{mib(b) if b else ''} |")
     w(f"| **generation total** | | (all but image_encoder; + tokenizer {a['tokenizer_bytes'] / 1e3:.0f} kB) | "
       f"**{fmt_int(a['generation_params'])}** | **{mib(a['generation_download_bytes'])}** |")
@@ -498,6 +519,11 @@ def write_card(m, path, out_dir):
     w("The image encoder is needed only for evaluation and image variations (remix); it is part of the "
       f"{mib(a['total_download_bytes'])} model folder.")
     w("")
+    for title, body in kept.items():
+        w(f"## {title}")
+        w("")
+        w(body)
+        w("")
     w("## Training")
     w("")
     gpu = any(x and x["device"] != "cpu" for x in t.values())
