@@ -117,12 +117,26 @@ def main():
     args = p.parse_args()
     runs = {c: getattr(args, f"{c}_run") or f"{c}-{args.preset}" for c in ["clip", "prior", "decoder", "superres"]}
 
-    out = args.out
-    if os.path.exists(out):
-        if not os.path.exists(os.path.join(out, "model_index.json")):
-            raise SystemExit(f"{out} exists and is not an export; refusing to overwrite")
-        shutil.rmtree(out)
-    os.makedirs(out)
+    if os.path.exists(args.out) and not os.path.exists(os.path.join(args.out, "model_index.json")):
+        raise SystemExit(f"{args.out} exists and is not an export; refusing to overwrite")
+    # written beside it and moved in whole: a failed export leaves the old one (or nothing) and no half folder
+    staging = f"{args.out}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    try:
+        write_export(staging, args, runs)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if os.path.exists(args.out):
+        shutil.rmtree(args.out)
+    os.replace(staging, args.out)
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(args.out) for f in fs)
+    print(f"exported {args.out} ({total / 2**20:.1f} MiB)")
+
+
+def write_export(out, args, runs):
+    """Every file of the export into the folder `out`."""
 
     def ema(run, comp):
         return os.path.join(RUNS, runs[run], "ema", comp)
@@ -152,15 +166,13 @@ def main():
                          "uncond_prompt": "", "token_type_ids": 0},
         "image_encoder": {"input": "64x64 RGB, x / 127.5 - 1, no other normalisation",
                           "embedding": "image_embeds, L2-normalised: the space of the prior output after post_process_latents"},
-        "decoder_size": 32, "output_size": 64,
+        "decoder_size": json.load(open(os.path.join(out, "decoder", "config.json")))["sample_size"], "output_size": 64,
         "training": {c: trained_steps(r) for c, r in runs.items()},
     }
     if args.recommended:
         meta["recommended"] = json.load(open(args.recommended))["recommended"]
     with open(os.path.join(out, "unclip.json"), "w") as f:
         json.dump(meta, f, indent=2)
-    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
-    print(f"exported {out} ({total / 2**20:.1f} MiB)")
 
 
 if __name__ == "__main__":
