@@ -219,7 +219,7 @@ fn empty_blank_over_long_and_unguided_prompts_match_diffusers() {
 }
 
 /// x0-predicting decoder and super-res (`prediction_type: "sample"`, as unclip-emoji trains them since 0.2) against
-/// diffusers with the same scheduler configs (tests/fixtures/make_x0_goldens.py).
+/// diffusers with the same scheduler configs (tests/fixtures/make_variant_goldens.py x0).
 #[test]
 fn x0_predicting_decoder_and_super_res_match_diffusers() {
     let p = converted_variant("x0-conformance", predicting("sample"));
@@ -236,8 +236,8 @@ fn x0_predicting_decoder_and_super_res_match_diffusers() {
 }
 
 /// A decoder at a 16×16 base (`sample_size: 16` beside 64 px super-res UNets: the recipe unclip-emoji 0.3 trains,
-/// train/README.md) against diffusers (tests/fixtures/make_base16_goldens.py): the decoder's image is drawn at 16×16
-/// and upsampled bicubically to the super-res size, as diffusers' pipeline does with stock classes.
+/// train/README.md) against diffusers (tests/fixtures/make_variant_goldens.py base16): the decoder's image is drawn at
+/// 16×16 and upsampled bicubically to the super-res size, as diffusers' pipeline does with stock classes.
 #[test]
 fn a_16_px_decoder_base_matches_diffusers() {
     let p = converted_variant("base16", |d: &std::path::Path| {

@@ -54,23 +54,33 @@ HELDOUT_PERCENT = 10
 FLAT_SLUG_FIXES = {"stuffed-flatbread": "stuffedbread-flat"}
 
 
-def fetch_packages():
-    """Install the pinned packages with npm unless they are already there at the right version."""
+def fetch_packages(packages=PACKAGES, npm=NPM):
+    """Install the pinned `packages` ({name: version}) with npm into `npm` unless they are already there at the right
+    version (train/more_art.py installs its sets through this too)."""
+    modules = os.path.join(npm, "node_modules")
+
     def installed(name, version):
-        p = os.path.join(MODULES, name, "package.json")
+        p = os.path.join(modules, name, "package.json")
         return os.path.exists(p) and json.load(open(p))["version"] == version
 
-    if all(installed(n, v) for n, v in PACKAGES.items()):
+    if all(installed(n, v) for n, v in packages.items()):
         return
-    os.makedirs(NPM, exist_ok=True)
-    with open(os.path.join(NPM, "package.json"), "w") as f:
+    os.makedirs(npm, exist_ok=True)
+    with open(os.path.join(npm, "package.json"), "w") as f:
         json.dump({"private": True}, f)
-    specs = [f"{n}@{v}" for n, v in PACKAGES.items()]
-    subprocess.run(["npm", "install", "--prefix", NPM, "--no-save", "--ignore-scripts", "--no-audit",
+    specs = [f"{n}@{v}" for n, v in packages.items()]
+    subprocess.run(["npm", "install", "--prefix", npm, "--no-save", "--ignore-scripts", "--no-audit",
                     "--no-fund", *specs], check=True)
-    bad = [n for n, v in PACKAGES.items() if not installed(n, v)]
+    bad = [n for n, v in packages.items() if not installed(n, v)]
     if bad:
         sys.exit(f"npm did not install the pinned versions of {bad}")
+
+
+def save_npz(path, **arrays):
+    """np.savez_compressed into `path` whole or not at all (a stopped build leaves the old file, no truncated one)."""
+    with open(path + ".partial", "wb") as f:
+        np.savez_compressed(f, **arrays)
+    os.replace(path + ".partial", path)
 
 
 def key_of(codepoints):
@@ -252,7 +262,7 @@ def main():
     is_heldout = np.array([heldout.get(concepts[keys[ci]]["base"]) == vi for ci, vi, _ in items], bool)
 
     out_npz = os.path.join(DATA, "emoji64.npz")
-    np.savez_compressed(out_npz, images64=img64, images32=img32, concept=concept, vendor=vendor, heldout=is_heldout)
+    save_npz(out_npz, images64=img64, images32=img32, concept=concept, vendor=vendor, heldout=is_heldout)
     records = []
     for k in keys:
         c = dict(concepts[k])

@@ -67,23 +67,6 @@ FIRST_ID = len(bd.VENDORS)
 SKIN = ("light", "medium-light", "medium", "medium-dark", "dark")
 
 
-def fetch_packages():
-    def installed(name, version):
-        p = os.path.join(MODULES, name, "package.json")
-        return os.path.exists(p) and json.load(open(p))["version"] == version
-
-    if all(installed(n, v) for n, v in PACKAGES.items()):
-        return
-    os.makedirs(NPM, exist_ok=True)
-    with open(os.path.join(NPM, "package.json"), "w") as f:
-        json.dump({"private": True}, f)
-    subprocess.run(["npm", "install", "--prefix", NPM, "--no-save", "--ignore-scripts", "--no-audit", "--no-fund",
-                    *[f"{n}@{v}" for n, v in PACKAGES.items()]], check=True)
-    bad = [n for n, v in PACKAGES.items() if not installed(n, v)]
-    if bad:
-        sys.exit(f"npm did not install the pinned versions of {bad}")
-
-
 def slug(text):
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
@@ -220,7 +203,7 @@ def heldout_bases(table):
 def build():
     if shutil.which("rsvg-convert") is None:
         sys.exit("rsvg-convert not found: apt-get install -y librsvg2-bin")
-    fetch_packages()
+    bd.fetch_packages(PACKAGES, NPM)
     table = load_table()
     keys = [c["key"] for c in table["concepts"]]
     index = {k: i for i, k in enumerate(keys)}
@@ -258,7 +241,7 @@ def build():
     concept = np.array([t[0] for t in items], np.int32)
     vendor = np.array([t[1] for t in items], np.int8)
     heldout = np.array([base_of[keys[ci]] in held for ci in concept], bool)
-    np.savez_compressed(OUT_NPZ, images64=img64, images32=img32, concept=concept, vendor=vendor, heldout=heldout)
+    bd.save_npz(OUT_NPZ, images64=img64, images32=img32, concept=concept, vendor=vendor, heldout=heldout)
     vendors = list(table["vendors"]) + [{k: s[k] for k in ("id", "style", "package", "licence")} for s in SETS]
     with open(OUT_JSON, "w") as f:
         json.dump({"packages": PACKAGES, "vendors": vendors, "first_new_vendor": FIRST_ID, "counts": counts,

@@ -136,16 +136,15 @@ mod tests {
         assert_eq!([px(2, 0), px(0, 3), px(9, 7)], [255, 255, 255], "gaps and the unused tile are white");
     }
 
+    /// The record of three decoder x̂0 frames (t = 999, 500, 0) of `w`×`h`.
+    fn decoder_x0(w: usize, h: usize, columns: Option<usize>) -> StepFramesRecord {
+        let t = vec![999, 500, 0];
+        StepFramesRecord { stage: "decoder".into(), image: "x0".into(), t, frame_width: w, frame_height: h, columns }
+    }
+
     #[test]
     fn records_are_checked_against_their_picture() {
-        let r = StepFramesRecord {
-            stage: "decoder".into(),
-            image: "x0".into(),
-            t: vec![999, 500, 0],
-            frame_width: 8,
-            frame_height: 8,
-            columns: None,
-        };
+        let r = decoder_x0(8, 8, None);
         r.check(8, 8).unwrap();
         assert!(r.check(9, 8).is_err());
         let sheet = StepFramesRecord { columns: Some(2), ..r.clone() };
@@ -161,14 +160,7 @@ mod tests {
         use crate::settings::GenerateParams;
         let model = ModelIdentity { name: "m".into(), version: "1".into(), sha256: "0".repeat(64) };
         let run = ImageSettings::new(&GenerateParams::default(), None, &model, 8, 8);
-        let frames = StepFramesRecord {
-            stage: "decoder".into(),
-            image: "x0".into(),
-            t: vec![999, 500, 0],
-            frame_width: 2,
-            frame_height: 3,
-            columns: Some(7), // ignored: `sheet` decides
-        };
+        let frames = decoder_x0(2, 3, Some(7)); // columns ignored: `sheet` decides
         let rgba: Vec<u8> = (0..3u8).flat_map(|k| [k; 2 * 3 * 4]).collect();
         for sheet in [false, true] {
             let png = steps_png(run.clone(), frames.clone(), &rgba, sheet).unwrap();
