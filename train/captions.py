@@ -63,9 +63,12 @@ class CaptionSpace:
                                 for vi in c["vendors"]})
 
     def sample(self, concepts, vendors, rng):
-        """One caption id per (concept, vendor) pair; rng is a numpy Generator (deterministic per seed)."""
+        """One caption id per (concept, vendor) pair; rng is a numpy Generator (deterministic per seed). A vendor
+        captions.json does not list for the concept (the extra styles of train/more_art.py) has no style captions: its
+        images take the plain pool."""
         out = np.empty(len(concepts), np.int64)
         for i, (ci, vi) in enumerate(zip(concepts, vendors)):
-            pool = self.styled[ci][int(vi)] if rng.random() < STYLE_PROBABILITY else self.plain[ci]
+            styled = self.styled[ci].get(int(vi))
+            pool = styled if styled and rng.random() < STYLE_PROBABILITY else self.plain[ci]
             out[i] = pool[rng.integers(len(pool))]
         return out

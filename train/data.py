@@ -1,5 +1,6 @@
-"""Dataset access for training: images from train/data/emoji64.npz, captions from the text cache, and the
-image tower's embeddings of every image (what the prior predicts and the decoder is conditioned on).
+"""Dataset access for training: images from train/data/emoji64.npz (with `more_art`, followed by the extra styles of
+train/data/emoji64-more.npz, train/DATA.md "More art"), captions from the text cache, and the image tower's
+embeddings of every image (what the prior predicts and the decoder is conditioned on).
 
 Pixels are mapped to [-1, 1] (x / 127.5 - 1), the range of the diffusion models and of the image tower.
 """
@@ -14,6 +15,7 @@ from text_encoder import TextCache
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATASET = os.path.join(HERE, "data", "emoji64.npz")
+MORE_ART = os.path.join(HERE, "data", "emoji64-more.npz")  # train/more_art.py
 
 
 def to_signed(u8):
@@ -26,10 +28,23 @@ class EmojiData:
 
     `limit` keeps only the first `limit` training images (smoke tests). A dataset unpacked from a GPU payload
     (train/gpu/payload.py) holds one base size only: `images32`, or `images16_sum` (int16 sums of each 4 x 4 block of
-    the 64 px image, so that its 16 px images are exactly the area averages); the sizes it lacks are None."""
+    the 64 px image, so that its 16 px images are exactly the area averages); the sizes it lacks are None.
 
-    def __init__(self, device, limit=None, seed=0):
-        z = np.load(DATASET)
+    `more_art` appends emoji64-more.npz's images after emoji64.npz's, so every index of the default dataset (and its
+    held-out set, what train/stage_metrics.py measures) is unchanged; its new vendors have no style captions (their
+    captions are the plain label and tag forms, train/captions.py), so the caption space and the text cache are the
+    same."""
+
+    def __init__(self, device, limit=None, seed=0, more_art=False):
+        z = dict(np.load(DATASET))
+        self.name = "emoji64"
+        self.base_count = len(z["concept"])  # emoji64.npz's images: the first indices, more_art or not
+        if more_art:
+            if not os.path.exists(MORE_ART):
+                raise SystemExit(f"{MORE_ART} is missing: run train/more_art.py first")
+            extra = np.load(MORE_ART)
+            z = {k: np.concatenate([v, extra[k]]) for k, v in z.items() if k in extra}
+            self.name = "emoji64-more"
         self.device = torch.device(device)
         have = lambda k: torch.from_numpy(z[k]).to(self.device) if k in z else None  # noqa: E731
         self.images64, self.images32, self.images16_sum = have("images64"), have("images32"), have("images16_sum")
@@ -79,8 +94,8 @@ class EmojiData:
         return np.array([self.space.plain[c][0] for c in self.concept[idx]])
 
     def validation_indices(self, n=256):
-        """A fixed sample of held-out images."""
-        held = np.flatnonzero(self.heldout)
+        """A fixed sample of emoji64.npz's held-out images (the same with more_art, so validation losses compare)."""
+        held = np.flatnonzero(self.heldout[:self.base_count])
         return np.sort(np.random.default_rng(4321).choice(held, size=min(n, len(held)), replace=False))
 
     def text_embeddings(self, caption_ids):
@@ -97,16 +112,19 @@ class EmojiData:
 @torch.no_grad()
 def image_embeddings(data, clip_run, batch=256):
     """L2-normalised image-tower embeddings (N,384) of every dataset image, from the EMA weights in
-    train/runs/<clip_run>/ema/image_encoder; cached in the run directory until the weights change."""
+    train/runs/<clip_run>/ema/image_encoder; cached in the run directory (one file per dataset) until the weights
+    change."""
     from transformers import CLIPVisionModelWithProjection
 
     from trainer import RUNS
 
     weights = os.path.join(RUNS, clip_run, "ema", "image_encoder")
-    cache = os.path.join(RUNS, clip_run, "image_embeds.npy")
+    cache = os.path.join(RUNS, clip_run, "image_embeds.npy" if data.name == "emoji64" else f"image_embeds-{data.name}.npy")
     stamp = os.path.getmtime(os.path.join(weights, "model.safetensors"))
     if os.path.exists(cache) and os.path.getmtime(cache) >= stamp:
-        return torch.from_numpy(np.load(cache)).to(data.device)
+        emb = np.load(cache)
+        if len(emb) == len(data.concept):
+            return torch.from_numpy(emb).to(data.device)
     if data.images64 is None:
         raise SystemExit(f"{cache} is missing or older than the tower, and this dataset has no 64 px images to embed: "
                          "unpack the GPU payload again (train/gpu/payload.py)")

@@ -2,8 +2,8 @@
 
 Writes into --out-dir (default docs/):
   model-card-metrics.json  every number below, per prompt too
-  model-card.md            the card, filled from a template in this file; the human assessment goes under the
-                           `<!-- assessment -->` marker
+  model-card.md            the card, train/model_card.md.tmpl filled by train/model_card.py; the human
+                           assessment goes under the `<!-- assessment -->` marker
   samples.png              16 prompts x 3 seeds, prompt under each image (64 px upscaled 2x, nearest)
   guidance-sweep.png       a few prompts x decoder guidance (1, 3, 5, 8, 12), and x prior guidance
 
@@ -18,6 +18,8 @@ Evaluation:
       real, with reference points: two halves of the held-out images, as many training images as generated
       ones vs held-out, uniform noise vs held-out
 Images are cached in --work-dir by model hash, prompt, seed and settings: a second run only redraws the grids.
+The measurements are in eval_metrics.py, the training, hardware, data and architecture facts in eval_facts.py, the
+grids in eval_grids.py and the card in model_card.py; this script generates the images and puts it all together.
 
 Usage:
   python train/evaluate.py --export train/runs/cpu-export --model models/unclip-emoji --preset cpu
@@ -26,39 +28,31 @@ Usage:
       --limit-prompts 4 --seeds 2 --sweep-prompts 1 --out-dir /tmp/card
 """
 import argparse
-import csv
 import datetime
 import hashlib
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
-import textwrap
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import models  # noqa: E402
-from data import EmojiData, to_signed  # noqa: E402
-from train_clip import embed_images, label_embeddings, zero_shot_eval  # noqa: E402
-import trainer  # noqa: E402
-from trainer import RUNS  # noqa: E402
-
-COMPONENTS = ["clip", "prior", "decoder", "superres"]
-DECODER_SWEEP = [1, 3, 5, 8, 12]
-PRIOR_SWEEP = [1, 2, 4, 8, 12]
-SWEEP_PROMPTS = ["a happy dog", "slice of pizza", "flag of Japan"]
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+from data import EmojiData  # noqa: E402
+from eval_facts import architecture_facts, data_facts, hardware_facts, read_json, training_facts  # noqa: E402
+from eval_grids import DECODER_SWEEP, PRIOR_SWEEP, SWEEP_PROMPTS, caption_cell, font, paste_grid  # noqa: E402
+from eval_metrics import embed_u8, frechet, load_png, ranks_of, read_prompts, topk  # noqa: E402
+from model_card import learning_curve, old_assessment, write_card  # noqa: E402
+from train_clip import label_embeddings, zero_shot_eval  # noqa: E402
 
 
 def parse_args():
@@ -158,536 +152,6 @@ def ensure_engine(args):
                        stdout=subprocess.DEVNULL)
     version = subprocess.run([args.unclip, "--version"], capture_output=True, text=True).stdout.strip()
     return model, version
-
-
-# ---------------------------------------------------------------------------------------------------- metrics
-
-def load_png(path):
-    img = Image.open(path).convert("RGB")
-    if img.size != (64, 64):
-        img = img.resize((64, 64), Image.BICUBIC)
-    return np.asarray(img)
-
-
-@torch.no_grad()
-def embed_u8(tower, u8, batch=128):
-    """L2-normalised image-tower embeddings of uint8 NHWC images (the tower's 64x64, x/127.5-1 input)."""
-    out = []
-    for s in range(0, len(u8), batch):
-        out.append(embed_images(tower, to_signed(torch.as_tensor(np.ascontiguousarray(u8[s:s + batch])))))
-    return torch.cat(out).numpy().astype(np.float64)
-
-
-def ranks_of(emb, label_emb, targets):
-    """1-based rank of each row's target label by cosine, and each row's top-1 label index."""
-    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    sims = emb @ label_emb.T
-    target_sim = sims[np.arange(len(targets)), targets]
-    return (sims > target_sim[:, None]).sum(1) + 1, sims.argmax(1), target_sim
-
-
-def topk(ranks):
-    ranks = np.asarray(ranks)
-    return {"top1": float(np.mean(ranks <= 1)), "top5": float(np.mean(ranks <= 5)),
-            "median_rank": float(np.median(ranks)), "n": int(len(ranks))}
-
-
-def frechet(a, b):
-    """Frechet distance between Gaussians fitted to two feature sets (rows = samples), in float64:
-    |mu_a - mu_b|^2 + tr(Sa) + tr(Sb) - 2 tr((Sa^1/2 Sb Sa^1/2)^1/2)."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    w, v = np.linalg.eigh(sa)
-    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    m = root @ sb @ root
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * cross)
-
-
-# ---------------------------------------------------------------------------------------------------- facts
-
-def read_prompts(path):
-    rows = []
-    for line in open(path, encoding="utf-8"):
-        if line.strip() and not line.startswith("#"):
-            prompt, label = line.rstrip("\n").split("\t")
-            rows.append((prompt, label))
-    return rows
-
-
-def training_facts(preset):
-    out = {}
-    for c in COMPONENTS:
-        d = os.path.join(RUNS, f"{c}-{preset}")
-        state = trainer.read_state(d)
-        if state is None:
-            out[c] = None
-            continue
-        a = state["args"]
-        rows = list(csv.DictReader(open(os.path.join(d, "log.csv"))))
-        loss_keys = [k for k in rows[0] if k not in ("step", "time_s", "samples", "s_per_step", "lr")] if rows else []
-        tail = rows[-5:]
-        final = {k: float(np.mean([float(r[k]) for r in tail])) for k in loss_keys}
-        first = {k: float(rows[0][k]) for k in loss_keys} if rows else {}
-        evals = []
-        if os.path.exists(os.path.join(d, "eval.csv")):
-            for line in open(os.path.join(d, "eval.csv")):
-                step, *kv = line.strip().split(",")
-                evals.append({"step": int(step), **{k: float(v) for k, v in (x.split("=") for x in kv)}})
-        out[c] = {
-            "run": f"{c}-{preset}", "steps": int(state["step"]), "seconds": round(float(state["elapsed"]), 1),
-            "device": a["device"], "threads": a.get("threads"), "batch": a["batch"], "lr": a["lr"],
-            "bf16": a.get("bf16"), "prediction": a.get("prediction", "epsilon" if c in ("decoder", "superres") else None),
-            "warmup": a["warmup"], "ema_decay": a["ema_decay"], "weight_decay": a.get("weight_decay"),
-            "median_s_per_step": float(np.median([float(r["s_per_step"]) for r in rows])) if rows else None,
-            "images_seen": int(state.get("samples", int(state["step"]) * int(a["batch"]))),
-            "first_logged": first, "final_logged": final, "final_logged_steps": [int(tail[0]["step"]), int(tail[-1]["step"])] if tail else None,
-            "eval_last": evals[-1] if evals else None, "eval_history": evals,
-        }
-    return out
-
-
-def hardware_facts():
-    cpu = "unknown"
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1), "gpu": torch.cuda.is_available(),
-            "torch": torch.__version__, "python": platform.python_version(), "os": platform.platform()}
-
-
-def data_facts(data):
-    table = data.table
-    vendors = table["vendors"]
-    concepts = table["concepts"]
-    per_vendor = {v["style"]: int((data.vendor == i).sum()) for i, v in enumerate(vendors)}
-    held = np.flatnonzero(data.heldout)
-    return {
-        "packages": table["packages"],
-        "vendors": [{"style": v["style"], "package": v["package"], "licence": v["licence"], "images": per_vendor[v["style"]]}
-                    for v in vendors],
-        "concepts": len(concepts), "base_concepts": sum(c["skin_tone"] is None for c in concepts),
-        "skin_tone_concepts": sum(c["skin_tone"] is not None for c in concepts),
-        "images": int(len(data.concept)), "train_images": int((~data.heldout).sum()), "heldout_images": int(len(held)),
-        "heldout_concepts": int(len(set(data.concept[held].tolist()))),
-        "heldout_base_concepts": sum(1 for c in concepts if c["heldout_vendor"] is not None and c["skin_tone"] is None),
-        "captions": len(data.space.captions) - 1,
-    }
-
-
-def read_json(path):
-    return json.load(open(path)) if os.path.exists(path) else {}
-
-
-def architecture_facts(export, preset, model_dir, text_params):
-    p = models.PRESETS[preset]
-    built = {"image_encoder": models.image_tower(**p["clip"]), "prior": models.prior(**p["prior"]),
-             "text_proj": models.text_proj(**p["decoder"]), "decoder": models.decoder(**p["decoder"]),
-             "super_res_first": models.superres(**p["superres"])}
-    params = {k: models.n_params(m) for k, m in built.items()}
-    params["super_res_last"] = params["super_res_first"]
-    params["text_encoder"] = text_params
-    cfg = {k: read_json(os.path.join(export, k, "config.json")) for k in params}
-    manifest = read_json(os.path.join(model_dir, "model.json"))
-    files = {k: manifest[k]["bytes"] for k in params if isinstance(manifest.get(k), dict) and "bytes" in manifest[k]}
-    tok = manifest.get("tokenizer", {}).get("bytes", 0)
-    gen = [k for k in params if k != "image_encoder"]
-    return {
-        "params": params, "config": cfg, "classes": {k: manifest.get(k, {}).get("class") for k in params},
-        "generation_params": sum(params[k] for k in gen),
-        "download_bytes": files, "tokenizer_bytes": tok,
-        "generation_download_bytes": sum(files.get(k, 0) for k in gen) + tok,
-        "total_download_bytes": sum(files.values()) + tok,
-    }
-
-
-# ---------------------------------------------------------------------------------------------------- grids
-
-def font(size):
-    try:
-        return ImageFont.truetype(FONT, size)
-    except OSError:
-        return ImageFont.load_default()
-
-
-def caption_cell(img_path, lines, scale=2, width_chars=21, fnt=None):
-    """An upscaled image with text lines (wrapped) under it."""
-    fnt = fnt or font(11)
-    img = Image.open(img_path).convert("RGB")
-    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    wrapped = [w for line in lines for w in (textwrap.wrap(line, width_chars) or [""])]
-    line_h = 13
-    cell = Image.new("RGB", (img.width, img.height + 4 + line_h * len(wrapped)), "white")
-    cell.paste(img, (0, 0))
-    d = ImageDraw.Draw(cell)
-    for i, t in enumerate(wrapped):
-        w = d.textlength(t, font=fnt)
-        d.text(((img.width - w) / 2, img.height + 2 + i * line_h), t, fill="black", font=fnt)
-    return cell
-
-
-def paste_grid(rows, gap=6, group_gap=18, group=None, left=None, header=None, title=None):
-    """rows: list of lists of PIL images; `group` inserts extra space every `group` columns; left: row labels."""
-    fnt = font(12)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    lw = 0 if left is None else max(int(probe.textlength(x, font=fnt)) for s in left for x in s.split("\n")) + 12
-    ncol = max(len(r) for r in rows)
-    cw = max(c.width for r in rows for c in r)
-    rh = [max(c.height for c in r) for r in rows]
-    xs = [lw + gap + i * (cw + gap) + (group_gap * (i // group) if group else 0) for i in range(ncol)]
-    th = 22 if title else 0
-    hh = 18 if header else 0
-    W = xs[-1] + cw + gap
-    H = th + hh + sum(rh) + gap * (len(rows) + 1)
-    canvas = Image.new("RGB", (W, H), "white")
-    d = ImageDraw.Draw(canvas)
-    if title:
-        d.text((gap, 4), title, fill="black", font=font(14))
-    if header:
-        for i, h in enumerate(header):
-            d.text((xs[i] + (cw - d.textlength(h, font=fnt)) / 2, th + 2), h, fill="black", font=fnt)
-    y = th + hh + gap
-    for r, row in enumerate(rows):
-        if left is not None:
-            d.text((gap, y + 50), left[r], fill="black", font=fnt)
-        for i, c in enumerate(row):
-            canvas.paste(c, (xs[i], y))
-        y += rh[r] + gap
-    return canvas
-
-
-# ---------------------------------------------------------------------------------------------------- card
-
-def pct(x):
-    return f"{100 * x:.1f}%"
-
-
-def fmt_int(n):
-    return f"{n:,}"
-
-
-def mib(b):
-    return f"{b / 2**20:.1f} MiB"
-
-
-def hms(s):
-    s = int(round(s))
-    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
-
-
-def arch_line(name, c, base):
-    """The shape column of component `name` (config `c`); `base`: the decoder's sample_size, the super-res input's."""
-    if name == "text_encoder":
-        return (f"all-MiniLM-L6-v2, frozen: {c.get('num_hidden_layers')} layers, hidden {c.get('hidden_size')}, "
-                f"{c.get('num_attention_heads')} heads; mean-pooled, L2-normalised; 32 tokens")
-    if name == "image_encoder":
-        return (f"ViT {c.get('image_size')} px, patch {c.get('patch_size')}, hidden {c.get('hidden_size')}, "
-                f"{c.get('num_hidden_layers')} layers, {c.get('num_attention_heads')} heads, MLP {c.get('intermediate_size')}, "
-                f"projection {c.get('projection_dim')}")
-    if name == "prior":
-        return (f"{c.get('num_layers')} layers, {c.get('num_attention_heads')} heads x {c.get('attention_head_dim')}, "
-                f"embedding_dim {c.get('embedding_dim')}, {c.get('num_embeddings')} + {c.get('additional_embeddings')} tokens; "
-                f"predicts x0")
-    if name == "text_proj":
-        return (f"{c.get('clip_extra_context_tokens')} extra context tokens, time_embed_dim {c.get('time_embed_dim')}, "
-                f"cross_attention_dim {c.get('cross_attention_dim')}")
-    if name == "decoder":
-        blocks = ", ".join(b.replace("Block2D", "") for b in c.get("down_block_types", []))
-        return (f"{base}x{base}, block_out_channels {tuple(c.get('block_out_channels', []))}, layers_per_block "
-                f"{c.get('layers_per_block')}, down blocks [{blocks}], attention_head_dim {c.get('attention_head_dim')}, "
-                f"cross_attention_dim {c.get('cross_attention_dim')}, 6 output channels (epsilon + learned variance)")
-    if name.startswith("super_res"):
-        extra = " (copy of super_res_first)" if name == "super_res_last" else ""
-        return (f"{base}->{c.get('sample_size')}, block_out_channels {tuple(c.get('block_out_channels', []))}, layers_per_block "
-                f"{c.get('layers_per_block')}, no attention{extra}")
-    return ""
-
-
-def old_assessment(path):
-    """The human assessment of the card at `path` (between `<!-- assessment -->` and the next section), if any."""
-    if not os.path.exists(path):
-        return None
-    text = open(path, encoding="utf-8").read()
-    match = re.search(r"<!-- assessment -->\n(.*?)\n## ", text, re.S)
-    body = match.group(1).strip() if match else ""
-    return None if not body or body.startswith("TODO") else body
-
-
-# Sections written by hand around a measurement made once (not one of this script's metrics): a regenerated card
-# keeps the old card's text of each, after its Architecture section.
-KEPT_SECTIONS = ("Download size",)
-
-
-def kept_sections(path):
-    """{title: body} of the KEPT_SECTIONS the card at `path` has."""
-    if not os.path.exists(path):
-        return {}
-    text = open(path, encoding="utf-8").read()
-    found = {}
-    for title in KEPT_SECTIONS:
-        match = re.search(rf"\n## {re.escape(title)}\n(.*?)(?=\n## |\Z)", text, re.S)
-        if match:
-            found[title] = match.group(1).strip("\n")
-    return found
-
-
-def learning_curve(preset):
-    """train/state/learning-curve.csv (train/stage_metrics.py at each training cycle), this preset's rows."""
-    path = os.path.join(HERE, "state", "learning-curve.csv")
-    return [r for r in csv.DictReader(open(path)) if r["preset"] == preset] if os.path.exists(path) else []
-
-
-def write_card(m, path, out_dir):
-    kept = kept_sections(path)
-    d, a, t, e, hw = m["data"], m["architecture"], m["training"], m["evaluation"], m["hardware"]
-    g, fd, r = e["generation"], e["frechet"], e["retrieval"]
-    L = []
-    w = L.append
-    w(f"# Model card: {m['model']['name']} {m['model']['version']}")
-    w("")
-    w(f"<!-- Written by train/evaluate.py on {m['date']} from {m['export']} (preset `{m['preset']}`); numbers in "
-      f"{os.path.basename(m['metrics_file'])}. Re-running the script overwrites this file: edit the template in "
-      f"train/evaluate.py, or keep the assessment below and paste it back. -->")
-    w("")
-    w(f"A small DALL·E 2 (unCLIP) that draws 64×64 emoji from English prompts, trained from scratch on "
-      f"{fmt_int(d['images'])} emoji images on a {hw['cores']}-core CPU, and run by this repository's Rust engine "
-      f"(`unclip generate`, the browser app). Text tower: the frozen all-MiniLM-L6-v2 sentence encoder; its \"CLIP\" "
-      f"image tower was trained here to match it. Download: {mib(a['generation_download_bytes'])} "
-      f"({m['dtype']}) for generation.")
-    w("")
-    w("## What works, what does not")
-    w("")
-    w("<!-- assessment -->")
-    w(m.get("assessment") or "TODO: the honest assessment after looking at samples.png and guidance-sweep.png.")
-    w("")
-    w("## Samples")
-    w("")
-    w(f"![samples](samples.png)")
-    w("")
-    w(f"`samples.png`: the first {m['grids']['sample_prompts']} evaluation prompts × seeds "
-      f"{', '.join(map(str, m['grids']['seeds']))}, generated by `unclip generate` ({m['dtype']}, "
-      f"{'/'.join(map(str, m['settings']['steps']))} steps, prior guidance {m['settings']['prior_guidance']:g}, "
-      f"decoder guidance {m['settings']['decoder_guidance']:g}), 64×64 shown at 128×128 (nearest).")
-    w("")
-    w(f"![guidance sweep](guidance-sweep.png)")
-    w("")
-    w(f"`guidance-sweep.png`: seed {m['grids']['sweep_seed']}; rows \"dg\" sweep the decoder guidance "
-      f"({', '.join(map(str, DECODER_SWEEP))}) at prior guidance {m['settings']['prior_guidance']:g}, rows \"pg\" sweep "
-      f"the prior guidance ({', '.join(map(str, PRIOR_SWEEP))}) at decoder guidance {m['settings']['decoder_guidance']:g}; "
-      f"under each image the rank of the target label by the image tower (1 = recognised).")
-    w("")
-    w("## Data")
-    w("")
-    w(f"{fmt_int(d['concepts'])} emoji concepts ({fmt_int(d['base_concepts'])} base + {fmt_int(d['skin_tone_concepts'])} "
-      f"skin-tone variants), each with its Unicode CLDR record; {fmt_int(d['images'])} images in up to four vendor "
-      f"styles, composited on white and area-downsampled to 64×64 (and 32×32 for the decoder). All from npm packages "
-      f"(`train/build_dataset.py`, pinned versions):")
-    w("")
-    w("| style | package | art licence | images |")
-    w("|---|---|---|---|")
-    for v in d["vendors"]:
-        w(f"| {v['style']} | `{v['package']}@{d['packages'].get(v['package'], '?')}` | {v['licence']} | {fmt_int(v['images'])} |")
-    w("")
-    w(f"Captions: `emojibase-data@{d['packages'].get('emojibase-data')}` (CLDR labels and tags, MIT / Unicode licence) and "
-      f"`emojilib@{d['packages'].get('emojilib')}` keywords (MIT), expanded by templates (`{{label}}`, `a {{label}} emoji`, "
-      f"`a picture of {{label}}`, `{{label}}, {{tag}}`, optional `, {{style}} style`) into {fmt_int(d['captions'])} "
-      f"distinct captions, embedded once by the frozen text tower. Held out (never trained on): one hash-chosen "
-      f"vendor's rendition of {d['heldout_base_concepts']} base concepts and their skin-tone variants, "
-      f"{fmt_int(d['heldout_images'])} images of {d['heldout_concepts']} concepts ({fmt_int(d['train_images'])} "
-      f"training images). Not used: Apple and Facebook art (not licensed), OpenMoji (share-alike). The evaluation "
-      f"prompts (`train/heldout_prompts.txt`) are free phrasings that are no CLDR label.")
-    w("")
-    w("## Architecture")
-    w("")
-    base = a["config"].get("decoder", {}).get("sample_size", 32)
-    w("Stock diffusers / transformers classes (an ordinary diffusers `UnCLIPPipeline` folder), converted by "
-      f"`unclip convert --dtype {m['dtype']}` for the engine. Pipeline: tokenizer → text encoder → prior "
-      f"(text → image embedding) → text_proj → decoder ({base}×{base}) → super-resolution (64×64).")
-    w("")
-    w("| component | class | shape | parameters | download |")
-    w("|---|---|---|---|---|")
-    order = ["text_encoder", "prior", "text_proj", "decoder", "super_res_first", "super_res_last", "image_encoder"]
-    for k in order:
-        b = a["download_bytes"].get(k)
-        w(f"| {k} | {a['classes'].get(k) or ''} | {arch_line(k, a['config'].get(k, {}), base)} | {fmt_int(a['params'][k])} | "
-          f"{mib(b) if b else ''} |")
-    w(f"| **generation total** | | (all but image_encoder; + tokenizer {a['tokenizer_bytes'] / 1e3:.0f} kB) | "
-      f"**{fmt_int(a['generation_params'])}** | **{mib(a['generation_download_bytes'])}** |")
-    w("")
-    w("The image encoder is needed only for evaluation and image variations (remix); it is part of the "
-      f"{mib(a['total_download_bytes'])} model folder.")
-    w("")
-    for title, body in kept.items():
-        w(f"## {title}")
-        w("")
-        w(body)
-        w("")
-    w("## Training")
-    w("")
-    gpu = any(x and x["device"] != "cpu" for x in t.values())
-    precision = "bf16 autocast" if any(x and x.get("bf16") == "on" for x in t.values()) else "fp32"
-    w(f"Hardware: {hw['cpu']}, {hw['cores']} cores, {hw['memory_gib']} GiB, PyTorch {hw['torch']}, {precision} "
-      "(the machine of this evaluation; the runs resumed across sessions on machines of the same kind). "
-      + ("" if gpu else "No GPU was available: every component was trained on this CPU, ")
-      + "sharing it with other work (Rust builds, tests), so the times are wall times on a busy machine. "
-      f"Preset `{m['preset']}` of `train/models.py`" + (", driven by `train/train_cpu.sh`" if m["preset"] == "cpu" else "")
-      + "; AdamW, linear warm-up, "
-      "gradient clipping at 1, EMA weights exported.")
-    w("")
-    w("| component | objective | steps | batch | images seen | threads | wall time | s/step (median) | "
-      "first → final training loss | last evaluation |")
-    w("|---|---|---|---|---|---|---|---|---|---|")
-    target = {c: "x0" if (t.get(c) or {}).get("prediction") == "sample" else "ε" for c in ("decoder", "superres")}
-    objective = {"clip": "symmetric InfoNCE vs frozen text embeddings",
-                 "prior": "x0 MSE of the normalised image embedding",
-                 "decoder": f"{target['decoder']} MSE + λ·VLB (learned variance)",
-                 "superres": f"{target['superres']} MSE, corrupted low-res conditioning"}
-    for c in COMPONENTS:
-        x = t.get(c)
-        if not x:
-            w(f"| {c} | {objective[c]} | not trained | | | | | | | |")
-            continue
-        fl = " ".join(f"{k} {x['first_logged'][k]:.3g} → {x['final_logged'][k]:.3g}" for k in x["final_logged"]
-                      if k in ("loss", "mse", "vlb"))
-        ev = x["eval_last"] or {}
-        evs = ", ".join(f"{k} {v:.3g}" for k, v in ev.items() if k != "step")
-        w(f"| {c} | {objective[c]} | {fmt_int(x['steps'])} | {x['batch']} | {fmt_int(x['images_seen'])} | "
-          f"{x['threads'] or 'all'} | {hms(x['seconds'])} | {x['median_s_per_step']:.2f} | {fl} | {evs} |")
-    total = sum(x["seconds"] for x in t.values() if x)
-    w("")
-    w(f"Total training wall time: {hms(total)}. Final training losses are the mean of the last five logged values "
-      "(each a mean over the logging window); evaluations are on held-out images (`eval.csv` of each run).")
-    w("")
-    w("## Evaluation")
-    w("")
-    w(f"All generated images come from our engine (`unclip generate`, {m['dtype']}, seeds "
-      f"{', '.join(map(str, m['settings']['seeds']))}, {'/'.join(map(str, m['settings']['steps']))} steps, guidance "
-      f"{m['settings']['prior_guidance']:g}/{m['settings']['decoder_guidance']:g}), and are judged by the exported "
-      f"image tower against the text embeddings of all {fmt_int(d['concepts'])} `{{label}}` captions "
-      f"(chance: top-1 {100 / d['concepts']:.3f}%, top-5 {500 / d['concepts']:.2f}%).")
-    w("")
-    w("**(a) Image tower, zero-shot label retrieval** (real images)")
-    w("")
-    w("| images | top-1 | top-5 |")
-    w("|---|---|---|")
-    w(f"| held-out renditions ({fmt_int(d['heldout_images'])}) | {pct(r['heldout_top1'])} | {pct(r['heldout_top5'])} |")
-    w(f"| training probe (512) | {pct(r['train_top1'])} | {pct(r['train_top5'])} |")
-    ref = g["reference_real_targets"]
-    w(f"| all real renditions of the {g['prompts']} target concepts ({ref['n']}) | {pct(ref['top1'])} | {pct(ref['top5'])} |")
-    w("")
-    w(f"**(b) Free-phrased prompts** ({g['prompts']} prompts × {len(m['settings']['seeds'])} seeds = {g['images']['n']} images; "
-      f"target = the prompt's CLDR label)")
-    w("")
-    w("| what is ranked against the labels | top-1 | top-5 | median rank |")
-    w("|---|---|---|---|")
-    w(f"| **generated image (image tower)** | **{pct(g['images']['top1'])}** | **{pct(g['images']['top5'])}** | "
-      f"{g['images']['median_rank']:g} |")
-    if g.get("prior"):
-        w(f"| the prior's image embedding (before the decoder) | {pct(g['prior']['top1'])} | {pct(g['prior']['top5'])} | "
-          f"{g['prior']['median_rank']:g} |")
-    w(f"| the prompt's text embedding (text tower alone, no image) | {pct(g['text']['top1'])} | {pct(g['text']['top5'])} | "
-      f"{g['text']['median_rank']:g} |")
-    w("")
-    w(f"Prompts whose target is top-1 for at least one seed: {g['prompts_any_top1']} of {g['prompts']}; top-5 for "
-      f"at least one seed: {g['prompts_any_top5']}. The text row is what the frozen text tower alone knows; the prior "
-      "row says whether the prior lands near the right concept; the image row adds the decoder and super-res.")
-    w("")
-    w("**(c) Fréchet distance** on image-tower embeddings (L2-normalised 384-d `image_embeds`; lower is closer; "
-      "FD grows as sample sizes shrink, so compare rows of similar sizes)")
-    w("")
-    w("| sets | sizes | FD |")
-    w("|---|---|---|")
-    for k, label in [("generated_vs_heldout", "generated vs held-out real"),
-                     ("train_sample_vs_heldout", "training images (same count as generated) vs held-out real"),
-                     ("heldout_halves", "two halves of the held-out real images"),
-                     ("noise_vs_heldout", "uniform noise images vs held-out real")]:
-        x = fd[k]
-        w(f"| {label} | {x['sizes'][0]} / {x['sizes'][1]} | {x['fd']:.4f} |")
-    w("")
-    w("Per prompt (rank of the target label for each seed; 1 = recognised; the image tower's top-1 label for each seed):")
-    w("")
-    w("| prompt | target | image ranks | prior ranks | text rank | image tower's top-1 |")
-    w("|---|---|---|---|---|---|")
-    for p in m["per_prompt"]:
-        pr = ", ".join(map(str, p["prior_ranks"])) if p.get("prior_ranks") else ""
-        w(f"| {p['prompt']} | {p['target']} | {', '.join(map(str, p['ranks']))} | {pr} | {p['text_rank']} | "
-          f"{'; '.join(p['top1_labels'])} |")
-    w("")
-    w(f"Engine speed here: median {m['engine']['median_s_per_image']:.1f} s per image "
-      f"({'/'.join(map(str, m['settings']['steps']))} steps, CPU backend, {m['engine']['version']}, on the shared "
-      f"{hw['cores']}-core machine)." if m["engine"]["median_s_per_image"] else "")
-    w("")
-    tuning = m.get("tuning")
-    if tuning:
-        w("## Recommended settings")
-        w("")
-        same = tuning["model_hash"] == m["engine"]["model_hash"]
-        steps = ", ".join(f"{c} {fmt_int(n)}" for c, n in tuning.get("trained_steps", {}).items())
-        w(f"`train/tune.py` chose them by the metric of (b) and (c) on the first {tuning['prompts']} prompts × seeds "
-          f"{', '.join(map(str, tuning['seeds']))}, {'/'.join(map(str, tuning['steps']))} steps, "
-          + ("on this model" if same else f"on an earlier export of the same runs (steps: {steps})")
-          + ": a coordinate search "
-          "from diffusers' defaults (decoder guidance, then prior guidance, then prior best-of), a setting kept only "
-          f"if its top-5 is higher by more than {pct(tuning['margin'])} or as high with a lower FD. model.json carries "
-          f"them (`recommended`: {json.dumps(tuning['recommended'])}); `unclip generate` and the page use them "
-          "where the user sets nothing, and say so.")
-        w("")
-        w("| prior guidance | decoder guidance | prior best-of | top-1 | top-5 | FD vs held-out |")
-        w("|---|---|---|---|---|---|")
-        for r in tuning["results"]:
-            x = r["settings"]
-            mark = "**" if r["settings"] == tuning["best"]["settings"] else ""
-            w(f"| {mark}{x['prior_guidance']:g}{mark} | {mark}{x['decoder_guidance']:g}{mark} | "
-              f"{mark}{x['prior_best_of']}{mark} | {pct(r['top1'])} | {pct(r['top5'])} | {r['fd']:.3f} |")
-        w("")
-    curve = m.get("learning_curve") or []
-    if curve:
-        w("## Learning curve")
-        w("")
-        w("`train/stage_metrics.py` after every training cycle (`train/state/learning-curve.csv`): what each stage "
-          "loses, on held-out data, against the decoder's training hours and samples. Decoder alone: held-out "
-          "images → image tower → decoder (true embedding) → image tower, target label top-5; chain: the "
-          "held-out prompts through every stage (fewer images than (b), so its numbers move more).")
-        w("")
-        w("| time (UTC) | decoder hours | decoder samples | prior cosine | decoder-alone top-5 | super-res PSNR (dB) | "
-          "chain top-1 | chain top-5 | chain FD |")
-        w("|---|---|---|---|---|---|---|---|---|")
-        for r in curve:
-            w(f"| {r['utc']} | {float(r['decoder_hours']):.2f} | {fmt_int(int(r['decoder_samples']))} | "
-              f"{float(r['prior_cosine']):.3f} | {pct(float(r['decoder_top5']))} | {float(r['superres_psnr']):.1f} | "
-              f"{pct(float(r['chain_top1']))} | {pct(float(r['chain_top5']))} | {float(r['chain_fd']):.3f} |")
-        w("")
-    w("## Licence and attribution")
-    w("")
-    w(f"{m['model'].get('license', '')}. Credit: " + "; ".join(
-        f"{x['name']} ({x['license']}, {x['copyright']})" for x in m["model"].get("attribution", [])) + ".")
-    w("")
-    w("## Reproduce")
-    w("")
-    w("```sh")
-    w("bash train/train_cpu.sh                 # preset cpu; other presets: train/README.md" if m["preset"] == "cpu"
-      else f"# train the {m['preset']} preset as train/README.md says")
-    version = m["model"].get("version") or "0.1.0"
-    if m.get("tuning"):
-        w(f".venv/bin/python train/export.py --preset {m['preset']} --out /tmp/tune-export --version {version}")
-        w(".venv/bin/python train/tune.py --export /tmp/tune-export --model /tmp/tune-model --out docs/tuning.json")
-    w(f".venv/bin/python train/export.py --preset {m['preset']} --out {m['export']} --version {version}"
-      + (" --recommended docs/tuning.json" if m.get("tuning") else ""))
-    w(f".venv/bin/python train/evaluate.py {m['command']}")
-    w("```")
-    w("")
-    w("On N GPUs of one machine, each stage but the image tower trains data-parallel under torchrun (`--batch` is the "
-      "global batch; train/README.md, \"Several processes\"), e.g. the `full` preset's decoder on 8:")
-    w("")
-    w("```sh")
-    w("torchrun --standalone --nproc_per_node 8 train/train_decoder.py --preset full --batch 1024 --run-name decoder-full "
-      "--max-minutes 60   # again with --resume to continue")
-    w("```")
-    w("")
-    with open(path, "w") as f:
-        f.write("\n".join(L))
 
 
 # ---------------------------------------------------------------------------------------------------- main
@@ -867,7 +331,7 @@ def main():
         m["engine"]["timed_images"] = old["engine"].get("timed_images")
     with open(metrics_path, "w") as f:
         json.dump(m, f, indent=1, ensure_ascii=False)
-    write_card(m, os.path.join(args.out_dir, "model-card.md"), args.out_dir)
+    write_card(m, os.path.join(args.out_dir, "model-card.md"))
     print(f"wrote {metrics_path}, model-card.md, samples.png, guidance-sweep.png in {args.out_dir} "
           f"({time.time() - t_start:.0f} s)", flush=True)
 

@@ -265,7 +265,7 @@ def measure(threads):
     from transformers import CLIPVisionModelWithProjection
 
     from captions import CaptionSpace
-    from evaluate import embed_u8, ranks_of, topk
+    from eval_metrics import embed_u8, ranks_of, topk
     from text_encoder import TextCache
 
     old, new, meta = load_both()

@@ -24,6 +24,26 @@ import csv
 lr = [float(r["lr"]) for r in csv.DictReader(open("train/runs/smoke-anneal/log.csv"))]
 assert len(lr) == 4 and all(a > b for a, b in zip(lr, lr[1:])) and lr[-1] < 0.2 * lr[0], lr
 PY
+# --more-art (train/more_art.py's extra styles): they follow emoji64.npz's images, whose indices, held-out set,
+# validation sample and captions stay as they were; the new vendors' images draw plain captions only
+[ -f train/data/emoji64-more.npz ] || "$PY" train/more_art.py
+"$PY" train/train_decoder.py "${common[@]}" --run smoke-more --clip-run smoke-clip --more-art
+"$PY" - <<'PY'
+import sys
+sys.path.insert(0, "train")
+import numpy as np
+from data import EmojiData
+base, more = EmojiData("cpu"), EmojiData("cpu", more_art=True)
+n = len(base.concept)
+assert len(more.concept) > n and more.base_count == n
+for k in ("concept", "vendor", "heldout"):
+    assert np.array_equal(getattr(more, k)[:n], getattr(base, k)), k
+assert bool((more.images64[:n] == base.images64).all()) and more.heldout[n:].any() and not more.heldout[n:].all()
+assert np.array_equal(more.validation_indices(), base.validation_indices())
+new = np.flatnonzero(more.vendor >= 4)[:500]
+styled = {i for per in more.space.styled for ids in per.values() for i in ids}
+assert not styled & set(more.space.sample(more.concept[new], more.vendor[new], np.random.default_rng(0)).tolist())
+PY
 # torchrun (trainer.py): two CPU processes on halves of each batch compute what one process does. AdamW divides by
 # each gradient's running RMS, so where a gradient is near zero a rounding difference of the reduction moves a weight
 # by up to the learning rate (measured 3.4e-4 at lr 1e-3): the steps stay in the warm-up (lr 5e-6 to 1.5e-5) and the

@@ -39,7 +39,7 @@ from transformers import BertModel, BertTokenizer, CLIPVisionModelWithProjection
 import text_encoder
 import trainer
 from data import EmojiData, image_embeddings, to_signed
-from evaluate import frechet, ranks_of, read_prompts, topk
+from eval_metrics import frechet, ranks_of, read_prompts, topk
 from export import export_tokenizer, scheduler_configs
 from generate_reference import MiniLMForUnCLIP
 from train_clip import embed_images, label_embeddings, zero_shot_eval

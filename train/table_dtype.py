@@ -15,7 +15,7 @@ import torch
 
 import text_encoder
 from captions import load_table
-from evaluate import read_prompts
+from eval_metrics import read_prompts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TABLE = "embeddings.word_embeddings.weight"

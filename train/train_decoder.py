@@ -31,8 +31,10 @@ def main():
     trainer.add_prediction_args(p, "epsilon")  # train/README.md: x0 was piloted and lost
     p.add_argument("--size", type=int, choices=[16, 32], default=models.DECODER_SIZE,
                    help="base resolution: 32, or 16 (the 64 px images area-averaged; train/README.md's pilot)")
+    p.add_argument("--more-art", action="store_true",
+                   help="train on train/data/emoji64-more.npz's extra styles too (train/more_art.py first)")
     args = trainer.resolve(p.parse_args(), "decoder")
-    data = EmojiData(args.device, limit=args.limit_images, seed=args.seed)
+    data = EmojiData(args.device, limit=args.limit_images, seed=args.seed, more_art=args.more_art)
     emb = image_embeddings(data, args.clip_run or f"clip-{args.preset}")
 
     cfg = models.PRESETS[args.preset]["decoder"]

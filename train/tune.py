@@ -27,7 +27,9 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import evaluate  # noqa: E402
+import evaluate  # noqa: E402  (first: it sets HF_HUB_OFFLINE before diffusers and transformers load)
+import eval_facts  # noqa: E402
+import eval_metrics  # noqa: E402
 from data import EmojiData  # noqa: E402
 from train_clip import label_embeddings  # noqa: E402
 
@@ -75,9 +77,9 @@ def main():
     label_emb = label_embeddings(data).numpy().astype(np.float64)
     label_index = {c["label"]: i for i, c in enumerate(data.table["concepts"])}
     tower = CLIPVisionModelWithProjection.from_pretrained(os.path.join(args.export, "image_encoder")).eval()
-    held_emb = evaluate.embed_u8(tower, data.images64[np.flatnonzero(data.heldout)].numpy())
+    held_emb = eval_metrics.embed_u8(tower, data.images64[np.flatnonzero(data.heldout)].numpy())
 
-    prompts = evaluate.read_prompts(args.prompts)[: args.limit_prompts]
+    prompts = eval_metrics.read_prompts(args.prompts)[: args.limit_prompts]
     seeds = list(range(args.seeds))
     keys = [(p, s) for p, _ in prompts for s in seeds]
     targets = np.repeat([label_index[lab] for _, lab in prompts], len(seeds))
@@ -90,9 +92,9 @@ def main():
                 return r
         paths = [engine.generate(p, s, setting["prior_guidance"], setting["decoder_guidance"],
                                  setting["prior_best_of"]) for p, s in keys]
-        emb = evaluate.embed_u8(tower, np.stack([evaluate.load_png(x) for x in paths]))
-        ranks, _, _ = evaluate.ranks_of(emb, label_emb, targets)
-        r = {"settings": dict(setting), **evaluate.topk(ranks), "fd": evaluate.frechet(emb, held_emb)}
+        emb = eval_metrics.embed_u8(tower, np.stack([eval_metrics.load_png(x) for x in paths]))
+        ranks, _, _ = eval_metrics.ranks_of(emb, label_emb, targets)
+        r = {"settings": dict(setting), **eval_metrics.topk(ranks), "fd": eval_metrics.frechet(emb, held_emb)}
         results.append(r)
         print(f"  {setting}: top-1 {r['top1']:.3f} top-5 {r['top5']:.3f} FD {r['fd']:.3f} "
               f"({time.time() - t0:.0f} s)", flush=True)
@@ -109,7 +111,7 @@ def main():
             if better(r, best):
                 best = r
     chosen = {k: v for k, v in best["settings"].items() if v != DEFAULTS[k]}
-    trained = evaluate.read_json(os.path.join(args.export, "unclip.json")).get("training", {})
+    trained = eval_facts.read_json(os.path.join(args.export, "unclip.json")).get("training", {})
     out = {"engine": version, "model_hash": engine.hash, "prompts": len(prompts), "seeds": seeds,
            "trained_steps": {c: x["steps"] for c, x in trained.items()},
            "steps": [25, 25, 7], "margin": margin, "defaults": DEFAULTS, "results": results,
@@ -119,7 +121,7 @@ def main():
           f"wrote {args.out}", flush=True)
     if args.write:
         path = os.path.join(args.export, "unclip.json")
-        meta = evaluate.read_json(path)
+        meta = eval_facts.read_json(path)
         meta["recommended"] = chosen
         write_json(path, meta, indent=2)
         print(f"wrote recommended into {path}: convert the export again to carry it into model.json", flush=True)
